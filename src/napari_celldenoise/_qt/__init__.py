@@ -1,0 +1,1 @@
+"""Qt widgets and napari glue: the only place that imports Qt."""

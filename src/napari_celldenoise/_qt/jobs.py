@@ -1,0 +1,121 @@
+"""Run a job generator in napari's thread worker with a progress bar and a Cancel button."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from ..jobs import Done, Event, Log, Progress, ShouldStop
+
+JobFactory = Callable[[ShouldStop], Iterator[Event]]
+
+
+class JobPanel(QWidget):
+    """A progress bar, a status line and a Cancel button for one background job at a time.
+
+    ``start(factory)`` calls ``factory(should_stop)`` in a worker thread and drains the
+    generator; events arrive in the main thread (``on_event``), the ``Done`` result goes to
+    ``on_done``, errors become napari notifications. Cancel asks the job to stop
+    cooperatively; it yields a ``Done(stopped=True)`` when it has saved what it should.
+    """
+
+    started = Signal()
+    finished = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        row = QHBoxLayout()
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        self._stop = threading.Event()
+        self._worker: Any = None
+        self._on_event: Callable[[Event], Any] | None = None
+        self._on_done: Callable[[Any], Any] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def start(
+        self,
+        factory: JobFactory,
+        *,
+        on_event: Callable[[Event], Any] | None = None,
+        on_done: Callable[[Any], Any] | None = None,
+        label: str = "working",
+    ) -> Any:
+        """Start a job; refuses (returns None) while another one runs."""
+        if self.running:
+            show_info("A job is already running: wait for it or press Cancel.")
+            return None
+        self._stop = threading.Event()
+        stop = self._stop
+        self._on_event, self._on_done = on_event, on_done
+
+        @thread_worker
+        def work() -> Iterator[Event]:
+            yield from factory(stop.is_set)
+
+        worker = work()
+        worker.yielded.connect(self._handle)
+        worker.errored.connect(self._error)
+        worker.finished.connect(self._finish)
+        self._worker = worker
+        self.progress.setRange(0, 0)  # busy until the first Progress event
+        self.status.setText(f"{label}…")
+        self.cancel_button.setEnabled(True)
+        self.started.emit()
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at its next check."""
+        if self.running:
+            self._stop.set()
+            self.status.setText("stopping…")
+            self.cancel_button.setEnabled(False)
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            if event.total > 0:
+                self.progress.setRange(0, event.total)
+                self.progress.setValue(min(event.done, event.total))
+            if event.message:
+                self.status.setText(event.message)
+        elif isinstance(event, Log):
+            self.status.setText(event.message)
+        elif isinstance(event, Done):
+            self.status.setText("stopped" if event.stopped else "done")
+            if self._on_done is not None:
+                self._on_done(event.result)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _error(self, exc: BaseException) -> None:
+        self.status.setText(f"failed: {exc}")
+        show_error(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
+
+    def _finish(self) -> None:
+        self._worker = None
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if not self._stop.is_set() else 0)
+        self.finished.emit()

@@ -1,0 +1,1 @@
+"""Classical denoising: filters, outlier removal, noise models and metrics (pure: no Qt)."""

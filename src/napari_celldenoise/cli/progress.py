@@ -1,0 +1,48 @@
+"""Show job events on stderr: a progress line, log lines, epochs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from ..jobs import Epoch, Event, Log, Progress
+
+
+class StderrProgress:
+    """Callable for :func:`napari_celldenoise.jobs.run` that reports events on ``stream``.
+
+    On a terminal the progress line is redrawn in place; otherwise a line is written at most
+    every ``interval`` seconds, so logs of batch runs stay short.
+    """
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 2.0, quiet: bool = False):
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.quiet = quiet
+        self._last = 0.0
+        self._tty = self.stream.isatty()
+
+    def __call__(self, event: Event) -> None:
+        if self.quiet:
+            return
+        if isinstance(event, Progress):
+            now = time.monotonic()
+            final = event.total and event.done >= event.total
+            if not self._tty and now - self._last < self.interval and not final:
+                return
+            self._last = now
+            frac = event.fraction
+            pct = f"{100 * frac:5.1f}%" if frac is not None else f"{event.done}"
+            text = f"{pct} {event.message}".rstrip()
+            if self._tty:
+                self.stream.write(f"\r\033[K{text}" + ("\n" if final else ""))
+            else:
+                self.stream.write(text + "\n")
+            self.stream.flush()
+        elif isinstance(event, Log):
+            self.stream.write(f"{event.level}: {event.message}\n" if event.level != "info"
+                              else f"{event.message}\n")  # fmt: skip
+        elif isinstance(event, Epoch):
+            val = f" val_loss {event.val_loss:.5g}" if event.val_loss is not None else ""
+            self.stream.write(f"epoch {event.epoch}: loss {event.loss:.5g}{val}\n")

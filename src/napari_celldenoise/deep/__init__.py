@@ -1,0 +1,1 @@
+"""Self-supervised deep denoising (TensorFlow, imported lazily; runs in a child process)."""

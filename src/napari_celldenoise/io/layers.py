@@ -1,0 +1,125 @@
+"""Convert between :class:`ImageData` and napari layer data tuples (no napari import)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .axes import CANONICAL
+from .image import ImageData
+
+_PINT_SAFE = {"µm", "nm", "mm", "cm", "m", "s", "ms", "min", "h", "pixel"}
+META_KEY = "celldenoise"
+
+
+def _napari_unit(unit: str) -> str:
+    return unit if unit in _PINT_SAFE else "pixel"
+
+
+def image_to_layers(image: ImageData, name: str | None = None) -> list[tuple[Any, dict, str]]:
+    """Layer data tuples for napari: one image layer per channel, scale and units per axis."""
+    base = name or _stem(image.path) or "image"
+    display_axes = [a for a in image.axes if a not in "CS"]
+    kwargs: dict[str, Any] = {
+        "scale": [image.scale[a] for a in display_axes],
+        "units": [_napari_unit(image.units[a]) for a in display_axes],
+        "axis_labels": display_axes,
+        "metadata": {META_KEY: layer_facts(image)},
+    }
+    if image.rgb:
+        kwargs["rgb"] = True
+    if "C" in image.axes:
+        kwargs["channel_axis"] = image.axes.index("C")
+        kwargs["name"] = [f"{base} [{c}]" for c in image.channel_names or []]
+        kwargs["blending"] = "additive"
+        kwargs["metadata"] = [
+            {META_KEY: {**layer_facts(image), "channel": c}} for c in image.channel_names or []
+        ]
+    else:
+        kwargs["name"] = base
+    return [(image.data, kwargs, "image")]
+
+
+def layer_facts(image: ImageData) -> dict[str, Any]:
+    """What the reader knew about the file, stored in ``layer.metadata`` for docks and writers."""
+    return {
+        "path": image.path,
+        "format": image.format,
+        "axes": image.axes,
+        "file_shape": list(image.shape),
+        "scale": dict(image.scale),
+        "units": dict(image.units),
+        "channel_names": image.channel_names,
+        "size_bytes": image.size_bytes,
+        "lazy": image.lazy,
+    }
+
+
+def layers_to_image(layer_data: list[tuple[Any, dict, str]]) -> ImageData:
+    """One :class:`ImageData` from napari image layers (several same-shape layers = channels).
+
+    Axes come from the reader's facts or the layer's ``axis_labels`` when they are letters from
+    ``TZYX``; otherwise from the number of dimensions (``YX``, ``ZYX``, ``TZYX``).
+    """
+    if not layer_data:
+        raise ValueError("no image layer to write")
+    datas = [np.asarray(d) if not hasattr(d, "dask") else d for d, _, _ in layer_data]
+    first_meta = layer_data[0][1]
+    shapes = {tuple(d.shape) for d in datas}
+    if len(shapes) != 1:
+        raise ValueError(f"layers to write as channels must have one shape, got {sorted(shapes)}")
+    rgb = bool(first_meta.get("rgb", False))
+    ndim = datas[0].ndim - (1 if rgb else 0)
+    axes = _layer_axes(first_meta, ndim)
+    scale_values = list(first_meta.get("scale") or [1.0] * ndim)[-ndim:]
+    unit_values = [str(u) for u in (first_meta.get("units") or ["pixel"] * ndim)][-ndim:]
+    scale = dict(zip(axes, (float(s) for s in scale_values)))
+    units = {a: _short_unit(u) for a, u in zip(axes, unit_values)}
+    if rgb:
+        axes += "S"
+    if len(datas) == 1:
+        data, names = datas[0], None
+    else:
+        c_pos = next(i for i, a in enumerate(axes) if CANONICAL.index(a) > CANONICAL.index("C"))
+        stack = _stack_lazy if any(hasattr(d, "dask") for d in datas) else np.stack
+        data = stack(datas, axis=c_pos)
+        axes = axes[:c_pos] + "C" + axes[c_pos:]
+        names = [m.get("name") or f"C{i}" for i, (_, m, _) in enumerate(layer_data)]
+    return ImageData(data=data, axes=axes, scale=scale, units=units, channel_names=names,
+                     lazy=hasattr(data, "dask"))  # fmt: skip
+
+
+def _stack_lazy(arrays: list, axis: int) -> Any:
+    import dask.array as da
+
+    return da.stack([da.asarray(a) for a in arrays], axis=axis)
+
+
+def _layer_axes(meta: dict, ndim: int) -> str:
+    labels = [str(a).upper() for a in (meta.get("axis_labels") or [])][-ndim:]
+    if len(labels) == ndim and all(a in "TZYX" for a in labels) and len(set(labels)) == ndim:
+        return "".join(labels)
+    facts = (meta.get("metadata") or {}).get(META_KEY) or {}
+    axes = "".join(a for a in facts.get("axes", "") if a not in "CS")
+    if len(axes) == ndim:
+        return axes
+    if ndim > 4:
+        raise ValueError(f"cannot name the axes of a {ndim}-dimensional layer")
+    return "TZYX"[-ndim:] if ndim >= 2 else "X"
+
+
+_UNIT_WORDS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "second": "s",
+               "millisecond": "ms", "minute": "min", "hour": "h", "pixel": "pixel"}  # fmt: skip
+
+
+def _short_unit(unit: str) -> str:
+    return _UNIT_WORDS.get(unit, unit)
+
+
+def _stem(path: str) -> str:
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name

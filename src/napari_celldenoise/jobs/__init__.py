@@ -1,0 +1,27 @@
+"""Long-running work as generators of typed events (pure: no Qt, no napari, no TensorFlow).
+
+Every long computation in napari-celldenoise is a generator that yields :mod:`events <.events>`
+and ends with a :class:`~.events.Done` carrying its result. Scripts and the CLI drain it with
+:func:`run`; the napari docks wrap the same generator in a thread worker (``_qt/jobs.py``);
+work that must not share the viewer's process (TensorFlow) runs through :func:`run_in_process`.
+"""
+
+from .events import Done, Epoch, Event, Log, Preview, Progress, ShouldStop, never_stop
+from .process import ChildProcessFailed, ProcessJob, run_in_process
+from .run import Cancelled, run
+
+__all__ = [
+    "Cancelled",
+    "ChildProcessFailed",
+    "Done",
+    "Epoch",
+    "Event",
+    "Log",
+    "Preview",
+    "ProcessJob",
+    "Progress",
+    "ShouldStop",
+    "never_stop",
+    "run",
+    "run_in_process",
+]

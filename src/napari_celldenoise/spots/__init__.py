@@ -1,0 +1,1 @@
+"""Spot detection, fitting, classification and simulation (pure: no Qt)."""
