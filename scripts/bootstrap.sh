@@ -21,7 +21,7 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.celldenoise-installed
-want=$(sha1sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml | sha1sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing the project and its extras into .venv (a few minutes the first time)" >&2
   .venv/bin/python -m pip install -q --upgrade pip
