@@ -16,7 +16,7 @@ def non_qt_modules() -> list[str]:
     for path in sorted(PKG.rglob("*.py")):
         rel = path.relative_to(PKG.parent).with_suffix("")
         parts = list(rel.parts)
-        if "_qt" in parts:
+        if "_qt" in parts or parts[-1] == "__main__":
             continue
         if parts[-1] == "__init__":
             parts = parts[:-1]

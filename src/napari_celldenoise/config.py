@@ -55,7 +55,8 @@ class Config(BaseModel):
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: not a readable YAML file ({exc})") from None
+            detail = " ".join(str(exc).split())
+            raise ConfigError(f"{path}: not a readable YAML file ({detail})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
         try:
@@ -86,10 +87,21 @@ def _default_lazy_limit() -> int:
 def parse_size(text: str) -> int:
     """Parse ``"1GB"``, ``"512 MiB"``, ``"2e9"`` into bytes (decimal and binary suffixes)."""
     units = {
-        "": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-        "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
-        "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4,
-    }  # fmt: skip
+        "": 1,
+        "b": 1,
+        "kb": 1000,
+        "mb": 1000**2,
+        "gb": 1000**3,
+        "tb": 1000**4,
+        "kib": 1024,
+        "mib": 1024**2,
+        "gib": 1024**3,
+        "tib": 1024**4,
+        "k": 1024,
+        "m": 1024**2,
+        "g": 1024**3,
+        "t": 1024**4,
+    }
     s = str(text).strip().lower().replace(" ", "")
     number = s.rstrip("kmgtib")
     unit = s[len(number) :]

@@ -82,8 +82,15 @@ def fluorescence_image(
     cells = _cells(shape, n_cells, rng, min(shape) / 10)
     truth = np.clip(0.8 * cells + 0.6 * _fibres(shape, 12, rng), 0, 1)
     background, offset, gain = 2.0, 100.0, 1.0
-    noisy = poisson_gaussian(truth, photons=photons, background=background, gain=gain,
-                             read_noise=read_noise, offset=offset, rng=rng)  # fmt: skip
+    noisy = poisson_gaussian(
+        truth,
+        photons=photons,
+        background=background,
+        gain=gain,
+        read_noise=read_noise,
+        offset=offset,
+        rng=rng,
+    )
     clean = (gain * (truth * photons + background) + offset).astype(np.float32)
     return noisy, clean
 

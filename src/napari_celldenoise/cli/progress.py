@@ -41,8 +41,11 @@ class StderrProgress:
                 self.stream.write(text + "\n")
             self.stream.flush()
         elif isinstance(event, Log):
-            self.stream.write(f"{event.level}: {event.message}\n" if event.level != "info"
-                              else f"{event.message}\n")  # fmt: skip
+            self.stream.write(
+                f"{event.level}: {event.message}\n"
+                if event.level != "info"
+                else f"{event.message}\n"
+            )
         elif isinstance(event, Epoch):
             val = f" val_loss {event.val_loss:.5g}" if event.val_loss is not None else ""
             self.stream.write(f"epoch {event.epoch}: loss {event.loss:.5g}{val}\n")

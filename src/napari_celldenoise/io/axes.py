@@ -13,13 +13,36 @@ CANONICAL = "TZCYXS"
 SPATIAL = "ZYX"
 
 _UNIT_ALIASES = {
-    "micron": "µm", "microns": "µm", "um": "µm", "µm": "µm", "μm": "µm", "\\u00b5m": "µm",
-    "micrometer": "µm", "micrometre": "µm",
-    "nm": "nm", "nanometer": "nm", "nanometre": "nm",
-    "mm": "mm", "millimeter": "mm", "cm": "cm", "m": "m", "meter": "m", "å": "Å", "angstrom": "Å",
-    "pixel": "pixel", "pixels": "pixel", "px": "pixel", "": "pixel",
-    "s": "s", "sec": "s", "second": "s", "seconds": "s", "ms": "ms", "min": "min", "h": "h",
-}  # fmt: skip
+    "micron": "µm",
+    "microns": "µm",
+    "um": "µm",
+    "µm": "µm",
+    "μm": "µm",
+    "\\u00b5m": "µm",
+    "micrometer": "µm",
+    "micrometre": "µm",
+    "nm": "nm",
+    "nanometer": "nm",
+    "nanometre": "nm",
+    "mm": "mm",
+    "millimeter": "mm",
+    "cm": "cm",
+    "m": "m",
+    "meter": "m",
+    "å": "Å",
+    "angstrom": "Å",
+    "pixel": "pixel",
+    "pixels": "pixel",
+    "px": "pixel",
+    "": "pixel",
+    "s": "s",
+    "sec": "s",
+    "second": "s",
+    "seconds": "s",
+    "ms": "ms",
+    "min": "min",
+    "h": "h",
+}
 
 # factors to micrometres, for comparing and converting length units
 _TO_UM = {"nm": 1e-3, "µm": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6, "Å": 1e-4}

@@ -86,8 +86,14 @@ def layers_to_image(layer_data: list[tuple[Any, dict, str]]) -> ImageData:
         data = stack(datas, axis=c_pos)
         axes = axes[:c_pos] + "C" + axes[c_pos:]
         names = [m.get("name") or f"C{i}" for i, (_, m, _) in enumerate(layer_data)]
-    return ImageData(data=data, axes=axes, scale=scale, units=units, channel_names=names,
-                     lazy=hasattr(data, "dask"))  # fmt: skip
+    return ImageData(
+        data=data,
+        axes=axes,
+        scale=scale,
+        units=units,
+        channel_names=names,
+        lazy=hasattr(data, "dask"),
+    )
 
 
 def _stack_lazy(arrays: list, axis: int) -> Any:
@@ -109,8 +115,16 @@ def _layer_axes(meta: dict, ndim: int) -> str:
     return "TZYX"[-ndim:] if ndim >= 2 else "X"
 
 
-_UNIT_WORDS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "second": "s",
-               "millisecond": "ms", "minute": "min", "hour": "h", "pixel": "pixel"}  # fmt: skip
+_UNIT_WORDS = {
+    "micrometer": "µm",
+    "nanometer": "nm",
+    "millimeter": "mm",
+    "second": "s",
+    "millisecond": "ms",
+    "minute": "min",
+    "hour": "h",
+    "pixel": "pixel",
+}
 
 
 def _short_unit(unit: str) -> str:

@@ -34,8 +34,9 @@ def read_png(fh: IO[bytes], path: str, size: int) -> ImageData:
     if pixel is not None:
         scale = {"Y": pixel[1], "X": pixel[0]}
         units = {"Y": "µm", "X": "µm"}
-    return ImageData(data=data, axes=axes, scale=scale, units=units, path=path,
-                     size_bytes=size, format="png")  # fmt: skip
+    return ImageData(
+        data=data, axes=axes, scale=scale, units=units, path=path, size_bytes=size, format="png"
+    )
 
 
 def _phys_micrometres(raw: bytes) -> tuple[float, float] | None:

@@ -29,7 +29,9 @@ def read_tiff(fh: IO[bytes], path: str, size: int, *, lazy: bool) -> ImageData:
         raise ImageReadError(path, f"not a readable TIFF ({_short(exc)})") from None
     try:
         if not tif.series:
-            raise ImageReadError(path, "the TIFF holds no image")
+            raise ImageReadError(
+                path, "not a readable TIFF (no image found: broken header or truncated)"
+            )
         series = tif.series[0]
         _check_complete(series, size, path)
         axes = from_tifffile_axes(series.axes, series.shape)

@@ -119,8 +119,7 @@ def _write_local(path: Path, image: ImageData) -> None:
         "photometric": "rgb" if image.rgb else "minisblack",
     }
     if image.lazy or hasattr(data, "dask"):
-        tifffile.imwrite(path, _planes(data, n_lead), shape=data.shape, dtype=data.dtype,
-                         **options)  # fmt: skip
+        tifffile.imwrite(path, _planes(data, n_lead), shape=data.shape, dtype=data.dtype, **options)
     else:
         tifffile.imwrite(path, np.asarray(data), **options)
 
