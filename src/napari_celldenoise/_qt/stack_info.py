@@ -72,7 +72,12 @@ class StackInfoWidget(QWidget):
                 label.setText("")
             return
         self.title.setText(f"<b>{layer.name}</b> ({layer.__class__.__name__.lower()} layer)")
-        for key, value in describe_rows(layer_facts(layer)):
+        rows = describe_rows(layer_facts(layer))
+        record = (layer.metadata or {}).get(META_KEY)
+        if record and record.get("file_shape"):
+            shape = " x ".join(str(s) for s in record["file_shape"])
+            rows.append(("in the file", f"{shape} ({record.get('axes', '')})"))
+        for key, value in rows:
             self._row(key, value)
 
     def text(self) -> str:
