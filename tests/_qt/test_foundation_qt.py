@@ -157,3 +157,15 @@ def _left():
     from qtpy.QtCore import Qt
 
     return Qt.MouseButton.LeftButton
+
+
+def test_large_file_opens_lazily_in_the_viewer(make_napari_viewer, tmp_path, monkeypatch):
+    monkeypatch.setenv("CELLDENOISE_LAZY_LIMIT", "10kB")
+    data = np.arange(6 * 2 * 32 * 32, dtype=np.uint16).reshape(6, 2, 32, 32)
+    tifffile.imwrite(tmp_path / "big.tif", data, imagej=True, metadata={"axes": "TCYX"})
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(tmp_path / "big.tif"), plugin=PLUGIN)
+    assert len(layers) == 2 and all(hasattr(layer.data, "dask") for layer in layers)
+    lo, hi = layers[1].contrast_limits
+    assert lo == data[3, 1].min() and hi == data[3, 1].max()
+    np.testing.assert_array_equal(np.asarray(layers[0].data[2]), data[2, 0])

@@ -29,6 +29,9 @@ def image_to_layers(image: ImageData, name: str | None = None) -> list[tuple[Any
     }
     if image.rgb:
         kwargs["rgb"] = True
+    if image.lazy and not image.rgb:
+        # napari would scan the data for its range: read one middle plane instead
+        kwargs["contrast_limits"] = _middle_plane_range(image)
     if "C" in image.axes:
         kwargs["channel_axis"] = image.axes.index("C")
         kwargs["name"] = [f"{base} [{c}]" for c in image.channel_names or []]
@@ -39,6 +42,25 @@ def image_to_layers(image: ImageData, name: str | None = None) -> list[tuple[Any
     else:
         kwargs["name"] = base
     return [(image.data, kwargs, "image")]
+
+
+def _middle_plane_range(image: ImageData) -> tuple[float, float] | list[tuple[float, float]]:
+    """Contrast limits from the middle plane (per channel), read instead of the whole stack."""
+    lead = [a for a in image.axes if a not in "YXS"]
+    middle = [image.data.shape[i] // 2 for i in range(len(lead))]
+    if "C" not in lead:
+        return _range(np.asarray(image.data[tuple(middle)]))
+    c = lead.index("C")
+    limits = []
+    for i in range(image.data.shape[c]):
+        middle[c] = i
+        limits.append(_range(np.asarray(image.data[tuple(middle)])))
+    return limits
+
+
+def _range(plane: np.ndarray) -> tuple[float, float]:
+    lo, hi = float(np.min(plane)), float(np.max(plane))
+    return (lo, hi if hi > lo else lo + 1.0)
 
 
 def layer_facts(image: ImageData) -> dict[str, Any]:
