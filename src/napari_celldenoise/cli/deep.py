@@ -1,0 +1,167 @@
+"""``celldenoise train`` and ``celldenoise predict``: self-supervised deep denoising.
+
+TensorFlow is imported only when a command runs (in this process: the CLI has no viewer).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import ReaderConfig
+from .errors import CliError
+from .progress import StderrProgress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser(
+        "train",
+        help="train a self-supervised denoiser (N2V, structN2V, PG blind-spot) on a noisy stack",
+        description="Train a denoising network on the noisy image itself (no clean data needed). "
+        "IN is a TIFF stack (e.g. TYX: frames are samples; ZYX trains a 3D N2V when --dims 3). "
+        "MODEL_DIR receives the config, best and last weights, noise parameters, history and "
+        "a thumbnail; it must be new or empty unless --resume.",
+    )
+    t.add_argument("input", metavar="IN", help="noisy TIFF/PNG stack")
+    t.add_argument("--method", required=True, choices=["n2v", "structn2v", "pg-blindspot"])
+    t.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model folder")
+    t.add_argument(
+        "--epochs",
+        type=int,
+        default=20,
+        help="epochs to train in this run; with --resume they are ADDED to the epochs "
+        "already trained (default 20)",
+    )
+    t.add_argument("--steps", type=int, default=100, help="batches per epoch (default 100)")
+    t.add_argument("--patch", type=int, default=64, help="patch side in pixels (default 64)")
+    t.add_argument("--batch", type=int, default=16, help="patches per batch (default 16)")
+    t.add_argument(
+        "--mask",
+        metavar="FILE|auto",
+        default=None,
+        help="structN2V mask: a text file of 0/1 rows (centre = 1), or 'auto' to "
+        "derive it from the noise autocorrelation (default auto for structn2v)",
+    )
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue MODEL_DIR from its last weights for --epochs more epochs",
+    )
+    t.add_argument("--axes", help="axes of IN, e.g. TYX or ZYX (default: from the file)")
+    t.add_argument("--dims", type=int, choices=[2, 3], default=2, help="2D or 3D network")
+    t.add_argument("--learning-rate", type=float, default=4e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=run_train)
+
+    p = sub.add_parser(
+        "predict",
+        help="denoise an image with a trained model folder",
+        description="Denoise IN with MODEL_DIR's best weights, tiled with overlap; OUT has IN's "
+        "shape, axes, pixel size and intensity units (normalisation undone).",
+    )
+    p.add_argument("model", metavar="MODEL_DIR")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="OME-TIFF to write")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="PG blind-spot: adapt to this image first (default on)",
+    )
+    p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
+    p.add_argument("--weights", choices=["best", "last"], default="best")
+    p.add_argument("--axes", help="axes of IN (default: from the file)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=run_predict)
+
+
+def _read(path: str, axes: str | None):
+    from ..io import read_image
+
+    image = read_image(path, config=ReaderConfig(axes=axes) if axes else ReaderConfig())
+    if "S" in image.axes:
+        raise CliError(f"{path}: RGB images are not supported; convert to one channel")
+    return image
+
+
+def _strip_singleton_channel(image):
+    import numpy as np
+
+    if "C" in image.axes and image.shape[image.axes.index("C")] == 1:
+        i = image.axes.index("C")
+        return np.take(np.asarray(image.data), 0, axis=i), image.axes.replace("C", "")
+    return image.data, image.axes
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..deep.config import TrainConfig, parse_mask
+    from ..deep.data import DeepInputError
+    from ..deep.model import ModelFolderError
+
+    image = _read(args.input, args.axes)
+    data, axes = _strip_singleton_channel(image)
+    mask = None
+    if args.method == "structn2v" and not args.resume:
+        spec = args.mask or "auto"
+        if spec == "auto":
+            from ..deep.masks import mask_from_data
+
+            mask = mask_from_data(data, axes).mask.tolist()
+        else:
+            try:
+                mask = parse_mask(Path(spec).read_text())
+            except OSError as exc:
+                raise CliError(f"--mask: cannot read {spec}: {exc.strerror}") from None
+            except ValueError as exc:
+                raise CliError(f"--mask {spec}: {exc}") from None
+    elif args.mask and args.method != "structn2v":
+        raise CliError("--mask is only used with --method structn2v")
+    config = TrainConfig(
+        method=args.method,
+        epochs=args.epochs,
+        steps=args.steps,
+        patch=args.patch,
+        batch=args.batch,
+        mask=mask,
+        dims=args.dims,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    from ..deep.api import train
+    from ..jobs import run
+
+    try:
+        info = run(train(data, axes, config, args.output, resume=args.resume), StderrProgress())
+    except (DeepInputError, ModelFolderError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"{args.output}: {info.epochs_done} epochs, best val loss {info.best_val_loss:.5g}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ..deep.api import predict
+    from ..deep.config import PredictConfig
+    from ..deep.data import DeepInputError
+    from ..deep.model import ModelFolder, ModelFolderError
+    from ..io import write_ome_tiff
+    from ..jobs import run
+
+    try:
+        ModelFolder(args.model).read_info()
+    except ModelFolderError as exc:
+        raise CliError(str(exc)) from None
+    image = _read(args.input, args.axes)
+    if Path(args.output).exists() and not args.overwrite:
+        raise CliError(f"{args.output}: already exists (use --overwrite to replace it)")
+    data, axes = _strip_singleton_channel(image)
+    config = PredictConfig(tile=args.tile, tta=args.tta, weights=args.weights)
+    try:
+        out = run(predict(args.model, data, axes, config), StderrProgress())
+    except (DeepInputError, ModelFolderError) as exc:
+        raise CliError(str(exc)) from None
+    result = out.reshape(image.shape) if out.size == image.data.size else out
+    write_ome_tiff(
+        args.output, image.with_data(result), overwrite=args.overwrite, inputs=[args.input]
+    )
+    print(args.output)
+    return 0

@@ -1,0 +1,90 @@
+"""The one place that knows how to import TensorFlow and n2v on this stack.
+
+Facts (checked on these machines, see DESIGN.md):
+
+- n2v 0.3.3 trains on TensorFlow >= 2.16 only with the legacy Keras 2 (``tf-keras``), which
+  TensorFlow selects when ``TF_USE_LEGACY_KERAS=1`` is set *before* TensorFlow is first imported
+  in the process.
+- n2v calls ``numpy.product``, removed in NumPy 2: alias it to ``numpy.prod`` before importing n2v.
+- TensorFlow must never be imported in the napari process (it segfaults beside a viewer on
+  software OpenGL): every caller here runs in a child process started by
+  :func:`napari_celldenoise.jobs.run_in_process`, or in a CLI/test process without a viewer.
+
+Nothing in this module imports TensorFlow at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class LegacyKerasError(RuntimeError):
+    """TensorFlow was imported before the legacy-Keras switch could be set."""
+
+
+def import_tensorflow() -> Any:
+    """Import TensorFlow with the legacy Keras (tf-keras) selected; returns the module."""
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    elif os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+        raise LegacyKerasError(
+            "TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set; n2v needs the legacy "
+            "Keras: import napari_celldenoise.deep._tf.import_tensorflow() first"
+        )
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    return tf
+
+
+def keras() -> Any:
+    """The Keras 2 API that n2v uses (``tf.keras`` under ``TF_USE_LEGACY_KERAS=1``)."""
+    tf = import_tensorflow()
+    return tf.keras
+
+
+def import_n2v() -> SimpleNamespace:
+    """n2v's config, model, data wrapper, value manipulators and utilities."""
+    import numpy as np
+
+    if not hasattr(np, "product"):
+        np.prod = np.prod  # type: ignore[attr-defined]  # removed in NumPy 2, used by n2v
+    import_tensorflow()
+    with contextlib.redirect_stdout(io.StringIO()):
+        from n2v.internals import N2V_DataWrapper as wrapper_module
+        from n2v.models import N2V, N2VConfig
+        from n2v.utils import n2v_utils
+    return SimpleNamespace(
+        N2V=N2V,
+        N2VConfig=N2VConfig,
+        N2V_DataWrapper=wrapper_module.N2V_DataWrapper,
+        utils=n2v_utils,
+        manipulator=lambda name, radius: getattr(n2v_utils, f"pm_{name}")(radius),
+    )
+
+
+def device_description() -> str:
+    """``"GPU (name)"`` when TensorFlow sees a GPU, else ``"CPU (n cores)"``."""
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        try:
+            name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+        except Exception:  # details are optional
+            name = ""
+        return f"GPU ({name or gpus[0].name})"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def quiet_stdout() -> contextlib.AbstractContextManager:
+    """Swallow the prints of n2v/csbdeep (they would corrupt the CLI's stdout)."""
+    return contextlib.redirect_stdout(io.StringIO())

@@ -1,0 +1,185 @@
+"""Entry points of deep denoising: :func:`train` and :func:`predict` job generators.
+
+Both are module-level generator functions taking numpy (or dask) arrays and frozen configs, so
+they run unchanged in the CLI process, in tests, or in a spawned child through
+:func:`napari_celldenoise.jobs.run_in_process` (the napari dock). Every input is checked
+before TensorFlow is imported or anything is written; a bad one raises
+:class:`~.data.DeepInputError` or :class:`~.model.ModelFolderError` with one clear line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
+from .config import PredictConfig, TrainConfig
+from .data import DeepInputError, check_axes, check_values, make_patches, to_samples
+from .model import ModelFolder, ModelFolderError, ModelInfo, prepare_new_folder
+from .tiling import predict_tiled
+
+
+def train(
+    data: np.ndarray,
+    axes: str,
+    config: TrainConfig,
+    model_dir: str,
+    *,
+    resume: bool = False,
+    should_stop: ShouldStop = never_stop,
+) -> Iterator[Event]:
+    """Train ``config.method`` on ``data`` (the user's noisy image) into ``model_dir``.
+
+    With ``resume`` the folder's last weights are loaded and ``config.epochs`` more epochs are
+    trained; the architecture (method, depth, features, mask, dims) is the folder's, the run's
+    epochs, steps, batch and learning rate are taken from ``config``.
+    The final :class:`Done` carries the model folder's :class:`ModelInfo`.
+    """
+    folder = prepare_new_folder(model_dir, resume=resume)
+    info: ModelInfo | None = None
+    if resume:
+        info = folder.read_info()
+        keep = (
+            "method",
+            "dims",
+            "depth",
+            "features",
+            "mask",
+            "patch",
+            "radius",
+            "perc_pix",
+            "learn_noise",
+        )
+        config = TrainConfig(**{**config.model_dump(), **info.train.model_dump(include=set(keep))})
+        if check_axes(axes, np.ndim(data)).replace("C", "") and (
+            ("Z" in axes) != ("Z" in info.axes) and config.dims == 3
+        ):
+            raise DeepInputError(f"the model was trained on axes {info.axes}, the data has {axes}")
+    samples, _ = to_samples(data, axes, config.dims)
+    check_values(samples)
+    patches = make_patches(samples, config)
+    if info is None:
+        info = ModelInfo(train=config, axes=axes.upper(), overlap=_overlap(config))
+        folder.path.mkdir(parents=True, exist_ok=True)
+    else:
+        info = info.model_copy(update={"train": config})
+    yield Progress(0, config.epochs * config.steps, "starting TensorFlow")
+    if config.method in ("n2v", "structn2v"):
+        from .n2v import train_n2v
+
+        result = yield from train_n2v(
+            patches.train, patches.val, config, folder, info, resume=resume, should_stop=should_stop
+        )
+    else:
+        from .pg import train_pg
+
+        result = yield from train_pg(
+            patches.train, patches.val, config, folder, info, resume=resume, should_stop=should_stop
+        )
+    final, stopped = result
+    yield Done(final, stopped=stopped)
+
+
+def _overlap(config: TrainConfig) -> int:
+    if config.method == "pg-blindspot":
+        from .pg import receptive_radius as pg_radius
+
+        return pg_radius(config.depth)
+    from .n2v import receptive_radius
+
+    return receptive_radius(config.depth)
+
+
+def check_predict_input(data: Any, axes: str, info: ModelInfo) -> str:
+    """Check data against a model before loading TensorFlow; returns normalised axes."""
+    axes = check_axes(axes, len(data.shape))
+    if info.train.dims == 3 and "Z" not in axes:
+        raise DeepInputError(
+            f"the model is a 3D network (trained on {info.axes}): the data "
+            f"needs a Z axis, it has {axes}"
+        )
+    if "C" in axes and data.shape[axes.index("C")] > 1:
+        raise DeepInputError("the image has several channels: select one channel (one layer)")
+    if not hasattr(data, "dask"):
+        check_values(np.asarray(data, np.float32))
+    return axes
+
+
+def predict(
+    model_dir: str,
+    data: Any,
+    axes: str,
+    config: PredictConfig | None = None,
+    *,
+    should_stop: ShouldStop = never_stop,
+) -> Iterator[Event]:
+    """Denoise ``data`` (numpy or dask, axes ``axes``) with the model in ``model_dir``.
+
+    Tiles with overlap so that no seams show; the result (float32, same shape and axes as
+    ``data``, in its intensity units) is carried by the final :class:`Done`.
+    """
+    config = config or PredictConfig()
+    folder = ModelFolder(model_dir)
+    info = folder.read_info()
+    folder.weights(config.weights)
+    axes = check_predict_input(data, axes, info)
+    dims = info.train.dims
+    spatial = "ZYX" if dims == 3 else "YX"
+    order = [a for a in axes if a not in spatial] + list(spatial)
+    perm = [axes.index(a) for a in order]
+    arr = data.transpose(perm) if hasattr(data, "dask") else np.transpose(np.asarray(data), perm)
+    lead = arr.shape[: len(order) - len(spatial)]
+    n = int(np.prod(lead)) if lead else 1
+    arr = arr.reshape((n, *arr.shape[len(lead) :]))
+    yield Progress(0, 0, "loading the model")
+    if info.train.method == "pg-blindspot":
+        from .pg import PGPredictor
+
+        predictor = PGPredictor(folder, info, config)
+        yield from predictor.adapt(arr, should_stop=should_stop)
+    else:
+        from .n2v import build_from_folder
+
+        predictor = _N2VPredictor(build_from_folder(folder, info, config.weights), info)
+    yield Log(f"predicting with {folder.weights(config.weights).name}")
+    out = np.empty(arr.shape, np.float32)
+    overlap = max(info.overlap, config.overlap) if config.overlap else info.overlap
+    from .tiling import tile_windows
+
+    per = len(
+        tile_windows(arr.shape[1:], tile=config.tile, overlap=overlap, align=2**info.train.depth)
+    )
+    for i in range(n):
+        gen = predict_tiled(
+            predictor,
+            arr[i],
+            tile=config.tile,
+            overlap=overlap,
+            align=2**info.train.depth,
+            should_stop=should_stop,
+            out=out[i],
+            progress_offset=i * per,
+            progress_total=n * per,
+            message=f"denoising {i + 1}/{n}",
+        )
+        yield from gen
+        if should_stop():
+            yield Done(None, stopped=True)
+            return
+    out = out.reshape((*lead, *out.shape[1:]))
+    out = np.transpose(out, np.argsort(perm))
+    yield Done(out)
+
+
+class _N2VPredictor:
+    def __init__(self, keras_model: Any, info: ModelInfo):
+        self.model, self.mean, self.std = keras_model, info.mean, info.std
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        x = ((window - self.mean) / self.std)[None, ..., None]
+        return self.model(x, training=False).numpy()[0, ..., 0] * self.std + self.mean
+
+
+__all__ = ["DeepInputError", "ModelFolderError", "predict", "train"]

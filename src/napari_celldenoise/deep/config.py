@@ -1,0 +1,111 @@
+"""Configs of the self-supervised networks: one model drives the dock, the CLI and batch runs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..config import Config
+
+Method = Literal["n2v", "structn2v", "pg-blindspot"]
+METHODS: tuple[str, ...] = ("n2v", "structn2v", "pg-blindspot")
+
+
+class TrainConfig(Config):
+    """How a denoising network is trained on the user's own noisy data.
+
+    ``epochs`` is the number of epochs of this run; with ``resume`` they are *added* to the
+    epochs already trained.
+    """
+
+    method: Method = "n2v"
+    epochs: int = Field(default=20, ge=1, le=10_000, description="epochs of this run")
+    steps: int = Field(default=100, ge=1, le=100_000, description="batches per epoch")
+    patch: int = Field(default=64, ge=16, le=512, description="training patch side (pixels)")
+    batch: int = Field(default=16, ge=1, le=1024, description="patches per batch")
+    learning_rate: float = Field(default=4e-4, gt=0, le=1.0)
+    val_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="validation share")
+    augment: bool = Field(default=True, description="random flips and 90° rotations")
+    dims: Literal[2, 3] = Field(default=2, description="2D network (Z/T become samples) or 3D")
+    depth: int = Field(default=2, ge=1, le=5, description="U-Net levels (poolings)")
+    features: int = Field(default=32, ge=4, le=256, description="features of the first level")
+    perc_pix: float = Field(default=0.198, gt=0, le=10, description="N2V: % of pixels masked")
+    radius: int = Field(default=5, ge=1, le=20, description="N2V: neighbourhood of replacements")
+    mask: list[list[int]] | None = Field(default=None, description="structN2V mask (1 = hidden)")
+    learn_noise: bool = Field(default=False, description="PG: learn noise parameters a, b")
+    seed: int = Field(default=0, ge=0)
+
+    @field_validator("mask")
+    @classmethod
+    def _mask_shape(cls, mask: list[list[int]] | None) -> list[list[int]] | None:
+        if mask is None:
+            return mask
+        if not mask or len({len(r) for r in mask}) != 1:
+            raise ValueError("the mask must be a non-empty rectangle of 0/1 values")
+        h, w = len(mask), len(mask[0])
+        if h % 2 == 0 or w % 2 == 0:
+            raise ValueError(f"the mask must have odd sides (a centre pixel), got {h}x{w}")
+        if any(v not in (0, 1) for r in mask for v in r):
+            raise ValueError("mask values must be 0 or 1")
+        if mask[h // 2][w // 2] != 1:
+            raise ValueError("the mask's centre pixel must be 1 (it is the blind spot)")
+        return mask
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        div = 2**self.depth
+        if self.patch % div:
+            raise ValueError(f"patch {self.patch} must be a multiple of 2**depth = {div}")
+        if self.method == "structn2v" and self.mask is None:
+            raise ValueError("structn2v needs a mask (draw one or let it be found from the noise)")
+        if self.method != "structn2v" and self.mask is not None:
+            raise ValueError(f"a mask is only used by structn2v, not {self.method}")
+        if self.method == "pg-blindspot" and self.dims == 3:
+            raise ValueError("pg-blindspot is 2D: Z slices are trained as separate images")
+        if self.mask is not None and self.dims == 2 and len(self.mask) > self.patch:
+            raise ValueError("the mask is larger than the patch")
+        return self
+
+
+class PredictConfig(Config):
+    """How a trained network denoises an image."""
+
+    tile: int = Field(default=256, ge=32, le=4096, description="tile side (pixels) before overlap")
+    overlap: int = Field(default=32, ge=0, le=512, description="context added on each side")
+    weights: Literal["best", "last"] = "best"
+    tta: bool = Field(default=True, description="PG: test-time adaptation on this image")
+    tta_steps: int = Field(default=30, ge=1, le=10_000)
+
+
+def train_config_from_widget(values: dict[str, Any]) -> TrainConfig:
+    """Build a :class:`TrainConfig` from the dock's widget values (names as the fields).
+
+    Widget-only keys (``mask_text``) are translated; ``mask`` is dropped for methods that do
+    not use one so a mask left in the editor does not block N2V.
+    """
+    values = dict(values)
+    text = values.pop("mask_text", None)
+    if text is not None and values.get("mask") is None:
+        values["mask"] = parse_mask(text) if text.strip() else None
+    if values.get("method") != "structn2v":
+        values["mask"] = None
+    return TrainConfig(**values)
+
+
+def parse_mask(text: str) -> list[list[int]]:
+    """``"0 1 0\\n0 1 0\\n0 1 0"`` (or ``010,010,010``) -> nested list of 0/1."""
+    rows = [r for r in text.replace(",", "\n").replace(";", "\n").splitlines() if r.strip()]
+    out = []
+    for r in rows:
+        tokens = r.split() if len(r.split()) > 1 else list(r.strip())
+        try:
+            out.append([int(t) for t in tokens])
+        except ValueError:
+            raise ValueError(f"mask rows hold 0/1 digits, got {r!r}") from None
+    return out
+
+
+def format_mask(mask: list[list[int]]) -> str:
+    """Inverse of :func:`parse_mask`."""
+    return "\n".join(" ".join(str(v) for v in row) for row in mask)

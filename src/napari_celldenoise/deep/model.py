@@ -1,0 +1,153 @@
+"""Model folders: everything needed to predict, continue training and inspect a trained network.
+
+A model folder holds
+
+- ``celldenoise.yaml``: :class:`ModelInfo` (the training config, data axes, normalisation,
+  epochs trained, best validation loss, the context a tile needs); its presence is what makes a
+  folder a model folder,
+- ``weights_best.h5`` and ``weights_last.h5``: Keras weights at the best validation loss and
+  at the end of the last epoch (kept when training is stopped),
+- ``noise.yaml``: Poisson-Gaussian noise parameters ``var = a * mean + b`` in the image's units,
+- ``history.json``: one record per epoch, ``thumbnail.png``: the last validation preview,
+- ``n2v_config.json`` for N2V / structN2V models (n2v's own network description).
+
+Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import Field
+
+from ..atomic import atomic_path, atomic_write
+from ..config import Config, ConfigError
+from .config import TrainConfig
+
+INFO = "celldenoise.yaml"
+BEST, LAST = "weights_best.h5", "weights_last.h5"
+NOISE, HISTORY, THUMBNAIL = "noise.yaml", "history.json", "thumbnail.png"
+N2V_CONFIG = "n2v_config.json"
+
+
+class ModelFolderError(ValueError):
+    """The folder is not a (complete) model folder; the message says what is missing."""
+
+
+class ModelInfo(Config):
+    """What a model folder's ``celldenoise.yaml`` records."""
+
+    train: TrainConfig
+    axes: str = Field(description="axes of the training data, e.g. TYX")
+    mean: float = 0.0
+    std: float = Field(default=1.0, gt=0)
+    epochs_done: int = Field(default=0, ge=0)
+    best_val_loss: float | None = None
+    overlap: int = Field(default=32, ge=0, description="context each tile needs (pixels)")
+    device: str = ""
+
+
+class ModelFolder:
+    """Paths and readers/writers of one model folder."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"ModelFolder({str(self.path)!r})"
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self) -> bool:
+        return self.file(INFO).is_file()
+
+    # ------------------------------------------------------------------ info
+    def read_info(self) -> ModelInfo:
+        if not self.path.is_dir():
+            raise ModelFolderError(f"{self.path}: no such model folder")
+        if not self.exists():
+            raise ModelFolderError(
+                f"{self.path}: not a model folder (no {INFO}); train one with `celldenoise train`"
+            )
+        try:
+            return ModelInfo.from_yaml(self.file(INFO))
+        except ConfigError as exc:
+            raise ModelFolderError(str(exc)) from None
+
+    def write_info(self, info: ModelInfo) -> None:
+        info.to_yaml(self.file(INFO))
+
+    def weights(self, which: str = "best") -> Path:
+        """Path of the best (falls back to last) or last weights; raises when none exist."""
+        order = [BEST, LAST] if which == "best" else [LAST, BEST]
+        for name in order:
+            if self.file(name).is_file():
+                return self.file(name)
+        raise ModelFolderError(f"{self.path}: no trained weights ({BEST} or {LAST}) in the folder")
+
+    def save_weights(self, keras_model: Any, which: str) -> Path:
+        target = self.file(BEST if which == "best" else LAST)
+        with atomic_path(target, overwrite=True) as tmp:
+            keras_model.save_weights(str(tmp), save_format="h5")
+        return target
+
+    # ------------------------------------------------------------------ noise
+    def read_noise(self) -> dict[str, float] | None:
+        if not self.file(NOISE).is_file():
+            return None
+        return {k: float(v) for k, v in yaml.safe_load(self.file(NOISE).read_text()).items()}
+
+    def write_noise(self, a: float, b: float) -> None:
+        text = yaml.safe_dump({"a": float(a), "b": float(b)}, sort_keys=False)
+        atomic_write(self.file(NOISE), text.encode(), overwrite=True)
+
+    # ---------------------------------------------------------------- history
+    def read_history(self) -> list[dict[str, Any]]:
+        if not self.file(HISTORY).is_file():
+            return []
+        return json.loads(self.file(HISTORY).read_text())
+
+    def write_history(self, history: list[dict[str, Any]]) -> None:
+        atomic_write(self.file(HISTORY), json.dumps(history, indent=1).encode(), overwrite=True)
+
+    def write_thumbnail(self, image: np.ndarray) -> None:
+        """Save a 2D preview as an 8-bit PNG (1-99.5 percentile stretch)."""
+        import cv2
+
+        img = np.asarray(image, np.float32)
+        while img.ndim > 2:
+            img = img[img.shape[0] // 2]
+        lo, hi = np.percentile(img, [1, 99.5])
+        u8 = np.clip((img - lo) / max(hi - lo, 1e-12) * 255, 0, 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".png", u8)
+        if ok:
+            atomic_write(self.file(THUMBNAIL), buf.tobytes(), overwrite=True)
+
+    def write_json(self, name: str, data: Any) -> None:
+        atomic_write(self.file(name), json.dumps(data, indent=1).encode(), overwrite=True)
+
+    def read_json(self, name: str) -> Any:
+        return json.loads(self.file(name).read_text())
+
+
+def prepare_new_folder(path: str | os.PathLike, *, resume: bool) -> ModelFolder:
+    """Check ``path`` for a new training (must be absent or empty) or for resuming.
+
+    Nothing is created here; the trainer creates the folder once all inputs are checked.
+    """
+    folder = ModelFolder(path)
+    if resume:
+        folder.read_info()
+        folder.weights("last")
+    elif folder.path.exists() and (not folder.path.is_dir() or any(folder.path.iterdir())):
+        raise ModelFolderError(
+            f"{folder.path}: already exists and is not empty (use --resume to continue it, "
+            "or choose a new folder)"
+        )
+    return folder

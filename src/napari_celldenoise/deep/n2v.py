@@ -1,0 +1,189 @@
+"""Noise2Void and structured Noise2Void through the ``n2v`` package.
+
+Krull, Buchholz & Jug, "Noise2Void - Learning Denoising from Single Noisy Images", CVPR 2019;
+Broaddus, Krull, Weigert, Schmidt & Myers, "Removing Structured Noise with Self-Supervised
+Blind-Spot Networks", ISBI 2020 (structN2V: the masked pixel's correlated neighbours, given by
+a mask, are hidden too).
+
+``n2v`` provides the U-Net, the masking data wrapper and the loss; this module adds the event
+stream, Stop within one batch, best/last weights in a model folder, augmentation per batch,
+resume, and tiled prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..jobs import Event, Log
+from ._tf import device_description, import_n2v, import_tensorflow, quiet_stdout
+from .config import TrainConfig
+from .data import augment
+from .model import N2V_CONFIG, ModelFolder, ModelInfo
+
+
+def receptive_radius(depth: int) -> int:
+    """Context (pixels) a tile needs for an n2v U-Net of ``depth`` with 3x3 kernels.
+
+    Two 3x3 convolutions per level on the way down, at the bottom and up again, plus pooling
+    offsets: ``4 (2**d - 1) + 3 * 2**d`` rounded up to a multiple of ``2**d``.
+    """
+    r = 4 * (2**depth - 1) + 3 * 2**depth
+    return int(np.ceil(r / 2**depth) * 2**depth)
+
+
+def _n2v_config(n: Any, x: np.ndarray, config: TrainConfig) -> Any:
+    axes = "ZYXC" if config.dims == 3 else "YXC"
+    with quiet_stdout():
+        return n.N2VConfig(
+            x,
+            axes=axes,
+            unet_kern_size=3,
+            unet_n_depth=config.depth,
+            unet_n_first=config.features,
+            train_steps_per_epoch=config.steps,
+            train_epochs=config.epochs,
+            train_loss="mse",
+            batch_norm=True,
+            train_batch_size=config.batch,
+            train_learning_rate=config.learning_rate,
+            n2v_perc_pix=config.perc_pix,
+            n2v_patch_shape=tuple(x.shape[1:-1]),
+            n2v_manipulator="uniform_withCP",
+            n2v_neighborhood_radius=config.radius,
+            structN2Vmask=config.mask,
+            train_tensorboard=False,
+            train_checkpoint=None,
+        )
+
+
+def _n2v_model(n: Any, cfg: Any) -> Any:
+    """An ``n2v.models.N2V`` whose own folder (it insists on one) is a throw-away directory."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="celldenoise-n2v-") as tmp, quiet_stdout():
+        return n.N2V(cfg, name="n2v", basedir=tmp)
+
+
+def build_from_folder(folder: ModelFolder, info: ModelInfo, which: str = "best") -> Any:
+    """The Keras model of an N2V folder with its ``which`` weights loaded."""
+    n = import_n2v()
+    raw = folder.read_json(N2V_CONFIG)
+    with quiet_stdout():
+        cfg = n.N2VConfig(np.array([]), **raw)
+    model = _n2v_model(n, cfg)
+    model.keras_model.load_weights(str(folder.weights(which)))
+    return model.keras_model
+
+
+def train_n2v(
+    train: np.ndarray,
+    val: np.ndarray,
+    config: TrainConfig,
+    folder: ModelFolder,
+    info: ModelInfo,
+    *,
+    resume: bool,
+    should_stop: Any,
+) -> Iterator[Event]:
+    """Train (or continue) an N2V/structN2V network on normalised-later raw patches ``N[Z]YX``.
+
+    Yields events; returns ``(info, stopped)``.
+    """
+    from .training import fit_events
+
+    tf = import_tensorflow()
+    n = import_n2v()
+    np.random.seed(config.seed)  # noqa: NPY002 - the n2v data wrapper draws from the global generator
+    tf.random.set_seed(config.seed)
+    x = train[..., None].astype(np.float32)
+    n2v_cfg = _n2v_config(n, x, config)
+    if resume:
+        n2v_cfg.means, n2v_cfg.stds = [str(info.mean)], [str(info.std)]
+    mean, std = float(n2v_cfg.means[0]), float(n2v_cfg.stds[0])
+    model = _n2v_model(n, n2v_cfg)
+    with quiet_stdout():
+        model.prepare_for_training()
+    if resume:
+        model.keras_model.load_weights(str(folder.weights("last")))
+    else:
+        folder.write_json(N2V_CONFIG, {k: _jsonable(v) for k, v in vars(n2v_cfg).items()})
+    info = info.model_copy(update={"mean": mean, "std": std, "device": device_description()})
+    folder.write_info(info)
+    yield Log(
+        f"training {config.method} on {device_description()}: {len(x)} training, "
+        f"{len(val)} validation patches"
+    )
+
+    xn = (x - mean) / std
+    yn = np.concatenate([xn, np.zeros_like(xn)], axis=-1)
+    manipulator = n.manipulator("uniform_withCP", config.radius)
+    mask = np.array(config.mask) if config.mask is not None else None
+    with quiet_stdout():
+        wrapper = n.N2V_DataWrapper(
+            xn,
+            yn,
+            config.batch,
+            length=config.steps * config.epochs,
+            perc_pix=config.perc_pix,
+            shape=tuple(x.shape[1:-1]),
+            value_manipulation=manipulator,
+            structN2Vmask=mask,
+        )
+    rng = np.random.default_rng(config.seed)
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        i = 0
+        while True:
+            with quiet_stdout():
+                bx, by = wrapper[i % len(wrapper)]
+            i += 1
+            if i % len(wrapper) == 0:
+                wrapper.on_epoch_end()
+            yield augment(bx, rng, by) if config.augment else (bx.copy(), by.copy())
+
+    vx = (val[..., None].astype(np.float32) - mean) / std
+    clean_val = vx[:1].copy()
+    vy = np.concatenate([vx, np.zeros_like(vx)], axis=-1)
+    import contextlib
+    import io
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        n.utils.manipulate_val_data(
+            vx,
+            vy,
+            perc_pix=config.perc_pix,
+            shape=tuple(vx.shape[1:-1]),
+            value_manipulation=manipulator,
+        )
+
+    def preview(keras_model: Any) -> np.ndarray:
+        out = keras_model(clean_val, training=False).numpy()[0, ..., 0]
+        return out * std + mean
+
+    result = yield from fit_events(
+        model.keras_model,
+        batches(),
+        (vx, vy),
+        folder=folder,
+        info=info,
+        epochs=config.epochs,
+        steps=config.steps,
+        should_stop=should_stop,
+        preview=preview,
+        preview_name=f"{config.method} preview",
+        extra_callbacks=model.callbacks,
+    )
+    return result
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    return value

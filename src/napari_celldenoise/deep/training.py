@@ -1,0 +1,142 @@
+"""The training loop shared by all networks: Keras ``fit`` in a thread, events out.
+
+Keras' ``fit`` is blocking, so it runs in a worker thread of the (child) process while the
+generator yields the events its callback queues: per-batch :class:`Progress`, per-epoch
+:class:`Epoch` and :class:`Preview`. The callback checks ``should_stop`` after every batch
+(Stop takes effect within one batch); the last weights are saved after every epoch and when
+stopped, the best ones whenever the validation loss improves. Must run where TensorFlow may
+be imported (a child process, the CLI, a ``tf`` test).
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from ..jobs import Epoch, Event, Log, Preview, Progress, ShouldStop
+from ._tf import keras
+from .model import ModelFolder, ModelInfo
+
+_END = object()
+
+
+def fit_events(
+    keras_model: Any,
+    batches: Iterator[tuple[np.ndarray, np.ndarray]],
+    validation: tuple[np.ndarray, np.ndarray],
+    *,
+    folder: ModelFolder,
+    info: ModelInfo,
+    epochs: int,
+    steps: int,
+    should_stop: ShouldStop,
+    preview: Callable[[Any], np.ndarray],
+    preview_name: str,
+    extra_callbacks: list[Any] = (),
+) -> Iterator[Event]:
+    """Train ``keras_model`` for ``epochs`` more epochs; yields events, returns the final info.
+
+    ``info`` carries ``epochs_done`` and ``best_val_loss`` of earlier runs (resume); the
+    folder's info, history and thumbnail are updated after every epoch.
+    """
+    k = keras()
+    events: queue.Queue = queue.Queue()
+    history = folder.read_history()
+    start_epoch = info.epochs_done
+    total_steps = epochs * steps
+    state = {"info": info, "stopped": False, "epoch_start": time.monotonic(), "step": 0}
+    durations: list[float] = []
+
+    class _Events(k.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            state["step"] += 1
+            if batch == 2 and not durations:
+                per = (time.monotonic() - state["epoch_start"]) / 3
+                events.put(Log(f"about {per * steps:.0f} s per epoch ({per:.2f} s per batch)"))
+            events.put(
+                Progress(
+                    state["step"],
+                    total_steps,
+                    f"epoch {self._epoch + 1 - start_epoch}/{epochs}, batch {batch + 1}/{steps}",
+                )
+            )
+            if should_stop():
+                state["stopped"] = True
+                self.model.stop_training = True
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._epoch = epoch
+            state["epoch_start"] = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = dict(logs or {})
+            seconds = time.monotonic() - state["epoch_start"]
+            durations.append(seconds)
+            loss = float(logs.get("loss", math.nan))
+            val = logs.get("val_loss")
+            val = float(val) if val is not None else None
+            lr = float(k.backend.get_value(self.model.optimizer.learning_rate))
+            current: ModelInfo = state["info"]
+            best = current.best_val_loss
+            improved = val is not None and math.isfinite(val) and (best is None or val < best)
+            folder.save_weights(self.model, "last")
+            if improved:
+                folder.save_weights(self.model, "best")
+                best = val
+            current = current.model_copy(update={"epochs_done": epoch + 1, "best_val_loss": best})
+            state["info"] = current
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": loss,
+                    "val_loss": val,
+                    "learning_rate": lr,
+                    "seconds": seconds,
+                    "best": improved,
+                }
+            )
+            folder.write_history(history)
+            folder.write_info(current)
+            remaining = start_epoch + epochs - (epoch + 1)
+            eta = float(np.mean(durations)) * remaining if not state["stopped"] else 0.0
+            events.put(Epoch(epoch + 1, loss, val, lr, seconds, eta))
+            image = preview(self.model)
+            folder.write_thumbnail(image)
+            events.put(Preview(image, preview_name, {"epoch": epoch + 1}))
+
+    def work() -> None:
+        try:
+            keras_model.fit(
+                batches,
+                validation_data=validation,
+                epochs=start_epoch + epochs,
+                initial_epoch=start_epoch,
+                steps_per_epoch=steps,
+                callbacks=[*extra_callbacks, _Events()],
+                verbose=0,
+            )
+        except BaseException as exc:  # handed to the generator's thread
+            events.put(exc)
+        events.put(_END)
+
+    thread = threading.Thread(target=work, name="celldenoise-fit", daemon=True)
+    thread.start()
+    while True:
+        item = events.get()
+        if item is _END:
+            break
+        if isinstance(item, BaseException):
+            thread.join()
+            raise item
+        yield item
+    thread.join()
+    final: ModelInfo = state["info"]
+    if state["stopped"]:
+        yield Log(f"stopped after epoch {final.epochs_done}: best and last weights kept")
+    return final, state["stopped"]

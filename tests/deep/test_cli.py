@@ -1,0 +1,103 @@
+"""`celldenoise train` / `predict` (TensorFlow runs in the test process: marked tf)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_celldenoise.cli import main
+from napari_celldenoise.io import read_image
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture
+def stack(tmp_path, small_noisy):
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(
+        path,
+        np.stack([small_noisy, small_noisy[:, ::-1]]),
+        imagej=True,
+        metadata={"axes": "TYX", "unit": "um"},
+        resolution=(10.0, 10.0),
+    )
+    return path
+
+
+def test_train_resume_predict(tmp_path, stack, capsys):
+    model = tmp_path / "model"
+    args = [
+        "train",
+        str(stack),
+        "--method",
+        "n2v",
+        "-o",
+        str(model),
+        "--epochs",
+        "1",
+        "--steps",
+        "2",
+        "--patch",
+        "32",
+        "--batch",
+        "2",
+    ]
+    assert main(args) == 0
+    assert main([*args, "--resume"]) == 0
+    assert "2 epochs" in capsys.readouterr().out
+    out = tmp_path / "out.ome.tif"
+    assert main(["predict", str(model), str(stack), "-o", str(out), "--tile", "64"]) == 0
+    src, res = read_image(stack), read_image(out)
+    assert res.shape == src.shape and res.axes == src.axes
+    assert res.scale["X"] == pytest.approx(src.scale["X"])
+    assert abs(float(np.mean(res.data)) - float(np.mean(src.data))) < float(np.std(src.data))
+
+
+def test_structn2v_auto_mask(tmp_path, stack):
+    model = tmp_path / "s"
+    assert (
+        main(
+            [
+                "train",
+                str(stack),
+                "--method",
+                "structn2v",
+                "-o",
+                str(model),
+                "--epochs",
+                "1",
+                "--steps",
+                "1",
+                "--patch",
+                "32",
+                "--batch",
+                "2",
+                "--mask",
+                "auto",
+            ]
+        )
+        == 0
+    )
+    assert "mask:" in (model / "celldenoise.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--patch", "256"], "smaller than the training patch"),
+        (["--patch", "30"], "multiple of"),
+        (["--mask", "nofile.txt", "--method", "structn2v"], "cannot read"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, stack, capsys, extra, message):
+    args = ["train", str(stack), "--method", "n2v", "-o", str(tmp_path / "m"), *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "m").exists()
+
+
+def test_predict_bad_model_folder(tmp_path, stack, capsys):
+    assert main(["predict", str(tmp_path), str(stack), "-o", str(tmp_path / "o.tif")]) == 2
+    assert "not a model folder" in capsys.readouterr().err

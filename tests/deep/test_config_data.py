@@ -1,0 +1,139 @@
+"""Configs, input checks, patches, tiling and masks: pure numpy, no TensorFlow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from scipy import ndimage as ndi
+
+from napari_celldenoise.deep.config import (
+    TrainConfig,
+    format_mask,
+    parse_mask,
+    train_config_from_widget,
+)
+from napari_celldenoise.deep.data import DeepInputError, augment, make_patches, to_samples
+from napari_celldenoise.deep.masks import mask_from_data, noise_autocorrelation
+from napari_celldenoise.deep.model import ModelFolderError, prepare_new_folder
+from napari_celldenoise.deep.tiling import reflect_index, run_tiled
+
+
+def test_config_bounds_and_cross_fields():
+    with pytest.raises(ValidationError, match="multiple of 2"):
+        TrainConfig(patch=30, depth=2)
+    with pytest.raises(ValidationError, match="needs a mask"):
+        TrainConfig(method="structn2v")
+    with pytest.raises(ValidationError, match="odd"):
+        TrainConfig(method="structn2v", mask=[[1, 1]])
+    with pytest.raises(ValidationError, match="centre"):
+        TrainConfig(method="structn2v", mask=[[1, 0, 1]])
+    with pytest.raises(ValidationError):
+        TrainConfig(epochs=0)
+
+
+def test_config_from_widget_values():
+    values = {"method": "structn2v", "epochs": 3, "patch": 32, "mask_text": "0 1 0\n0 1 0\n0 1 0"}
+    config = train_config_from_widget(values)
+    assert config.mask == [[0, 1, 0]] * 3 and config.epochs == 3
+    # a mask left in the editor does not block N2V
+    assert train_config_from_widget({**values, "method": "n2v"}).mask is None
+    assert parse_mask(format_mask([[1, 1, 1]])) == [[1, 1, 1]]
+    assert parse_mask("111") == [[1, 1, 1]]
+
+
+def test_to_samples_axes():
+    data = np.zeros((3, 5, 40, 48), np.float32)
+    s, order = to_samples(data, "TZYX", 2)
+    assert s.shape == (15, 40, 48) and order == "TZYX"
+    s, order = to_samples(data, "TZYX", 3)
+    assert s.shape == (3, 5, 40, 48)
+    with pytest.raises(DeepInputError, match="Z axis"):
+        to_samples(np.zeros((4, 40, 48)), "TYX", 3)
+    with pytest.raises(DeepInputError, match="do not match"):
+        to_samples(np.zeros((40, 48)), "TYX", 2)
+    with pytest.raises(DeepInputError, match="channels"):
+        to_samples(np.zeros((2, 40, 48)), "CYX", 2)
+
+
+def test_patches_split_and_too_small():
+    cfg = TrainConfig(patch=32)
+    p = make_patches(np.random.default_rng(0).random((2, 64, 96), dtype=np.float32), cfg)
+    assert len(p.train) + len(p.val) == 12 and len(p.val) >= 1
+    assert p.train.shape[1:] == (32, 32)
+    with pytest.raises(DeepInputError, match="smaller than the training patch"):
+        make_patches(np.zeros((1, 20, 64), np.float32), cfg)
+    with pytest.raises(DeepInputError, match="only one patch"):
+        make_patches(np.zeros((1, 32, 40), np.float32), cfg)
+
+
+def test_augment_keeps_pairs_together_and_inputs_intact():
+    rng = np.random.default_rng(1)
+    x = rng.random((6, 8, 8, 1)).astype(np.float32)
+    y = np.concatenate([x, x > 0.5], axis=-1).astype(np.float32)
+    x0 = x.copy()
+    ax, ay = augment(x, rng, y)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(ax[..., 0], ay[..., 0])
+    assert not np.array_equal(ax, x)  # some sample was rotated or flipped
+
+
+def test_reflect_index():
+    np.testing.assert_array_equal(
+        reflect_index(np.arange(-3, 8), 5), [3, 2, 1, 0, 1, 2, 3, 4, 3, 2, 1]
+    )
+    assert reflect_index(np.arange(-2, 3), 1).tolist() == [0] * 5
+
+
+def test_tiled_equals_untiled_for_a_local_operator():
+    """A 9x9 box filter (radius 4) tiled with overlap 8 equals the untiled filter exactly."""
+    img = np.random.default_rng(2).random((70, 53)).astype(np.float32)
+
+    def box(w):
+        return ndi.uniform_filter(w, 9, mode="constant")
+
+    whole = run_tiled(box, img, tile=1024, overlap=8, align=4)
+    tiled = run_tiled(box, img, tile=16, overlap=8, align=4)
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+    seams = run_tiled(box, img, tile=16, overlap=0, align=4)
+    assert np.abs(seams - whole).max() > 1e-2  # without overlap the seams show
+
+
+def test_tiled_reads_dask_lazily():
+    da = pytest.importorskip("dask.array")
+    img = np.random.default_rng(3).random((40, 44)).astype(np.float32)
+    out = run_tiled(lambda w: w * 2, da.from_array(img, chunks=16), tile=16, overlap=4, align=4)
+    np.testing.assert_allclose(out, img * 2)
+
+
+def test_mask_from_correlated_noise():
+    rng = np.random.default_rng(0)
+    white = rng.normal(size=(192, 192))
+    smeared = ndi.convolve1d(white, [1.0, 1.0, 1.0], axis=1)  # correlated along X over +-2
+    proposal = mask_from_data(smeared + 50, "YX")
+    assert proposal.mask.tolist() == [[1, 1, 1, 1, 1]]
+    assert proposal.autocorrelation[7, 8] == pytest.approx(2 / 3, abs=0.05)
+    assert mask_from_data(white, "YX").mask.tolist() == [[1]]
+    vertical = ndi.convolve1d(white, [1.0, 1.0], axis=0)
+    assert mask_from_data(vertical, "YX", region=(slice(0, 96), slice(0, 96))).mask.shape == (3, 1)
+
+
+def test_mask_from_residual_and_errors():
+    rng = np.random.default_rng(1)
+    clean = ndi.gaussian_filter(rng.random((2, 96, 96)), 4) * 100
+    noise = ndi.convolve1d(rng.normal(size=clean.shape), [1.0, 1.0, 1.0], axis=2)
+    proposal = mask_from_data(clean + noise, "TYX", residual=noise)
+    assert proposal.mask.shape == (1, 5)
+    with pytest.raises(DeepInputError, match="too small"):
+        noise_autocorrelation(np.zeros((5, 5)), radius=7)
+
+
+def test_new_model_folder_rules(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    with pytest.raises(ModelFolderError, match="not empty"):
+        prepare_new_folder(tmp_path / "full", resume=False)
+    with pytest.raises(ModelFolderError, match="not a model folder"):
+        prepare_new_folder(tmp_path / "full", resume=True)
+    prepare_new_folder(tmp_path / "new", resume=False)
+    assert not (tmp_path / "new").exists()  # nothing created by the check

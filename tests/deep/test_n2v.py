@@ -1,0 +1,115 @@
+"""N2V/structN2V training and prediction in this process (TensorFlow): few steps only."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_celldenoise.deep.api import predict, train
+from napari_celldenoise.deep.config import PredictConfig
+from napari_celldenoise.deep.data import DeepInputError
+from napari_celldenoise.deep.model import BEST, LAST, ModelFolder, ModelFolderError
+from napari_celldenoise.jobs import Done, Epoch, Preview, run
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, small_noisy):
+    from napari_celldenoise.deep.config import TrainConfig
+
+    folder = tmp_path_factory.mktemp("n2v") / "model"
+    config = TrainConfig(epochs=2, steps=2, patch=32, batch=2, features=8)
+    events = []
+    info = run(train(small_noisy, "YX", config, str(folder)), events.append)
+    return folder, info, events
+
+
+def test_training_writes_a_model_folder_and_events(trained):
+    folder, info, events = trained
+    names = {p.name for p in folder.iterdir()}
+    assert {
+        "celldenoise.yaml",
+        BEST,
+        LAST,
+        "history.json",
+        "thumbnail.png",
+        "n2v_config.json",
+    } <= names
+    assert info.epochs_done == 2
+    assert [e.epoch for e in events if isinstance(e, Epoch)] == [1, 2]
+    assert all(e.val_loss is not None for e in events if isinstance(e, Epoch))
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert len(previews) == 2 and previews[0].image.shape == (32, 32)
+    assert len(json.loads((folder / "history.json").read_text())) == 2
+
+
+def test_predict_keeps_shape_units_and_tiling_is_seamless(trained, small_noisy):
+    folder, _, _ = trained
+    whole = run(predict(str(folder), small_noisy, "YX", PredictConfig(tile=512)))
+    tiled = run(predict(str(folder), small_noisy, "YX", PredictConfig(tile=32)))
+    assert whole.shape == small_noisy.shape and whole.dtype == np.float32
+    np.testing.assert_allclose(tiled, whole, atol=1e-4 * float(np.abs(whole).max()))
+    # in the input's units: normalisation undone
+    assert abs(float(whole.mean()) - float(small_noisy.mean())) < 3 * float(small_noisy.std())
+    stack = np.stack([small_noisy, small_noisy[::-1]])
+    out = run(predict(str(folder), stack, "TYX", PredictConfig(tile=64)))
+    np.testing.assert_allclose(out[0], whole, atol=1e-4 * float(np.abs(whole).max()))
+
+
+def test_stop_keeps_best_and_last_then_resume_adds_epochs(tmp_path, small_noisy, tiny_config):
+    folder = tmp_path / "m"
+    calls = {"n": 0}
+
+    def stop_in_epoch_two() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 4  # epoch 1 = 3 batches, stop after the first batch of epoch 2
+
+    events = []
+    config = tiny_config(epochs=5, steps=3)
+    run(train(small_noisy, "YX", config, str(folder), should_stop=stop_in_epoch_two), events.append)
+    done = events[-1]
+    assert isinstance(done, Done) and done.stopped
+    assert (folder / BEST).is_file() and (folder / LAST).is_file()
+    assert done.result.epochs_done == 2  # the interrupted epoch is saved as "last"
+    assert len([e for e in events if isinstance(e, Epoch)]) == 2
+    info = run(train(small_noisy, "YX", tiny_config(epochs=1), str(folder), resume=True))
+    assert info.epochs_done == 3
+    assert len(ModelFolder(folder).read_history()) == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "axes", "message"),
+    [
+        (np.random.default_rng(0).random((20, 20)), "YX", "smaller than the training patch"),
+        (np.full((64, 64), np.nan, np.float32), "YX", "NaN"),
+        (np.zeros((2, 64, 64), np.float32), "YX", "do not match"),
+    ],
+)
+def test_bad_input_fails_before_anything_is_written(tmp_path, tiny_config, data, axes, message):
+    folder = tmp_path / "model"
+    with pytest.raises(DeepInputError, match=message):
+        run(train(data, axes, tiny_config(), str(folder)))
+    assert not folder.exists()
+
+
+def test_predict_refuses_what_is_not_a_model_folder(tmp_path, small_noisy):
+    with pytest.raises(ModelFolderError, match="not a model folder"):
+        run(predict(str(tmp_path), small_noisy, "YX"))
+    with pytest.raises(ModelFolderError, match="no such model folder"):
+        run(predict(str(tmp_path / "absent"), small_noisy, "YX"))
+
+
+def test_predict_refuses_wrong_dimensionality(trained):
+    folder, _, _ = trained
+    with pytest.raises(DeepInputError, match="do not match"):
+        run(predict(str(folder), np.zeros((4, 32, 32), np.float32), "YX"))
+
+
+def test_structn2v_trains_with_its_mask(tmp_path, small_noisy, tiny_config):
+    info = run(train(small_noisy, "YX", tiny_config("structn2v"), str(tmp_path / "s")))
+    assert info.train.mask == [[1, 1, 1]]
+    raw = json.loads((tmp_path / "s" / "n2v_config.json").read_text())
+    assert raw["structN2Vmask"] == [[1, 1, 1]]
