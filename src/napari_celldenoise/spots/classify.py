@@ -1,0 +1,282 @@
+"""Good/bad classification of fitted spots: editable rules and a trainable classifier.
+
+Rules are ranges on the fit features (sigma near the PSF width, ellipticity, photons,
+uncertainty, fit quality...). The classifier is a scikit-learn model on the same features plus
+the normalised spot image; the user corrects classes in napari and retrains it. Both are saved
+to and loaded from files (rules as YAML, the classifier with joblib).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..atomic import atomic_path, atomic_write
+from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
+
+logger = logging.getLogger(__name__)
+
+GOOD, BAD = "good", "bad"
+CLASSES = (GOOD, BAD)
+MODEL_FORMAT = "napari-celldenoise spot classifier"
+MODEL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``low <= table[feature] <= high`` (either bound may be None)."""
+
+    feature: str
+    low: float | None = None
+    high: float | None = None
+
+    def test(self, table: pd.DataFrame) -> np.ndarray:
+        if self.feature not in table:
+            raise KeyError(f"rule on {self.feature!r}: the table has no such column")
+        v = pd.to_numeric(table[self.feature], errors="coerce").to_numpy(float)
+        ok = np.isfinite(v) | (self.low is None and self.high is None)
+        if self.low is not None:
+            ok &= v >= self.low
+        if self.high is not None:
+            ok &= v <= self.high
+        return ok
+
+    def text(self) -> str:
+        lo = "" if self.low is None else f"{self.low:g} <= "
+        hi = "" if self.high is None else f" <= {self.high:g}"
+        return f"{lo}{self.feature}{hi}"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A spot is good when it passes every rule."""
+
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+
+    def classify(self, table: pd.DataFrame) -> np.ndarray:
+        """``"good"``/``"bad"`` per row."""
+        ok = np.ones(len(table), bool)
+        for rule in self.rules:
+            ok &= rule.test(table)
+        return np.where(ok, GOOD, BAD).astype(object)
+
+    def failed(self, table: pd.DataFrame) -> list[list[str]]:
+        """For each row, the rules it fails (to explain a class)."""
+        fails = [rule.test(table) for rule in self.rules]
+        return [
+            [r.feature for r, f in zip(self.rules, fails) if not f[i]] for i in range(len(table))
+        ]
+
+    def to_dict(self) -> dict:
+        return {"rules": [{"feature": r.feature, "low": r.low, "high": r.high} for r in self.rules]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RuleSet:
+        try:
+            rules = tuple(
+                Rule(str(r["feature"]), _num(r.get("low")), _num(r.get("high")))
+                for r in data.get("rules", [])
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a rule set: {exc}") from None
+        return cls(rules)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return atomic_write(path, text.encode("utf-8"), overwrite=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RuleSet:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: not a readable rule file ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a rule file")
+        return cls.from_dict(data)
+
+
+def _num(value: object) -> float | None:
+    return None if value is None or value == "" else float(value)  # type: ignore[arg-type]
+
+
+def default_rules(sigma: float = 1.3, *, pixel_size: float | None = None) -> RuleSet:
+    """Rules for super-resolution quality around a PSF of ``sigma`` px.
+
+    A spot is good when its fit is clearly better than a flat background (significance >= 5),
+    its width is within 0.6-1.7 x the PSF, it is round (ellipticity <= 1.6), it has at least
+    50 photons and its uncertainty is below 0.5 px, and its residual is that of noise
+    (reduced chi2 <= 3).
+    """
+    return RuleSet((
+        Rule("significance", 5.0, None),
+        Rule("sigma", round(0.6 * sigma, 3), round(1.7 * sigma, 3)),
+        Rule("ellipticity", None, 1.6),
+        Rule("photons", 50.0, None),
+        Rule("uncertainty", None, 0.5),
+        Rule("chi2", None, 3.0),
+    ))  # fmt: skip
+
+
+# --- the trainable classifier ------------------------------------------------------------
+
+
+def spot_images(frames: np.ndarray, table: pd.DataFrame, box: int = 7, axes: str | None = None
+                ) -> np.ndarray:  # fmt: skip
+    """``(n, box, box)`` crops around each spot, background-subtracted and scaled to sum 1.
+
+    Spots too close to the edge get edge-replicated crops.
+    """
+    frames = np.asarray(frames) if not hasattr(frames, "dask") else frames
+    n = len(table)
+    out = np.zeros((n, box, box))
+    if n == 0:
+        return out
+    half = box // 2
+    lead = frames.ndim - 2
+    for key, rows in table.groupby(_plane_keys(table, lead, axes)).groups.items():
+        key = key if isinstance(key, tuple) else (key,)
+        plane = np.asarray(frames[tuple(int(k) for k in key[:lead])] if lead else frames, float)
+        padded = np.pad(plane, half + 1, mode="edge")
+        idx = np.asarray([table.index.get_loc(r) for r in rows])
+        ys = np.rint(table["y"].to_numpy()[idx]).astype(int) + half + 1
+        xs = np.rint(table["x"].to_numpy()[idx]).astype(int) + half + 1
+        ys = np.clip(ys, half, padded.shape[0] - half - 1)
+        xs = np.clip(xs, half, padded.shape[1] - half - 1)
+        offs = np.arange(-half, half + 1)
+        out[idx] = padded[ys[:, None, None] + offs[None, :, None], xs[:, None, None] + offs]
+    flat = out.reshape(n, -1)
+    flat -= np.median(np.sort(flat, 1)[:, : box * 2], 1, keepdims=True)
+    flat /= np.maximum(np.abs(flat).sum(1, keepdims=True), 1e-9)
+    return flat.reshape(n, box, box)
+
+
+def _plane_keys(table: pd.DataFrame, lead: int, axes: str | None) -> list[str] | str:
+    if lead == 0:
+        return [np.zeros(len(table), int)]  # type: ignore[return-value]
+    names = []
+    letters = (axes or {1: "TYX", 2: "TZYX"}[lead])[:lead]
+    for a in letters:
+        names.append("frame" if a == "T" else "z")
+    return names
+
+
+def feature_matrix(table: pd.DataFrame, images: np.ndarray | None, features: list[str]
+                   ) -> np.ndarray:  # fmt: skip
+    cols = [pd.to_numeric(table[f], errors="coerce").to_numpy(float) for f in features]
+    x = np.column_stack(cols) if cols else np.empty((len(table), 0))
+    if images is not None:
+        x = np.hstack([x, images.reshape(len(images), -1)])
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+class SpotClassifier:
+    """A scikit-learn classifier (gradient boosting) on fit features + the spot image."""
+
+    def __init__(self, features: list[str] | None = None, box: int = 7, use_image: bool = True,
+                 model: object | None = None, info: dict | None = None):  # fmt: skip
+        from .pipeline import FEATURES
+
+        self.features = list(features or FEATURES)
+        self.box = int(box)
+        self.use_image = bool(use_image)
+        self.model = model
+        self.info = dict(info or {})
+
+    @property
+    def trained(self) -> bool:
+        return self.model is not None
+
+    def _x(self, table: pd.DataFrame, images: np.ndarray | None) -> np.ndarray:
+        return feature_matrix(table, images if self.use_image else None, self.features)
+
+    def fit(self, table: pd.DataFrame, labels: np.ndarray, images: np.ndarray | None = None,
+            *, seed: int = 0) -> SpotClassifier:  # fmt: skip
+        """Train on ``labels`` (``"good"``/``"bad"``); needs both classes."""
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        y = np.asarray(labels) == GOOD
+        if y.all() or not y.any():
+            raise ValueError("training needs spots of both classes (mark some good and some bad)")
+        if self.use_image and images is None:
+            raise ValueError("this classifier uses spot images: pass them")
+        model = HistGradientBoostingClassifier(
+            max_iter=150, learning_rate=0.1, random_state=seed, class_weight="balanced"
+        )
+        model.fit(self._x(table, images), y)
+        self.model = model
+        self.info = {"n_good": int(y.sum()), "n_bad": int((~y).sum()),
+                     "trained": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+        return self
+
+    def predict_proba(self, table: pd.DataFrame, images: np.ndarray | None = None) -> np.ndarray:
+        """Probability of ``good`` per spot."""
+        if self.model is None:
+            raise ValueError("the classifier is not trained yet")
+        if len(table) == 0:
+            return np.empty(0)
+        return self.model.predict_proba(self._x(table, images))[:, 1]  # type: ignore[attr-defined]
+
+    def predict(self, table: pd.DataFrame, images: np.ndarray | None = None) -> np.ndarray:
+        return np.where(self.predict_proba(table, images) >= 0.5, GOOD, BAD).astype(object)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save with joblib (atomic). Only load classifier files you trust (pickle)."""
+        import joblib
+
+        if self.model is None:
+            raise ValueError("nothing to save: the classifier is not trained")
+        payload = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "features": self.features,
+                   "box": self.box, "use_image": self.use_image, "model": self.model,
+                   "info": self.info}  # fmt: skip
+        with atomic_path(path, overwrite=True) as tmp:
+            joblib.dump(payload, tmp)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SpotClassifier:
+        import joblib
+
+        try:
+            payload = joblib.load(path)
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such classifier file") from None
+        except Exception as exc:
+            raise ValueError(f"{path}: not a spot classifier ({type(exc).__name__})") from None
+        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+            raise ValueError(f"{path}: not a napari-celldenoise spot classifier")
+        if int(payload.get("version", 0)) > MODEL_VERSION:
+            raise ValueError(f"{path}: made by a newer napari-celldenoise; update it")
+        return cls(payload["features"], payload["box"], payload["use_image"], payload["model"],
+                   payload.get("info"))  # fmt: skip
+
+
+def train_classifier(
+    table: pd.DataFrame,
+    labels: np.ndarray,
+    images: np.ndarray | None,
+    *,
+    features: list[str] | None = None,
+    box: int = 7,
+    use_image: bool = True,
+    should_stop: ShouldStop = never_stop,
+) -> Iterator[Event]:
+    """Job generator: train a :class:`SpotClassifier`; ``Done(classifier)``."""
+    yield Progress(0, 2, f"training on {len(table)} spots")
+    if should_stop():
+        yield Done(None, stopped=True)
+        return
+    t0 = time.perf_counter()
+    clf = SpotClassifier(features, box, use_image and images is not None).fit(table, labels, images)
+    yield Progress(2, 2, "trained")
+    yield Log(f"classifier trained on {clf.info['n_good']} good and {clf.info['n_bad']} bad "
+              f"spots in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    yield Done(clf)

@@ -1,0 +1,91 @@
+"""The settings of a spot run: one frozen, validated model shared by the dock and the CLI."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..config import Config
+from .expr import ExpressionError, parse_expression
+from .simulate import Camera
+
+
+class SpotsConfig(Config):
+    """Filter, detection, fit and camera settings of :func:`~.pipeline.find_spots`."""
+
+    filter: Literal["wavelet", "dog", "log", "none"] = "wavelet"
+    wavelet_order: int = Field(3, ge=1, le=5, description="B-spline order")
+    wavelet_scale: float = Field(2.0, gt=0, le=8, description="B-spline scale")
+    wavelet_level: int = Field(2, ge=1, le=4, description="wavelet plane used for detection")
+    threshold: str = Field("std(Wave.F1)", description="number or expression, ThunderSTORM style")
+    min_distance: float = Field(1.0, ge=1.0, le=50.0, description="px between two maxima")
+    border: int | None = Field(None, ge=0, description="px excluded at the edges (default box//2)")
+    fit: Literal["mle", "lsq", "none"] = "mle"
+    elliptical: bool = False
+    sigma: float = Field(1.3, gt=0.2, le=20.0, description="PSF sigma in px (start of the fit)")
+    box: int = Field(7, ge=3, le=31, description="fit box side in px (odd)")
+    min_significance: float = Field(
+        0.0, ge=0, description="drop fits whose sqrt(2 log-likelihood ratio) vs flat is lower"
+    )
+    subtract_neighbours: bool = Field(
+        True, description="refit spots with neighbours in their box, the neighbours subtracted"
+    )
+    duplicate_distance: float = Field(0.5, ge=0, description="px: closer fits are one spot")
+    max_iter: int = Field(100, ge=1, le=10000)
+    tol: float = Field(1e-4, gt=0, le=1.0)
+    offset: float = Field(100.0, ge=0, description="camera offset (ADU)")
+    sensitivity: float = Field(0.5, gt=0, description="photoelectrons per ADU")
+    read_noise: float = Field(1.6, ge=0, description="read noise (e- rms)")
+    em_gain: float = Field(1.0, ge=1.0, description="EM gain (1 = none)")
+    qe: float = Field(1.0, gt=0, le=1.0, description="quantum efficiency")
+    pixel_size: float = Field(100.0, gt=0, description="nm per pixel")
+
+    @field_validator("threshold")
+    @classmethod
+    def _parsable(cls, value: str) -> str:
+        try:
+            parse_expression(value)
+        except ExpressionError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("box")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"box must be odd, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _threshold_matches_filter(self) -> SpotsConfig:
+        from .expr import referenced_names
+
+        names = referenced_names(self.threshold)
+        prefix = {"wavelet": "Wave.", "dog": "DoG.", "log": "LoG."}.get(self.filter, "")
+        for name in names:
+            if "." in name and not name.startswith(prefix):
+                raise ValueError(
+                    f"threshold {self.threshold!r} uses {name} but the filter is {self.filter}"
+                )
+        return self
+
+    @property
+    def camera(self) -> Camera:
+        return Camera(offset=self.offset, sensitivity=self.sensitivity,
+                      read_noise=self.read_noise, em_gain=self.em_gain, qe=self.qe)  # fmt: skip
+
+    @property
+    def border_px(self) -> int:
+        return self.box // 2 if self.border is None else max(self.border, self.box // 2)
+
+    def filter_options(self) -> dict[str, float]:
+        if self.filter == "wavelet":
+            return {"order": self.wavelet_order, "scale": self.wavelet_scale,
+                    "level": self.wavelet_level}  # fmt: skip
+        return {}
+
+    def with_camera(self, camera: Camera) -> SpotsConfig:
+        return self.model_copy(update={"offset": camera.offset, "sensitivity": camera.sensitivity,
+                                       "read_noise": camera.read_noise,
+                                       "em_gain": camera.em_gain, "qe": camera.qe})  # fmt: skip

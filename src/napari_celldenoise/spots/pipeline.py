@@ -1,0 +1,414 @@
+"""The whole spot pipeline over single frames, time stacks and Z stacks.
+
+:func:`find_spots` is a job generator (``Progress`` per frame, ``Done(table)`` last) so that the
+dock runs it in a worker with Cancel and the CLI drains it; :func:`locate` is the plain function.
+The table is a :class:`pandas.DataFrame` in pixels (pixel centres at integers, x the column,
+y the row) and photons, one row per fitted spot, ``frame`` and ``z`` 0-based.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from scipy.special import erf, gammaln
+
+from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
+from ..jobs import run as run_job
+from .config import SpotsConfig
+from .detect import detect_frame, local_maxima
+from .filters import apply_filter
+from .fit import extract_boxes, fit_boxes, read_variance, to_photoelectrons
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = [
+    "frame", "z", "y", "x", "photons", "background", "sigma", "sigma_x", "sigma_y",
+    "ellipticity", "uncertainty", "crlb_x", "crlb_y", "crlb_photons", "crlb_background",
+    "crlb_sigma", "bkgstd", "chi2", "loglik", "significance", "iterations", "converged", "peak",
+    "class",
+]  # fmt: skip
+FEATURES = ["photons", "background", "sigma", "ellipticity", "uncertainty", "bkgstd", "chi2",
+            "significance", "peak", "crlb_photons", "iterations"]  # fmt: skip
+"""Numeric columns a classifier and the feature sliders use."""
+
+
+def empty_table(pixel_size: float = 100.0) -> pd.DataFrame:
+    """A typed table with no rows."""
+    table = pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in COLUMNS})
+    table.attrs["pixel_size"] = float(pixel_size)
+    return table
+
+
+def _dtype(column: str) -> str:
+    if column in ("frame", "z", "iterations"):
+        return "int64"
+    if column == "converged":
+        return "bool"
+    if column == "class":
+        return "object"
+    return "float64"
+
+
+def plane_axes(shape: tuple[int, ...], axes: str | None) -> str:
+    """The axes of a stack for spot finding: ``YX``, ``TYX``, ``ZYX`` or ``TZYX``."""
+    ndim = len(shape)
+    if axes is None:
+        axes = {2: "YX", 3: "TYX", 4: "TZYX"}.get(ndim)
+        if axes is None:
+            raise ValueError(f"spots are found in 2D to 4D stacks, got shape {shape}")
+    axes = axes.upper()
+    if len(axes) != ndim or not axes.endswith("YX") or any(a not in "TZYX" for a in axes):
+        raise ValueError(f"axes {axes!r} do not fit shape {shape} (use YX, TYX, ZYX or TZYX)")
+    return axes
+
+
+def find_spots(
+    stack: np.ndarray,
+    config: SpotsConfig | None = None,
+    *,
+    axes: str | None = None,
+    detect_on: np.ndarray | None = None,
+    should_stop: ShouldStop = never_stop,
+) -> Iterator[Event]:
+    """Detect and fit spots in every plane of ``stack``; yields events, ``Done(table)`` last.
+
+    Parameters
+    ----------
+    stack
+        2D frame or stack (numpy or dask) in camera ADU.
+    config
+        Settings (defaults: wavelet filter, ``std(Wave.F1)``, MLE, 7x7 boxes).
+    axes
+        ``YX``, ``TYX``, ``ZYX`` or ``TZYX`` (default from the number of dimensions).
+    detect_on
+        An image of the same shape (e.g. denoised) in which candidates are detected; the fit
+        always uses ``stack``.
+    should_stop
+        Polled once per plane; when True the spots found so far are returned with
+        ``Done(stopped=True)``.
+    """
+    config = config or SpotsConfig()
+    shape = tuple(int(s) for s in stack.shape)
+    axes = plane_axes(shape, axes)
+    if detect_on is not None and tuple(detect_on.shape) != shape:
+        raise ValueError(f"detection image shape {tuple(detect_on.shape)} != stack shape {shape}")
+    if min(shape[-2:]) < config.box:
+        raise ValueError(f"frames of {shape[-2]}x{shape[-1]} px are smaller than the "
+                         f"{config.box}x{config.box} fit box")  # fmt: skip
+    lead = shape[:-2]
+    planes = list(np.ndindex(*lead)) if lead else [()]
+    camera = config.camera
+    rvar = read_variance(camera)
+    parts: list[pd.DataFrame] = []
+    t0 = time.perf_counter()
+    stopped = False
+    for k, index in enumerate(planes):
+        if should_stop():
+            stopped = True
+            break
+        frame = np.asarray(stack[index])
+        other = None if detect_on is None else np.asarray(detect_on[index])
+        part = locate_frame(frame, config, detect_on=other, read_var=rvar)
+        labels = dict(zip(axes[:-2], index))
+        part["frame"] = int(labels.get("T", 0))
+        part["z"] = int(labels.get("Z", 0))
+        parts.append(part)
+        n = sum(len(p) for p in parts)
+        yield Progress(k + 1, len(planes), f"plane {k + 1}/{len(planes)}: {n} spots")
+    table = pd.concat(parts, ignore_index=True) if parts else empty_table()
+    table = table[COLUMNS]
+    table.attrs["pixel_size"] = float(config.pixel_size)
+    table.attrs["axes"] = axes
+    dt = time.perf_counter() - t0
+    yield Log(f"{len(table)} spots in {len(parts)} planes ({dt:.2f} s)")
+    yield Done(table, stopped=stopped)
+
+
+def locate(
+    stack: np.ndarray,
+    config: SpotsConfig | None = None,
+    *,
+    axes: str | None = None,
+    detect_on: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """:func:`find_spots` as a plain function returning the table."""
+    return run_job(find_spots(stack, config, axes=axes, detect_on=detect_on))
+
+
+def locate_frame(
+    frame: np.ndarray,
+    config: SpotsConfig,
+    *,
+    detect_on: np.ndarray | None = None,
+    read_var: float | None = None,
+) -> pd.DataFrame:
+    """Detect and fit the spots of one 2D frame (ADU); ``frame``/``z`` columns are 0."""
+    frame = np.asarray(frame)
+    if frame.ndim != 2:
+        raise ValueError(f"locate_frame takes a 2D frame, got shape {frame.shape}")
+    camera = config.camera
+    rvar = read_variance(camera) if read_var is None else read_var
+    coords, filtered, thr = detect_frame(
+        frame, filter=config.filter, threshold=config.threshold, sigma=config.sigma,
+        min_distance=config.min_distance, border=config.border_px, detect_on=detect_on,
+        full=True, **config.filter_options(),
+    )  # fmt: skip
+    if len(coords) == 0:
+        return empty_table(config.pixel_size).drop(columns=[])
+    peak = filtered[coords[:, 0], coords[:, 1]]
+    electrons = to_photoelectrons(frame, camera)
+    boxes = extract_boxes(electrons, coords, config.box)
+    half = config.box // 2
+    n = len(coords)
+    out: dict[str, np.ndarray] = {}
+    if config.fit == "none":
+        out["y"], out["x"] = coords[:, 0].astype(float), coords[:, 1].astype(float)
+        bg = np.median(boxes.reshape(n, -1), axis=1)
+        out["photons"] = (boxes.reshape(n, -1) - bg[:, None]).sum(1) / camera.qe
+        out["background"] = bg / camera.qe
+        for c in ("sigma", "sigma_x", "sigma_y", "uncertainty", "crlb_x", "crlb_y",
+                  "crlb_photons", "crlb_background", "crlb_sigma", "bkgstd", "chi2", "loglik",
+                  "significance"):  # fmt: skip
+            out[c] = np.full(n, np.nan)
+        out["ellipticity"] = np.ones(n)
+        out["iterations"] = np.zeros(n, int)
+        out["converged"] = np.ones(n, bool)
+    else:
+        coords, res, boxes = fit_frame(frame, electrons, coords, config, rvar, thr)
+        n = len(coords)
+        if n and coords.shape[0] != len(peak):
+            filtered_all = apply_filter(frame if detect_on is None else detect_on,
+                                        config.filter, sigma=config.sigma,
+                                        **config.filter_options()).F  # fmt: skip
+            peak = filtered_all[coords[:, 0], coords[:, 1]]
+        p, c = res.params, res.crlb
+        qe = camera.qe
+        out["y"] = coords[:, 0] - half + p[:, 1]
+        out["x"] = coords[:, 1] - half + p[:, 0]
+        out["photons"] = p[:, 2] / qe
+        out["background"] = p[:, 3] / qe
+        out["sigma_x"], out["sigma_y"] = p[:, 4], p[:, 5]
+        out["sigma"] = np.sqrt(p[:, 4] * p[:, 5])
+        out["ellipticity"] = np.maximum(p[:, 4], p[:, 5]) / np.minimum(p[:, 4], p[:, 5])
+        out["crlb_x"], out["crlb_y"] = c[:, 0], c[:, 1]
+        out["uncertainty"] = np.sqrt((c[:, 0] ** 2 + c[:, 1] ** 2) / 2)
+        out["crlb_photons"] = c[:, 2] / qe
+        out["crlb_background"] = c[:, 3] / qe
+        out["crlb_sigma"] = c[:, 4]
+        model = model_boxes(p, config.box)
+        out["bkgstd"] = (boxes - model).reshape(n, -1).std(1) / qe
+        out["chi2"] = res.chi2
+        out["loglik"] = res.loglik
+        out["significance"] = significance(boxes, res.loglik, rvar)
+        out["iterations"] = res.iterations.astype(int)
+        out["converged"] = res.converged
+    out["peak"] = peak
+    out["frame"] = np.zeros(n, int)
+    out["z"] = np.zeros(n, int)
+    out["class"] = np.full(n, "good", object)
+    table = pd.DataFrame(out)[COLUMNS]
+    if config.fit != "none":
+        # a fit that wandered outside its box or failed is not a localization; nor is a fit
+        # no more likely than a flat background; two candidates that fitted the same spot
+        # are one
+        keep = table["converged"].to_numpy() & (table["significance"].to_numpy()
+                                                >= config.min_significance)  # fmt: skip
+        table = table[keep].reset_index(drop=True)
+        table = drop_duplicates(table, config.duplicate_distance)
+    table.attrs["pixel_size"] = float(config.pixel_size)
+    return table
+
+
+def fit_frame(frame, electrons, coords, config: SpotsConfig, rvar: float, threshold):
+    """Fit every candidate; in crowded places refit with the neighbours subtracted, refit
+    too-broad fits (two spots taken for one) with the PSF's width fixed, and look for spots
+    hidden by brighter neighbours in the residual frame. Returns (coords, FitResult, boxes)."""
+    camera = config.camera
+
+    def fit(b: np.ndarray, fixed: float | None = None):
+        return fit_boxes(
+            b, method=config.fit, sigma=config.sigma if fixed is None else fixed,
+            elliptical=config.elliptical, fixed_sigma=fixed is not None, read_var=rvar,
+            em_gain=camera.em_gain, max_iter=config.max_iter, tol=config.tol,
+        )  # fmt: skip
+
+    def one_round(coords):
+        boxes = extract_boxes(electrons, coords, config.box)
+        res = fit(boxes)
+        if config.subtract_neighbours and len(coords) > 1:
+            boxes = refit_crowded(electrons.shape, coords, boxes, res, config, fit, rvar)
+            refit_broad(coords, boxes, res, config, fit)
+        return res, boxes
+
+    res, boxes = one_round(coords)
+    if config.subtract_neighbours:
+        more = residual_candidates(frame, electrons, coords, res, boxes, config, threshold, rvar)
+        if len(more):
+            coords = np.vstack([coords, more])
+            res, boxes = one_round(coords)
+    return coords, res, boxes
+
+
+def refit_broad(coords, boxes, res, config: SpotsConfig, fit) -> None:
+    """Crowded fits much wider than the frame's PSF are two spots taken for one: refit them
+    with the PSF's width fixed so that each lands on one spot (the other is then found in the
+    residual). The PSF width is the median of the frame's converged fits."""
+    from scipy.spatial import cKDTree
+
+    p = res.params
+    ok = res.converged
+    if ok.sum() < 3:
+        return
+    psf = float(np.median(np.sqrt(p[ok, 4] * p[ok, 5])))
+    half = config.box // 2
+    reach = half + int(np.ceil(3 * psf))
+    pairs = cKDTree(coords).query_pairs(reach, output_type="ndarray")
+    crowded = np.zeros(len(coords), bool)
+    crowded[pairs.ravel()] = True
+    broad = crowded & (np.sqrt(p[:, 4] * p[:, 5]) > 1.25 * psf)
+    if not broad.any():
+        return
+    idx = np.flatnonzero(broad)
+    res2 = fit(boxes[idx], fixed=psf)
+    for name in ("params", "crlb", "loglik", "chi2", "iterations", "converged"):
+        getattr(res, name)[idx] = getattr(res2, name)
+
+
+def residual_candidates(frame, electrons, coords, res, boxes, config: SpotsConfig, threshold,
+                        rvar: float):  # fmt: skip
+    """Candidates found again in the frame minus every trusted fit (spots hidden by a brighter
+    neighbour); those within ``2 sigma`` of a fitted spot are residue of its fit, not spots."""
+    from scipy.spatial import cKDTree
+
+    half = config.box // 2
+    p = res.params
+    ok = _trusted(res, boxes, config, rvar)
+    if not ok.any():
+        return np.empty((0, 2), np.intp)
+    yx = coords[ok] - half + p[ok][:, [1, 0]]
+    spots = np.zeros(electrons.shape)
+    render_spots(spots, yx, p[ok][:, 2], p[ok][:, 4], p[ok][:, 5])
+    camera = config.camera
+    residual = np.asarray(frame, np.float64) - spots / (camera.sensitivity / camera.em_gain)
+    filtered = apply_filter(residual, config.filter, sigma=config.sigma, **config.filter_options())
+    found = local_maxima(filtered.F, threshold, min_distance=config.min_distance,
+                         border=config.border_px)  # fmt: skip
+    if len(found) == 0:
+        return found
+    d, _ = cKDTree(np.vstack([yx, coords])).query(found)
+    return found[d > 2.0 * config.sigma]
+
+
+def _trusted(res, boxes, config: SpotsConfig, rvar: float) -> np.ndarray:
+    """Fits solid enough to be subtracted from their neighbours: converged, near their
+    candidate, clearly above background and not narrower than half the PSF."""
+    half = config.box // 2
+    p = res.params
+    moved = (np.hypot(p[:, 0] - half, p[:, 1] - half) > 1.0) | ~res.converged
+    sig = significance(boxes, res.loglik, rvar)
+    width = np.sqrt(p[:, 4] * p[:, 5])
+    return ~moved & (sig >= 5.0) & (width >= 0.5 * config.sigma)
+
+
+def refit_crowded(shape, coords, boxes, res, config: SpotsConfig, fit, rvar: float,
+                  rounds: int = 2) -> np.ndarray:  # fmt: skip
+    """Refit spots whose box holds a neighbour, with the neighbours' fitted models subtracted
+    (``rounds`` times, each with the previous round's neighbours).
+
+    A candidate whose fit moved more than 1 px (it slid onto a brighter neighbour) is refitted
+    too, and its fit is not used as anybody's neighbour. Updates ``res`` in place and returns
+    the boxes the final fits saw (for the residual statistics).
+    """
+    from scipy.spatial import cKDTree
+
+    half = config.box // 2
+    reach = half + int(np.ceil(3 * config.sigma))
+    pairs = cKDTree(coords).query_pairs(reach, output_type="ndarray")
+    crowded = np.zeros(len(coords), bool)
+    crowded[pairs.ravel()] = True
+    cleaned = boxes.copy()
+    for _ in range(rounds):
+        p = res.params
+        use = _trusted(res, cleaned, config, rvar)
+        moved = ~use
+        redo = moved | crowded
+        if not redo.any():
+            break
+        spots = np.zeros(shape)
+        render_spots(spots, coords[use] - half + p[use][:, [1, 0]], p[use][:, 2], p[use][:, 4],
+                     p[use][:, 5])  # fmt: skip
+        idx = np.flatnonzero(redo)
+        own = model_boxes(np.column_stack([p[idx, :3], np.zeros(len(idx)), p[idx, 4:]]),
+                          config.box)  # fmt: skip
+        own[moved[idx]] = 0.0
+        cleaned[idx] = boxes[idx] - (extract_boxes(spots, coords[idx], config.box) - own)
+        res2 = fit(cleaned[idx])
+        for name in ("params", "crlb", "loglik", "chi2", "iterations", "converged"):
+            getattr(res, name)[idx] = getattr(res2, name)
+    return cleaned
+
+
+def render_spots(image: np.ndarray, yx: np.ndarray, photons: np.ndarray, sx: np.ndarray,
+                 sy: np.ndarray) -> None:  # fmt: skip
+    """Add pixel-integrated Gaussians (no background) to ``image`` in place."""
+    rows, cols = image.shape
+    for (y, x), n, a, b in zip(yx, photons, sx, sy):
+        ra = int(np.ceil(4 * b)) + 1
+        ca = int(np.ceil(4 * a)) + 1
+        r0, r1 = max(int(y) - ra, 0), min(int(y) + ra + 1, rows)
+        c0, c1 = max(int(x) - ca, 0), min(int(x) + ca + 1, cols)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        rr = np.arange(r0, r1)
+        cc = np.arange(c0, c1)
+        ey = 0.5 * (erf((rr - y + 0.5) / (np.sqrt(2) * b)) - erf((rr - y - 0.5) / (np.sqrt(2) * b)))
+        ex = 0.5 * (erf((cc - x + 0.5) / (np.sqrt(2) * a)) - erf((cc - x - 0.5) / (np.sqrt(2) * a)))
+        image[r0:r1, c0:c1] += n * np.outer(ey, ex)
+
+
+def significance(boxes: np.ndarray, loglik: np.ndarray, read_var: float) -> np.ndarray:
+    """``sqrt(2 * log-likelihood ratio)`` of the spot fit against a flat background.
+
+    Under the Poisson + read-noise model of the MLE; a z-like score that does not depend on
+    the camera's units, so one default threshold serves every data set.
+    """
+    n = len(boxes)
+    dp = np.maximum(boxes.reshape(n, -1) + read_var, 0.0)
+    b = np.maximum(dp.mean(1, keepdims=True), 1e-9)
+    ll_bg = np.sum(dp * np.log(b) - b - gammaln(dp + 1), axis=1)
+    return np.sqrt(np.maximum(2 * (np.asarray(loglik) - ll_bg), 0.0))
+
+
+def drop_duplicates(table: pd.DataFrame, distance: float) -> pd.DataFrame:
+    """Keep one of two fits closer than ``distance`` px in the same plane (the more significant)."""
+    if len(table) < 2 or distance <= 0:
+        return table
+    from scipy.spatial import cKDTree
+
+    key = table["frame"].to_numpy() * 1_000_003 + table["z"].to_numpy()
+    pts = np.column_stack([table["y"].to_numpy(), table["x"].to_numpy(), key * 1e4])
+    pairs = cKDTree(pts).query_pairs(distance, output_type="ndarray")
+    if len(pairs) == 0:
+        return table
+    sig = table["significance"].to_numpy()
+    drop = np.zeros(len(table), bool)
+    for a, b in pairs[np.argsort(-np.maximum(sig[pairs[:, 0]], sig[pairs[:, 1]]))]:
+        if drop[a] or drop[b]:
+            continue
+        drop[b if sig[a] >= sig[b] else a] = True
+    return table[~drop].reset_index(drop=True)
+
+
+def model_boxes(params: np.ndarray, box: int) -> np.ndarray:
+    """Expected photoelectrons ``(n, box, box)`` for fitted ``params`` (x, y, N, bg, sx, sy)."""
+    params = np.asarray(params, float).reshape(-1, 6)
+    g = np.arange(box)[None, :]
+    sx = np.sqrt(2) * params[:, 4:5]
+    sy = np.sqrt(2) * params[:, 5:6]
+    ex = 0.5 * (erf((g - params[:, 0:1] + 0.5) / sx) - erf((g - params[:, 0:1] - 0.5) / sx))
+    ey = 0.5 * (erf((g - params[:, 1:2] + 0.5) / sy) - erf((g - params[:, 1:2] - 0.5) / sy))
+    return params[:, 2, None, None] * ey[:, :, None] * ex[:, None, :] + params[:, 3, None, None]
