@@ -111,6 +111,7 @@ def test_gs_path_reads_lazily(gcs):
     image = read_image("gs://bucket/ome.tif", lazy=True)
     assert image.lazy
     np.testing.assert_array_equal(np.asarray(image.data[1]), gcs[1])
+    image.close()
 
 
 def test_gs_broken_and_missing_files(gcs):

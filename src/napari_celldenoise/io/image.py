@@ -69,6 +69,11 @@ class ImageData:
     def rgb(self) -> bool:
         return self.axes.endswith("S")
 
+    def close(self) -> None:
+        """Release the file handles a lazy image keeps open (its data is unusable after)."""
+        for handle in self.extra.pop("_keepalive", ()):
+            handle.close()
+
     def with_data(self, data: Any, **changes: Any) -> ImageData:
         """A copy carrying new pixels (same axes/scale unless changed), e.g. a filter result."""
         return replace(self, data=data, lazy=changes.pop("lazy", False), **changes)
