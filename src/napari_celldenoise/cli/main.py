@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from .. import __version__
 from .errors import USER_ERRORS, one_line
 
-COMMANDS = ["info", "deep"]
+COMMANDS = ["info", "deep", "spots"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -280,3 +280,41 @@ def train_classifier(
     yield Log(f"classifier trained on {clf.info['n_good']} good and {clf.info['n_bad']} bad "
               f"spots in {time.perf_counter() - t0:.1f} s")  # fmt: skip
     yield Done(clf)
+
+
+def apply_classifier(
+    table: pd.DataFrame,
+    source: str | os.PathLike | RuleSet | SpotClassifier | None = None,
+    *,
+    frames: np.ndarray | None = None,
+    sigma: float = 1.3,
+    box: int = 7,
+    axes: str | None = None,
+) -> pd.DataFrame:
+    """A copy of ``table`` with its ``class`` column set by ``source``.
+
+    ``source`` is a :class:`RuleSet`, a :class:`SpotClassifier`, a path to a rules YAML or a
+    classifier file, or None for :func:`default_rules` around ``sigma``. A classifier that uses
+    spot images needs the ``frames`` the table was fitted on.
+    """
+    out = table.copy()
+    if len(out) == 0:
+        return out
+    if source is None:
+        source = default_rules(sigma)
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.exists():
+            raise ValueError(f"{path}: no such classifier or rules file")
+        source = (RuleSet.load(path) if path.suffix.lower() in (".yaml", ".yml")
+                  else SpotClassifier.load(path))  # fmt: skip
+    if isinstance(source, RuleSet):
+        out["class"] = source.classify(out)
+    else:
+        images = None
+        if source.use_image:
+            if frames is None:
+                raise ValueError("this classifier looks at spot images: give the frames")
+            images = spot_images(frames, out, source.box, axes)
+        out["class"] = source.predict(out, images)
+    return out
