@@ -25,20 +25,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="OUT.csv", required=True, help="CSV to write")
     p.add_argument("--fit", choices=["lsq", "mle"], default="mle", help="estimator (default mle)")
     p.add_argument("--offset", type=float, metavar="ADU", help="camera offset (default 100)")
-    p.add_argument("--sensitivity", type=float, metavar="E_PER_ADU",
-                   help="photoelectrons per ADU (default 0.5)")  # fmt: skip
+    p.add_argument(
+        "--sensitivity",
+        type=float,
+        metavar="E_PER_ADU",
+        help="photoelectrons per ADU (default 0.5)",
+    )
     p.add_argument("--read-noise", type=float, metavar="E", help="read noise, e- rms (1.6)")
     p.add_argument("--em-gain", type=float, metavar="G", help="EM gain (default 1: none)")
     p.add_argument("--qe", type=float, metavar="Q", help="quantum efficiency (default 1)")
-    p.add_argument("--pixel-size", type=float, metavar="NM",
-                   help="nm per pixel (default: the image's scale, else 100)")  # fmt: skip
-    p.add_argument("--threshold", metavar="EXPR",
-                   help="detection threshold: a number or an expression such as "
-                   "'2*std(Wave.F1)' (default 0.5*noise(Wave.F1))")  # fmt: skip
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        metavar="NM",
+        help="nm per pixel (default: the image's scale, else 100)",
+    )
+    p.add_argument(
+        "--threshold",
+        metavar="EXPR",
+        help="detection threshold: a number or an expression such as "
+        "'2*std(Wave.F1)' (default 0.5*noise(Wave.F1))",
+    )
     p.add_argument("--sigma", type=float, metavar="PX", help="PSF sigma in px (default 1.3)")
     p.add_argument("--box", type=int, metavar="N", help="fit box side, odd (default 7)")
-    p.add_argument("--classify", metavar="MODEL",
-                   help="classifier (.joblib) or rules (.yaml); default: rules")  # fmt: skip
+    p.add_argument(
+        "--classify", metavar="MODEL", help="classifier (.joblib) or rules (.yaml); default: rules"
+    )
     p.add_argument("--filter", choices=["wavelet", "dog", "log"], help="default wavelet")
     p.add_argument("--elliptical", action="store_true", help="fit sigma_x and sigma_y")
     p.add_argument("--axes", help="override the image axes, e.g. TYX or ZYX")
@@ -63,8 +75,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--spacing", type=float, default=4.0, help="grid pitch in px")
     s.add_argument("--sigma", type=float, default=1.3, help="PSF sigma in px")
     s.add_argument("--photons", type=float, nargs=2, default=[300.0, 5000.0], metavar=("LO", "HI"))
-    s.add_argument("--background", type=float, nargs=2, default=[10.0, 10.0],
-                   metavar=("LO", "HI"), help="photons per px, drawn per frame")  # fmt: skip
+    s.add_argument(
+        "--background",
+        type=float,
+        nargs=2,
+        default=[10.0, 10.0],
+        metavar=("LO", "HI"),
+        help="photons per px, drawn per frame",
+    )
     s.add_argument("--offset", type=float, default=100.0, metavar="ADU")
     s.add_argument("--sensitivity", type=float, default=0.5, metavar="E_PER_ADU")
     s.add_argument("--read-noise", type=float, default=1.6, metavar="E")
@@ -129,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"{out}: already exists (use --overwrite to replace it)")
     if not out.parent.exists():
         raise CliError(f"{out.parent}: no such folder for the output")
+    if args.classify and not Path(args.classify).is_file():
+        raise CliError(f"{args.classify}: no such classifier or rules file")
     image = read_image(args.input, config=ReaderConfig(axes=args.axes) if args.axes else None)
     stack, axes = _stack(image, args.channel)
     pixel_size = args.pixel_size or _image_pixel_size(image) or 100.0
@@ -137,26 +157,31 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise CliError(format_validation_error(exc)) from None
     if min(stack.shape[-2:]) < config.box:
-        raise CliError(f"{args.input}: frames of {stack.shape[-2]}x{stack.shape[-1]} px are "
-                       f"smaller than the {config.box}x{config.box} fit box")  # fmt: skip
+        raise CliError(
+            f"{args.input}: frames of {stack.shape[-2]}x{stack.shape[-1]} px are "
+            f"smaller than the {config.box}x{config.box} fit box"
+        )
     from ..spots.expr import ExpressionError
 
     try:
-        table = run_job(find_spots(stack, config, axes=axes),
-                        on_event=StderrProgress(quiet=args.quiet))  # fmt: skip
+        table = run_job(
+            find_spots(stack, config, axes=axes), on_event=StderrProgress(quiet=args.quiet)
+        )
     except ExpressionError as exc:
         raise CliError(str(exc)) from None
     try:
-        table = apply_classifier(table, args.classify, frames=stack, sigma=config.sigma,
-                                 box=config.box)  # fmt: skip
+        table = apply_classifier(
+            table, args.classify, frames=stack, sigma=config.sigma, box=config.box
+        )
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
     write_spots_csv(out, table, pixel_size=pixel_size, overwrite=args.overwrite)
     n_good = int((table["class"] == "good").sum()) if len(table) else 0
     if not args.quiet:
         if len(table) == 0:
-            print(f"no spots found in {args.input}: wrote the header only to {out}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"no spots found in {args.input}: wrote the header only to {out}", file=sys.stderr
+            )
         else:
             print(f"{len(table)} spots ({n_good} good) -> {out}", file=sys.stderr)
     return 0
@@ -176,11 +201,18 @@ def run_simulate(args: argparse.Namespace) -> int:
         camera = Camera(args.offset, args.sensitivity, args.read_noise, args.em_gain, args.qe)
         lo, hi = args.background
         frames, truth = simulate_spots(
-            args.frames, tuple(args.size), n_spots=args.spots, sigma=args.sigma,
-            photons=tuple(args.photons), background=(lo, hi) if hi > lo else lo,
-            min_distance=args.min_distance, camera=camera, layout=args.layout,
-            spacing=args.spacing, seed=args.seed,
-        )  # fmt: skip
+            args.frames,
+            tuple(args.size),
+            n_spots=args.spots,
+            sigma=args.sigma,
+            photons=tuple(args.photons),
+            background=(lo, hi) if hi > lo else lo,
+            min_distance=args.min_distance,
+            camera=camera,
+            layout=args.layout,
+            spacing=args.spacing,
+            seed=args.seed,
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from None
     um = args.pixel_size / 1000.0

@@ -26,9 +26,20 @@ import pandas as pd
 
 from ..atomic import atomic_path
 
-HEADER = ["id", "frame", "x [nm]", "y [nm]", "x [px]", "y [px]", "sigma [nm]",
-          "intensity [photon]", "offset [photon]", "bkgstd [photon]", "uncertainty [nm]",
-          "class"]  # fmt: skip
+HEADER = [
+    "id",
+    "frame",
+    "x [nm]",
+    "y [nm]",
+    "x [px]",
+    "y [px]",
+    "sigma [nm]",
+    "intensity [photon]",
+    "offset [photon]",
+    "bkgstd [photon]",
+    "uncertainty [nm]",
+    "class",
+]
 """The first columns of every table we write, in this order."""
 
 # table column -> (csv name, kind): "pos" nm = (px + 0.5) * ps, "len" nm = px * ps, "raw"
@@ -183,8 +194,9 @@ def read_spots_csv(path: str | os.PathLike, *, pixel_size: float | None = None) 
     return from_csv_frame(raw, pixel_size=pixel_size, source=str(path))
 
 
-def from_csv_frame(raw: pd.DataFrame, *, pixel_size: float | None = None, source: str = "table"
-                   ) -> pd.DataFrame:  # fmt: skip
+def from_csv_frame(
+    raw: pd.DataFrame, *, pixel_size: float | None = None, source: str = "table"
+) -> pd.DataFrame:
     """Convert CSV columns (normalised names) back to the pipeline's table."""
     n = len(raw)
 

@@ -56,8 +56,13 @@ def read_spot_layers(path: str | list[str]) -> LayerData:
     return layers or EMPTY
 
 
-def table_to_points(table: pd.DataFrame, *, name: str = "spots", pixel_size: float | None = None,
-                    ndim: int | None = None) -> tuple[np.ndarray, dict, str]:  # fmt: skip
+def table_to_points(
+    table: pd.DataFrame,
+    *,
+    name: str = "spots",
+    pixel_size: float | None = None,
+    ndim: int | None = None,
+) -> tuple[np.ndarray, dict, str]:
     """A Points layer tuple: (frame, y, x) or (y, x) in px, scale in µm, all columns as
     ``features``, border colour by class, size by sigma.
 

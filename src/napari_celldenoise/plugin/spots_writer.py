@@ -9,8 +9,15 @@ import pandas as pd
 
 from ..io.spots_csv import write_spots_csv
 
-_UNIT_NM = {"nm": 1.0, "nanometer": 1.0, "µm": 1000.0, "um": 1000.0, "micrometer": 1000.0,
-            "mm": 1e6, "millimeter": 1e6}  # fmt: skip
+_UNIT_NM = {
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "µm": 1000.0,
+    "um": 1000.0,
+    "micrometer": 1000.0,
+    "mm": 1e6,
+    "millimeter": 1e6,
+}
 
 
 def points_to_table(data: Any, meta: dict) -> pd.DataFrame:

@@ -17,8 +17,12 @@ backgrounds were missed (recall 0.97 on the benchmark simulation); half the robu
 ``Wave.F1`` is about 2.5 noise standard deviations of the detection plane ``Wave.F2``. Noise
 maxima that pass it are removed by the fit's significance and the rules."""
 
-THRESHOLDS = {"wavelet": DEFAULT_THRESHOLD, "dog": "3*noise(F)", "log": "3*noise(F)",
-              "none": "3*noise(F)"}  # fmt: skip
+THRESHOLDS = {
+    "wavelet": DEFAULT_THRESHOLD,
+    "dog": "3*noise(F)",
+    "log": "3*noise(F)",
+    "none": "3*noise(F)",
+}
 """A sensible default threshold per filter."""
 
 
@@ -44,6 +48,7 @@ class SpotsConfig(Config):
     subtract_neighbours: bool = Field(
         True, description="refit spots with neighbours in their box, the neighbours subtracted"
     )
+    classify: bool = Field(True, description="set 'class' with the default rules")
     duplicate_distance: float = Field(0.5, ge=0, description="px: closer fits are one spot")
     max_iter: int = Field(100, ge=1, le=10000)
     tol: float = Field(1e-4, gt=0, le=1.0)
@@ -85,8 +90,13 @@ class SpotsConfig(Config):
 
     @property
     def camera(self) -> Camera:
-        return Camera(offset=self.offset, sensitivity=self.sensitivity,
-                      read_noise=self.read_noise, em_gain=self.em_gain, qe=self.qe)  # fmt: skip
+        return Camera(
+            offset=self.offset,
+            sensitivity=self.sensitivity,
+            read_noise=self.read_noise,
+            em_gain=self.em_gain,
+            qe=self.qe,
+        )
 
     @property
     def border_px(self) -> int:
@@ -94,11 +104,20 @@ class SpotsConfig(Config):
 
     def filter_options(self) -> dict[str, float]:
         if self.filter == "wavelet":
-            return {"order": self.wavelet_order, "scale": self.wavelet_scale,
-                    "level": self.wavelet_level}  # fmt: skip
+            return {
+                "order": self.wavelet_order,
+                "scale": self.wavelet_scale,
+                "level": self.wavelet_level,
+            }
         return {}
 
     def with_camera(self, camera: Camera) -> SpotsConfig:
-        return self.model_copy(update={"offset": camera.offset, "sensitivity": camera.sensitivity,
-                                       "read_noise": camera.read_noise,
-                                       "em_gain": camera.em_gain, "qe": camera.qe})  # fmt: skip
+        return self.model_copy(
+            update={
+                "offset": camera.offset,
+                "sensitivity": camera.sensitivity,
+                "read_noise": camera.read_noise,
+                "em_gain": camera.em_gain,
+                "qe": camera.qe,
+            }
+        )

@@ -75,9 +75,18 @@ def parse_expression(text: str) -> ast.Expression:
     for node in ast.walk(tree):
         ok = isinstance(
             node,
-            ast.Expression | ast.BinOp | ast.UnaryOp | ast.Constant | ast.Call | ast.Name
-            | ast.Attribute | ast.Load | ast.USub | ast.UAdd | ast.operator,
-        )  # fmt: skip
+            ast.Expression
+            | ast.BinOp
+            | ast.UnaryOp
+            | ast.Constant
+            | ast.Call
+            | ast.Name
+            | ast.Attribute
+            | ast.Load
+            | ast.USub
+            | ast.UAdd
+            | ast.operator,
+        )
         if isinstance(node, ast.operator) and type(node) not in _BINOPS:
             ok = False
         if isinstance(node, ast.Constant) and not (

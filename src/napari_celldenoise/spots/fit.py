@@ -453,18 +453,26 @@ def fit_boxes(
     n = len(boxes)
     if n == 0:
         z = np.empty((0, 6))
-        return FitResult(z, z.copy(), np.empty(0), np.empty(0), np.empty(0, np.int32),
-                         np.empty(0, bool))  # fmt: skip
+        return FitResult(
+            z, z.copy(), np.empty(0), np.empty(0), np.empty(0, np.int32), np.empty(0, bool)
+        )
     b = boxes.shape[1]
     prev = numba.get_num_threads()
     if threads is not None:
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     try:
         params, crlb, stats, iters, conv = _fit_all(
-            boxes, float(sigma), 4 if fixed_sigma else 6 if elliptical else 5,
-            method == "mle", float(read_var),
-            2.0 if em_gain > 1 else 1.0, int(max_iter), float(tol), 0.3, float(b),
-        )  # fmt: skip
+            boxes,
+            float(sigma),
+            4 if fixed_sigma else 6 if elliptical else 5,
+            method == "mle",
+            float(read_var),
+            2.0 if em_gain > 1 else 1.0,
+            int(max_iter),
+            float(tol),
+            0.3,
+            float(b),
+        )
     finally:
         numba.set_num_threads(prev)
     return FitResult(params, crlb, stats[:, 1], stats[:, 0], iters, conv)
@@ -504,6 +512,19 @@ def crlb_symmetric(
     out_c = np.empty(6)
     out_s = np.empty(2)
     # zero iterations: evaluate the bound at the given parameters
-    _fit_one(d[0], p, 6 if elliptical else 5, True, float(read_var), 1.0, 0, 1.0, 0.3,
-             float(box), out_p, out_c, out_s)  # fmt: skip
+    _fit_one(
+        d[0],
+        p,
+        6 if elliptical else 5,
+        True,
+        float(read_var),
+        1.0,
+        0,
+        1.0,
+        0.3,
+        float(box),
+        out_p,
+        out_c,
+        out_s,
+    )
     return out_c

@@ -38,8 +38,15 @@ class MatchResult:
         return float(np.sqrt(np.mean(self.distance**2))) if len(self.distance) else float("nan")
 
     def summary(self) -> dict[str, float]:
-        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "precision": self.precision,
-                "recall": self.recall, "f1": self.f1, "rmse_px": self.rmse}  # fmt: skip
+        return {
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "rmse_px": self.rmse,
+        }
 
 
 def match_points(

@@ -26,13 +26,44 @@ from .fit import extract_boxes, fit_boxes, read_variance, to_photoelectrons
 logger = logging.getLogger(__name__)
 
 COLUMNS = [
-    "frame", "z", "y", "x", "photons", "background", "sigma", "sigma_x", "sigma_y",
-    "ellipticity", "uncertainty", "crlb_x", "crlb_y", "crlb_photons", "crlb_background",
-    "crlb_sigma", "bkgstd", "chi2", "loglik", "significance", "iterations", "converged", "peak",
+    "frame",
+    "z",
+    "y",
+    "x",
+    "photons",
+    "background",
+    "sigma",
+    "sigma_x",
+    "sigma_y",
+    "ellipticity",
+    "uncertainty",
+    "crlb_x",
+    "crlb_y",
+    "crlb_photons",
+    "crlb_background",
+    "crlb_sigma",
+    "bkgstd",
+    "chi2",
+    "loglik",
+    "significance",
+    "iterations",
+    "converged",
+    "peak",
     "class",
-]  # fmt: skip
-FEATURES = ["photons", "background", "sigma", "ellipticity", "uncertainty", "bkgstd", "chi2",
-            "significance", "peak", "crlb_photons", "iterations"]  # fmt: skip
+]
+FEATURES = [
+    "photons",
+    "background",
+    "sigma",
+    "ellipticity",
+    "uncertainty",
+    "bkgstd",
+    "chi2",
+    "significance",
+    "peak",
+    "crlb_photons",
+    "iterations",
+]
 """Numeric columns a classifier and the feature sliders use."""
 
 
@@ -97,8 +128,10 @@ def find_spots(
     if detect_on is not None and tuple(detect_on.shape) != shape:
         raise ValueError(f"detection image shape {tuple(detect_on.shape)} != stack shape {shape}")
     if min(shape[-2:]) < config.box:
-        raise ValueError(f"frames of {shape[-2]}x{shape[-1]} px are smaller than the "
-                         f"{config.box}x{config.box} fit box")  # fmt: skip
+        raise ValueError(
+            f"frames of {shape[-2]}x{shape[-1]} px are smaller than the "
+            f"{config.box}x{config.box} fit box"
+        )
     lead = shape[:-2]
     planes = list(np.ndindex(*lead)) if lead else [()]
     camera = config.camera
@@ -153,10 +186,16 @@ def locate_frame(
     camera = config.camera
     rvar = read_variance(camera) if read_var is None else read_var
     coords, filtered, thr = detect_frame(
-        frame, filter=config.filter, threshold=config.threshold, sigma=config.sigma,
-        min_distance=config.min_distance, border=config.border_px, detect_on=detect_on,
-        full=True, **config.filter_options(),
-    )  # fmt: skip
+        frame,
+        filter=config.filter,
+        threshold=config.threshold,
+        sigma=config.sigma,
+        min_distance=config.min_distance,
+        border=config.border_px,
+        detect_on=detect_on,
+        full=True,
+        **config.filter_options(),
+    )
     if len(coords) == 0:
         return empty_table(config.pixel_size).drop(columns=[])
     peak = filtered[coords[:, 0], coords[:, 1]]
@@ -170,9 +209,21 @@ def locate_frame(
         bg = np.median(boxes.reshape(n, -1), axis=1)
         out["photons"] = (boxes.reshape(n, -1) - bg[:, None]).sum(1) / camera.qe
         out["background"] = bg / camera.qe
-        for c in ("sigma", "sigma_x", "sigma_y", "uncertainty", "crlb_x", "crlb_y",
-                  "crlb_photons", "crlb_background", "crlb_sigma", "bkgstd", "chi2", "loglik",
-                  "significance"):  # fmt: skip
+        for c in (
+            "sigma",
+            "sigma_x",
+            "sigma_y",
+            "uncertainty",
+            "crlb_x",
+            "crlb_y",
+            "crlb_photons",
+            "crlb_background",
+            "crlb_sigma",
+            "bkgstd",
+            "chi2",
+            "loglik",
+            "significance",
+        ):
             out[c] = np.full(n, np.nan)
         out["ellipticity"] = np.ones(n)
         out["iterations"] = np.zeros(n, int)
@@ -181,9 +232,12 @@ def locate_frame(
         coords, res, boxes = fit_frame(frame, electrons, coords, config, rvar, thr)
         n = len(coords)
         if n and coords.shape[0] != len(peak):
-            filtered_all = apply_filter(frame if detect_on is None else detect_on,
-                                        config.filter, sigma=config.sigma,
-                                        **config.filter_options()).F  # fmt: skip
+            filtered_all = apply_filter(
+                frame if detect_on is None else detect_on,
+                config.filter,
+                sigma=config.sigma,
+                **config.filter_options(),
+            ).F
             peak = filtered_all[coords[:, 0], coords[:, 1]]
         p, c = res.params, res.crlb
         qe = camera.qe
@@ -215,10 +269,15 @@ def locate_frame(
         # a fit that wandered outside its box or failed is not a localization; nor is a fit
         # no more likely than a flat background; two candidates that fitted the same spot
         # are one
-        keep = table["converged"].to_numpy() & (table["significance"].to_numpy()
-                                                >= config.min_significance)  # fmt: skip
+        keep = table["converged"].to_numpy() & (
+            table["significance"].to_numpy() >= config.min_significance
+        )
         table = table[keep].reset_index(drop=True)
         table = drop_duplicates(table, config.duplicate_distance)
+        if config.classify and len(table):
+            from .classify import default_rules
+
+            table["class"] = default_rules(config.sigma).classify(table)
     table.attrs["pixel_size"] = float(config.pixel_size)
     return table
 
@@ -231,10 +290,16 @@ def fit_frame(frame, electrons, coords, config: SpotsConfig, rvar: float, thresh
 
     def fit(b: np.ndarray, fixed: float | None = None):
         return fit_boxes(
-            b, method=config.fit, sigma=config.sigma if fixed is None else fixed,
-            elliptical=config.elliptical, fixed_sigma=fixed is not None, read_var=rvar,
-            em_gain=camera.em_gain, max_iter=config.max_iter, tol=config.tol,
-        )  # fmt: skip
+            b,
+            method=config.fit,
+            sigma=config.sigma if fixed is None else fixed,
+            elliptical=config.elliptical,
+            fixed_sigma=fixed is not None,
+            read_var=rvar,
+            em_gain=camera.em_gain,
+            max_iter=config.max_iter,
+            tol=config.tol,
+        )
 
     def one_round(coords):
         boxes = extract_boxes(electrons, coords, config.box)
@@ -278,8 +343,9 @@ def refit_broad(coords, boxes, res, config: SpotsConfig, fit) -> None:
         getattr(res, name)[idx] = getattr(res2, name)
 
 
-def residual_candidates(frame, electrons, coords, res, boxes, config: SpotsConfig, threshold,
-                        rvar: float):  # fmt: skip
+def residual_candidates(
+    frame, electrons, coords, res, boxes, config: SpotsConfig, threshold, rvar: float
+):
     """Candidates found again in the frame minus every trusted fit (spots hidden by a brighter
     neighbour); those within ``2 sigma`` of a fitted spot are residue of its fit, not spots."""
     from scipy.spatial import cKDTree
@@ -295,8 +361,9 @@ def residual_candidates(frame, electrons, coords, res, boxes, config: SpotsConfi
     camera = config.camera
     residual = np.asarray(frame, np.float64) - spots / (camera.sensitivity / camera.em_gain)
     filtered = apply_filter(residual, config.filter, sigma=config.sigma, **config.filter_options())
-    found = local_maxima(filtered.F, threshold, min_distance=config.min_distance,
-                         border=config.border_px)  # fmt: skip
+    found = local_maxima(
+        filtered.F, threshold, min_distance=config.min_distance, border=config.border_px
+    )
     if len(found) == 0:
         return found
     d, _ = cKDTree(np.vstack([yx, coords])).query(found)
@@ -314,8 +381,9 @@ def _trusted(res, boxes, config: SpotsConfig, rvar: float) -> np.ndarray:
     return ~moved & (sig >= 5.0) & (width >= 0.5 * config.sigma)
 
 
-def refit_crowded(shape, coords, boxes, res, config: SpotsConfig, fit, rvar: float,
-                  rounds: int = 2) -> np.ndarray:  # fmt: skip
+def refit_crowded(
+    shape, coords, boxes, res, config: SpotsConfig, fit, rvar: float, rounds: int = 2
+) -> np.ndarray:
     """Refit spots whose box holds a neighbour, with the neighbours' fitted models subtracted
     (``rounds`` times, each with the previous round's neighbours).
 
@@ -339,11 +407,11 @@ def refit_crowded(shape, coords, boxes, res, config: SpotsConfig, fit, rvar: flo
         if not redo.any():
             break
         spots = np.zeros(shape)
-        render_spots(spots, coords[use] - half + p[use][:, [1, 0]], p[use][:, 2], p[use][:, 4],
-                     p[use][:, 5])  # fmt: skip
+        render_spots(
+            spots, coords[use] - half + p[use][:, [1, 0]], p[use][:, 2], p[use][:, 4], p[use][:, 5]
+        )
         idx = np.flatnonzero(redo)
-        own = model_boxes(np.column_stack([p[idx, :3], np.zeros(len(idx)), p[idx, 4:]]),
-                          config.box)  # fmt: skip
+        own = model_boxes(np.column_stack([p[idx, :3], np.zeros(len(idx)), p[idx, 4:]]), config.box)
         own[moved[idx]] = 0.0
         cleaned[idx] = boxes[idx] - (extract_boxes(spots, coords[idx], config.box) - own)
         res2 = fit(cleaned[idx])
@@ -352,8 +420,9 @@ def refit_crowded(shape, coords, boxes, res, config: SpotsConfig, fit, rvar: flo
     return cleaned
 
 
-def render_spots(image: np.ndarray, yx: np.ndarray, photons: np.ndarray, sx: np.ndarray,
-                 sy: np.ndarray) -> None:  # fmt: skip
+def render_spots(
+    image: np.ndarray, yx: np.ndarray, photons: np.ndarray, sx: np.ndarray, sy: np.ndarray
+) -> None:
     """Add pixel-integrated Gaussians (no background) to ``image`` in place."""
     rows, cols = image.shape
     for (y, x), n, a, b in zip(yx, photons, sx, sy):

@@ -19,8 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import erf
 
-TRUTH_DTYPE = [("frame", "i4"), ("y", "f8"), ("x", "f8"), ("photons", "f8"), ("sigma", "f8"),
-               ("background", "f8")]  # fmt: skip
+TRUTH_DTYPE = [
+    ("frame", "i4"),
+    ("y", "f8"),
+    ("x", "f8"),
+    ("photons", "f8"),
+    ("sigma", "f8"),
+    ("background", "f8"),
+]
 
 
 @dataclass(frozen=True)
@@ -175,8 +181,9 @@ def simulate_zstack(
     for k in range(n_planes):
         sig = sigma * np.sqrt(1 + ((k - zs) / depth) ** 2)
         stack[k] = expose(integrated_gaussian(shape, ys, xs, sig, ns) + background, camera, rng)
-    truth = np.array(list(zip(zs, ys, xs, ns)),
-                     dtype=[("z", "f8"), ("y", "f8"), ("x", "f8"), ("photons", "f8")])  # fmt: skip
+    truth = np.array(
+        list(zip(zs, ys, xs, ns)), dtype=[("z", "f8"), ("y", "f8"), ("x", "f8"), ("photons", "f8")]
+    )
     return stack, truth
 
 
@@ -204,10 +211,14 @@ def simulate_boxes(
     bs = np.broadcast_to(np.asarray(background, float), (n,))
     grid = np.arange(box)
     s2 = np.sqrt(2) * sigma
-    ex = 0.5 * (erf((grid[None, :] - xs[:, None] + 0.5) / s2)
-                - erf((grid[None, :] - xs[:, None] - 0.5) / s2))  # fmt: skip
-    ey = 0.5 * (erf((grid[None, :] - ys[:, None] + 0.5) / s2)
-                - erf((grid[None, :] - ys[:, None] - 0.5) / s2))  # fmt: skip
+    ex = 0.5 * (
+        erf((grid[None, :] - xs[:, None] + 0.5) / s2)
+        - erf((grid[None, :] - xs[:, None] - 0.5) / s2)
+    )
+    ey = 0.5 * (
+        erf((grid[None, :] - ys[:, None] + 0.5) / s2)
+        - erf((grid[None, :] - ys[:, None] - 0.5) / s2)
+    )
     expected = ns[:, None, None] * ey[:, :, None] * ex[:, None, :] + bs[:, None, None]
     boxes = expose(expected, camera, rng)
     return boxes, np.column_stack([xs, ys, ns, bs])
@@ -217,11 +228,17 @@ def truth_table(truth: np.ndarray, pixel_size: float = 100.0):
     """The truth of :func:`simulate_spots` as a spot table (for the CSV writer)."""
     import pandas as pd
 
-    table = pd.DataFrame({
-        "frame": truth["frame"], "y": truth["y"], "x": truth["x"], "sigma": truth["sigma"],
-        "photons": truth["photons"], "background": truth["background"],
-        "class": np.full(len(truth), "good", object),
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "frame": truth["frame"],
+            "y": truth["y"],
+            "x": truth["x"],
+            "sigma": truth["sigma"],
+            "photons": truth["photons"],
+            "background": truth["background"],
+            "class": np.full(len(truth), "good", object),
+        }
+    )
     table.attrs["pixel_size"] = float(pixel_size)
     return table
 

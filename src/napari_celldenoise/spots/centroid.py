@@ -1,0 +1,238 @@
+"""Machine-learned sub-pixel centroids: faster than fitting, for data as it is acquired.
+
+A model maps a spot's box (background-subtracted, scaled to sum 1) to the offset of its centre
+from the box's central pixel. Two models:
+
+``ridge``
+    scikit-learn ridge regression on the normalised pixels and their row/column profiles.
+``mlp``
+    a small TensorFlow network (two hidden layers) trained in a spawned child process through
+    :func:`napari_celldenoise.jobs.run_in_process`; its weights come back as arrays, so
+    prediction is a few numpy matrix products (no TensorFlow in the caller's process).
+
+Training data are the user's fitted good spots (:func:`training_set_from_table`) or simulated
+spots (:func:`training_set_simulated`). Models are saved as ``.npz`` (arrays only, no pickle).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import atomic_path
+from ..jobs import Done, Epoch, Event, Log, Progress, ShouldStop, never_stop
+from .simulate import Camera, simulate_boxes
+
+
+def normalise_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Boxes minus their background (mean of the dimmer half of the edge), scaled to sum 1."""
+    b = np.asarray(boxes, np.float64)
+    n = len(b)
+    edge = np.concatenate([b[:, 0, :], b[:, -1, :], b[:, 1:-1, 0], b[:, 1:-1, -1]], axis=1)
+    edge.sort(axis=1)
+    bg = edge[:, : edge.shape[1] // 2].mean(1)
+    out = b - bg[:, None, None]
+    total = np.clip(out, 0, None).reshape(n, -1).sum(1)
+    return out / np.maximum(total, 1e-9)[:, None, None]
+
+
+def features(boxes: np.ndarray) -> np.ndarray:
+    """Model inputs: normalised pixels, then the column and row profiles."""
+    z = normalise_boxes(boxes)
+    n = len(z)
+    return np.hstack([z.reshape(n, -1), z.sum(1), z.sum(2)])
+
+
+@dataclass(eq=False)
+class CentroidModel:
+    """A trained centroid regressor; ``predict(boxes)`` gives (dx, dy) from the box centre."""
+
+    kind: str
+    box: int
+    weights: list[np.ndarray] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    def predict(self, boxes: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` offsets (x, y) in px of each spot's centre from its box's centre pixel."""
+        boxes = np.asarray(boxes)
+        if boxes.ndim != 3 or boxes.shape[1:] != (self.box, self.box):
+            raise ValueError(f"boxes must be (n, {self.box}, {self.box}), got {boxes.shape}")
+        x = features(boxes)
+        if self.kind == "ridge":
+            coef, intercept = self.weights
+            return x @ coef + intercept
+        if self.kind == "mlp":
+            mean, scale = self.weights[0], self.weights[1]
+            h = (x - mean) / scale
+            layers = self.weights[2:]
+            for i in range(0, len(layers), 2):
+                h = h @ layers[i] + layers[i + 1]
+                if i + 2 < len(layers):
+                    np.maximum(h, 0, out=h)
+            return h
+        raise ValueError(f"unknown centroid model kind {self.kind!r}")
+
+    def positions(self, boxes: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        """(y, x) in the frame for boxes cut around integer (row, col) ``coords``."""
+        d = self.predict(boxes)
+        return np.column_stack([coords[:, 0] + d[:, 1], coords[:, 1] + d[:, 0]])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        arrays = {f"w{i}": w for i, w in enumerate(self.weights)}
+        meta = np.array([self.kind, str(self.box), repr(sorted(self.info.items()))])
+        with atomic_path(path, overwrite=True) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, meta=meta, **arrays)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> CentroidModel:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                kind, box, _ = (str(v) for v in data["meta"])
+                weights = [data[f"w{i}"] for i in range(len(data.files) - 1)]
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: not a centroid model ({exc})") from None
+        return cls(kind, int(box), weights)
+
+
+def training_set_simulated(
+    n: int = 20000,
+    box: int = 7,
+    *,
+    sigma: float = 1.3,
+    photons: tuple[float, float] = (300.0, 5000.0),
+    background: tuple[float, float] = (5.0, 40.0),
+    camera: Camera | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated boxes (ADU) and their true offsets (x, y) from the box centre."""
+    rng = np.random.default_rng(seed)
+    ns = np.exp(rng.uniform(np.log(photons[0]), np.log(photons[1]), n))
+    bs = rng.uniform(*background, n)
+    boxes, truth = simulate_boxes(
+        n, box, photons=ns, background=bs, sigma=sigma, camera=camera, seed=seed + 1
+    )
+    c = (box - 1) / 2
+    return boxes.astype(np.float64), truth[:, :2] - c
+
+
+def training_set_from_table(
+    frames: np.ndarray, table: pd.DataFrame, box: int = 7
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes around the rounded fitted positions of ``table``'s spots and the fitted offsets.
+
+    Uses the good spots only when the table has a ``class`` column.
+    """
+    if "class" in table:
+        table = table[table["class"].astype(str) == "good"]
+    half = box // 2
+    frames = np.asarray(frames)
+    boxes, offsets = [], []
+    lead = frames.ndim - 2
+    for _, row in table.iterrows():
+        r, c = round(row["y"]), round(row["x"])
+        if r < half or c < half or r >= frames.shape[-2] - half or c >= frames.shape[-1] - half:
+            continue
+        plane = frames[int(row["frame"])] if lead else frames
+        boxes.append(np.asarray(plane[r - half : r + half + 1, c - half : c + half + 1], float))
+        offsets.append((row["x"] - c, row["y"] - r))
+    if not boxes:
+        return np.empty((0, box, box)), np.empty((0, 2))
+    return np.stack(boxes), np.asarray(offsets)
+
+
+def train_ridge(boxes: np.ndarray, offsets: np.ndarray, *, alpha: float = 1e-4) -> CentroidModel:
+    """Fit a ridge regression centroid model."""
+    from sklearn.linear_model import Ridge
+
+    if len(boxes) < 10:
+        raise ValueError("centroid training needs at least 10 spots")
+    model = Ridge(alpha=alpha).fit(features(boxes), offsets)
+    return CentroidModel(
+        "ridge", boxes.shape[1], [model.coef_.T.copy(), model.intercept_.copy()], {"n": len(boxes)}
+    )
+
+
+def train_mlp(
+    boxes: np.ndarray,
+    offsets: np.ndarray,
+    *,
+    hidden: int = 64,
+    epochs: int = 30,
+    batch: int = 256,
+    learning_rate: float = 2e-3,
+    seed: int = 0,
+    should_stop: ShouldStop = never_stop,
+) -> Iterator[Event]:
+    """Job generator (run it through ``run_in_process``): train the TensorFlow MLP.
+
+    Yields ``Epoch`` events and ``Done(CentroidModel)``. TensorFlow is imported here only.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.random.set_seed(seed)
+    x = features(boxes).astype(np.float32)
+    y = np.asarray(offsets, np.float32)
+    mean = x.mean(0)
+    scale = x.std(0) + 1e-6
+    xs = (x - mean) / scale
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(xs))
+    n_val = max(len(xs) // 10, 1)
+    val, tr = idx[:n_val], idx[n_val:]
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input((x.shape[1],)),
+            tf.keras.layers.Dense(hidden, activation="relu"),
+            tf.keras.layers.Dense(hidden, activation="relu"),
+            tf.keras.layers.Dense(2),
+        ]
+    )
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="mse")
+    best, best_w = np.inf, None
+    stopped = False
+    for epoch in range(1, epochs + 1):
+        if should_stop():
+            stopped = True
+            break
+        t0 = time.perf_counter()
+        hist = model.fit(
+            xs[tr],
+            y[tr],
+            batch_size=batch,
+            epochs=1,
+            verbose=0,
+            shuffle=True,
+            validation_data=(xs[val], y[val]),
+        )
+        loss = float(hist.history["loss"][-1])
+        val_loss = float(hist.history["val_loss"][-1])
+        if val_loss < best:
+            best, best_w = val_loss, [w.copy() for w in model.get_weights()]
+        yield Epoch(epoch, loss, val_loss, seconds=time.perf_counter() - t0)
+    weights = best_w if best_w is not None else model.get_weights()
+    if not weights:
+        yield Done(None, stopped=True)
+        return
+    arrays = [mean.astype(np.float64), scale.astype(np.float64)]
+    arrays += [np.asarray(w, np.float64) for w in weights]
+    yield Log(f"centroid network: best validation RMSE {np.sqrt(best):.4f} px")
+    yield Done(CentroidModel("mlp", boxes.shape[1], arrays, {"n": len(boxes)}), stopped=stopped)
+
+
+def train_mlp_in_process(
+    boxes: np.ndarray, offsets: np.ndarray, *, should_stop: ShouldStop = never_stop, **options
+) -> Iterator[Event]:
+    """:func:`train_mlp` in a spawned child process (the only safe way next to a viewer)."""
+    from ..jobs import run_in_process
+
+    yield Progress(0, 0, "starting the TensorFlow worker")
+    yield from run_in_process(train_mlp, boxes, offsets, should_stop=should_stop, **options)

@@ -1,0 +1,110 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_celldenoise.jobs import run
+from napari_celldenoise.spots.centroid import (
+    CentroidModel,
+    normalise_boxes,
+    train_ridge,
+    training_set_from_table,
+    training_set_simulated,
+)
+from napari_celldenoise.spots.classify import (
+    Rule,
+    RuleSet,
+    SpotClassifier,
+    apply_classifier,
+    default_rules,
+    spot_images,
+    train_classifier,
+)
+from napari_celldenoise.spots.config import SpotsConfig
+from napari_celldenoise.spots.pipeline import locate
+
+
+def test_rules_classify_and_explain(tmp_path):
+    t = pd.DataFrame({"sigma": [1.3, 0.3, 1.2], "photons": [500, 500, 10.0]})
+    rules = RuleSet((Rule("sigma", 0.8, 2.0), Rule("photons", 50, None)))
+    assert rules.classify(t).tolist() == ["good", "bad", "bad"]
+    assert rules.failed(t) == [[], ["sigma"], ["photons"]]
+    path = rules.save(tmp_path / "r.yaml")
+    assert RuleSet.load(path) == rules
+    assert apply_classifier(t, path)["class"].tolist() == ["good", "bad", "bad"]
+    with pytest.raises(KeyError, match="nope"):
+        RuleSet((Rule("nope", 1, 2),)).classify(t)
+    assert "sigma" in {r.feature for r in default_rules(1.3).rules}
+
+
+@pytest.fixture(scope="module")
+def fitted(movie_module):
+    frames, _ = movie_module
+    table = locate(frames, SpotsConfig(min_significance=0))
+    return frames, table
+
+
+@pytest.fixture(scope="module")
+def movie_module():
+    from napari_celldenoise.spots.simulate import simulate_spots
+
+    return simulate_spots(4, (64, 64), n_spots=12, background=(5.0, 40.0), seed=2)
+
+
+def test_classifier_learns_the_users_labels_and_round_trips(fitted, tmp_path):
+    frames, table = fitted
+    labels = table["class"].to_numpy()
+    assert set(labels) == {"good", "bad"}
+    images = spot_images(frames, table, 7)
+    assert images.shape == (len(table), 7, 7)
+    np.testing.assert_allclose(np.clip(images, 0, None).sum((1, 2)) >= 0.99, True)
+    clf = run(train_classifier(table, labels, images))
+    assert (clf.predict(table, images) == labels).mean() > 0.95
+    path = clf.save(tmp_path / "clf.joblib")
+    again = SpotClassifier.load(path)
+    np.testing.assert_array_equal(again.predict(table, images), clf.predict(table, images))
+    out = apply_classifier(table, path, frames=frames)
+    assert (out["class"].to_numpy() == labels).mean() > 0.95
+    with pytest.raises(ValueError, match="both classes"):
+        SpotClassifier().fit(table, np.full(len(table), "good"), images)
+    (tmp_path / "junk.joblib").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a spot classifier"):
+        SpotClassifier.load(tmp_path / "junk.joblib")
+
+
+def test_ridge_centroid_is_accurate_and_saves(tmp_path):
+    boxes, offsets = training_set_simulated(6000, seed=0, photons=(1000, 5000))
+    model = train_ridge(boxes, offsets)
+    test_boxes, test_offsets = training_set_simulated(2000, seed=9, photons=(1000, 5000))
+    err = model.predict(test_boxes) - test_offsets
+    assert np.abs(err.mean(0)).max() < 0.01
+    assert err.std(0).max() < 0.08
+    path = model.save(tmp_path / "c.npz")
+    np.testing.assert_allclose(
+        CentroidModel.load(path).predict(test_boxes[:10]), model.predict(test_boxes[:10])
+    )
+    with pytest.raises(ValueError, match="boxes"):
+        model.predict(np.zeros((1, 5, 5)))
+
+
+def test_training_set_from_fitted_spots(fitted):
+    frames, table = fitted
+    boxes, offsets = training_set_from_table(frames, table, 7)
+    good = table[table["class"] == "good"]
+    assert 0 < len(boxes) <= len(good)
+    assert np.abs(offsets).max() <= 0.5 + 1e-9
+    z = normalise_boxes(boxes)
+    assert np.allclose(np.clip(z, 0, None).sum((1, 2)), 1.0)
+
+
+@pytest.mark.slow
+def test_tensorflow_centroid_trains_in_a_child_process():
+    from napari_celldenoise.jobs import Epoch
+    from napari_celldenoise.spots.centroid import train_mlp_in_process
+
+    boxes, offsets = training_set_simulated(3000, seed=1, photons=(1000, 5000))
+    events = []
+    model = run(train_mlp_in_process(boxes, offsets, epochs=3, hidden=16), on_event=events.append)
+    assert sum(isinstance(e, Epoch) for e in events) == 3
+    assert model.kind == "mlp"
+    test_boxes, test_offsets = training_set_simulated(500, seed=4, photons=(1000, 5000))
+    assert (model.predict(test_boxes) - test_offsets).std(0).max() < 0.25

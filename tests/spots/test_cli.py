@@ -1,0 +1,126 @@
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from napari_celldenoise.cli import main
+from napari_celldenoise.io.spots_csv import HEADER, read_spots_csv
+from napari_celldenoise.spots.match import match_points
+
+
+def test_simulate_then_find(tmp_path, capsys):
+    img, truth, out = tmp_path / "sim.ome.tif", tmp_path / "truth.csv", tmp_path / "out.csv"
+    assert (
+        main(
+            [
+                "simulate-spots",
+                "-o",
+                str(img),
+                "--truth",
+                str(truth),
+                "--frames",
+                "3",
+                "--size",
+                "64",
+                "64",
+                "--spots",
+                "10",
+                "--pixel-size",
+                "120",
+            ]
+        )
+        == 0
+    )
+    assert main(["spots", str(img), "-o", str(out), "--fit", "lsq", "-q"]) == 0
+    found, true = read_spots_csv(out), read_spots_csv(truth)
+    assert found.attrs["pixel_size"] == pytest.approx(120.0)  # from the image's scale
+    assert list(pd.read_csv(out).columns[: len(HEADER)]) == HEADER
+    good = found[found["class"] == "good"]
+    m = match_points(
+        good[["y", "x"]].to_numpy(),
+        true[["y", "x"]].to_numpy(),
+        found_frame=good["frame"].to_numpy(),
+        true_frame=true["frame"].to_numpy(),
+    )
+    assert m.f1 > 0.95, m.summary()
+
+
+def test_camera_and_threshold_options(tmp_path):
+    img, out = tmp_path / "sim.ome.tif", tmp_path / "out.csv"
+    main(
+        [
+            "simulate-spots",
+            "-o",
+            str(img),
+            "--frames",
+            "1",
+            "--size",
+            "48",
+            "48",
+            "--offset",
+            "400",
+            "--sensitivity",
+            "2",
+        ]
+    )
+    args = [
+        "spots",
+        str(img),
+        "-o",
+        str(out),
+        "--offset",
+        "400",
+        "--sensitivity",
+        "2",
+        "--read-noise",
+        "1.6",
+        "--qe",
+        "1",
+        "--em-gain",
+        "1",
+        "--pixel-size",
+        "65",
+        "--threshold",
+        "2*std(Wave.F1)",
+        "--sigma",
+        "1.3",
+        "--box",
+        "9",
+        "-q",
+    ]
+    assert main(args) == 0
+    t = read_spots_csv(out)
+    assert t.attrs["pixel_size"] == pytest.approx(65.0)
+    assert t["photons"].median() > 300  # photons, not ADU: the camera settings were used
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--threshold", "2*std("], "cannot parse"),
+        (["--threshold", "__import__('os')"], "unknown function"),
+        (["--box", "6"], "odd"),
+        (["--classify", "nope.joblib"], "no such classifier"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(tmp_path, capsys, extra, message):
+    img = tmp_path / "f.tif"
+    tifffile.imwrite(img, np.full((32, 32), 100, np.uint16))
+    assert main(["spots", str(img), "-o", str(tmp_path / "o.csv"), "-q", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_tiny_image_and_no_spots(tmp_path, capsys):
+    tiny = tmp_path / "one.tif"
+    tifffile.imwrite(tiny, np.zeros((1, 1), np.uint16))
+    assert main(["spots", str(tiny), "-o", str(tmp_path / "a.csv")]) == 2
+    assert "smaller than" in capsys.readouterr().err
+    flat = tmp_path / "flat.tif"
+    tifffile.imwrite(flat, np.full((40, 40), 100, np.uint16))
+    out = tmp_path / "b.csv"
+    assert main(["spots", str(flat), "-o", str(out)]) == 0
+    assert "no spots" in capsys.readouterr().err
+    assert out.read_text().splitlines() == [out.read_text().splitlines()[0]]
+    assert main(["spots", str(flat), "-o", str(out)]) == 2  # exists, no --overwrite
+    assert main(["spots", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "c.csv")]) == 2

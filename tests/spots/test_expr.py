@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from napari_celldenoise.spots.expr import (
+    ExpressionError,
+    evaluate,
+    referenced_names,
+    threshold_value,
+)
+
+IMAGES = {"Wave.F1": np.array([1.0, 2.0, 3.0, 4.0]), "I": np.array([10.0, 10.0, 12.0, 14.0])}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2*std(Wave.F1)", 2 * np.std([1, 2, 3, 4])),
+        ("std(Wave.F1)", np.std([1, 2, 3, 4])),
+        ("mean(I) + 3 * mad(I)", 11.5 + 3 * 1.0),
+        ("-1.5 + 2**3", 6.5),
+        ("max(I, 20)", 20.0),
+        ("percentile(I, 50)", 11.0),
+        ("noise(I)", 1.4826),
+        ("7", 7.0),
+    ],
+)
+def test_evaluates_whitelisted_expressions(text, expected):
+    assert evaluate(text, IMAGES) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('true')",
+        "I.__class__",
+        "Wave.F1.__class__.__mro__",
+        "(lambda: 1)()",
+        "[1, 2]",
+        "'a'",
+        "open('x')",
+        "std(I, ddof=1)",
+        "I if 1 else 2",
+        "2 < 3",
+        "",
+        "2*std(",
+        "x" * 300,
+    ],
+)
+def test_refuses_anything_else(text):
+    with pytest.raises(ExpressionError):
+        evaluate(text, IMAGES)
+
+
+def test_unknown_image_and_non_finite():
+    with pytest.raises(ExpressionError, match="unknown image 'Wave.F9'"):
+        evaluate("std(Wave.F9)", IMAGES)
+    with pytest.raises(ExpressionError, match="finite"):
+        evaluate("1/0", IMAGES)
+    with pytest.raises(ExpressionError, match="exponent"):
+        evaluate("10**1000", IMAGES)
+
+
+def test_per_pixel_threshold_and_numbers():
+    out = evaluate("I - 1", IMAGES)
+    np.testing.assert_allclose(out, IMAGES["I"] - 1)
+    assert threshold_value(3, IMAGES) == 3.0
+    assert referenced_names("2*std(Wave.F1) + mean(I)") == {"Wave.F1", "I"}

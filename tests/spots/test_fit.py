@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from napari_celldenoise.spots.fit import (
+    crlb_symmetric,
+    extract_boxes,
+    fit_boxes,
+    read_variance,
+    to_photoelectrons,
+)
+from napari_celldenoise.spots.simulate import Camera, integrated_gaussian, simulate_boxes
+
+CAM = Camera()
+
+
+def _boxes(n, photons=2000.0, background=10.0, seed=0, sigma=1.3):
+    adu, truth = simulate_boxes(
+        n, 7, photons=photons, background=background, sigma=sigma, camera=CAM, seed=seed
+    )
+    return to_photoelectrons(adu, CAM), truth
+
+
+@pytest.mark.parametrize("method", ["mle", "lsq"])
+def test_noise_free_spot_is_recovered_exactly(method):
+    box = integrated_gaussian((7, 7), 3.2, 2.7, 1.4, 1500.0)[None] + 12.0
+    res = fit_boxes(box, method=method, sigma=1.2)
+    np.testing.assert_allclose(
+        res.params[0, :5], [2.7, 3.2, 1500.0, 12.0, 1.4], rtol=1e-4, atol=1e-4
+    )
+    assert res.converged[0] and res.iterations[0] < 30
+
+
+def test_mle_reaches_the_cramer_rao_bound():
+    e, truth = _boxes(3000, photons=1000.0, background=20.0, seed=1)
+    res = fit_boxes(e, method="mle", read_var=read_variance(CAM))
+    assert res.converged.mean() > 0.99
+    err = res.params[:, 0] - truth[:, 0]
+    bound = crlb_symmetric(1000.0, 20.0, 1.3, read_var=read_variance(CAM))[0]
+    assert abs(err.mean()) < 0.01
+    assert 0.9 < err.std() / bound < 1.1
+    # the reported bound (at the estimate) agrees with the true one
+    assert np.median(res.crlb[:, 0]) == pytest.approx(bound, rel=0.1)
+
+
+def test_elliptical_and_fixed_sigma():
+    box = integrated_gaussian((9, 9), 4.0, 4.0, 1.0, 3000.0)[None] + 5.0
+    # an elliptical spot: build from separable profiles
+    from scipy.special import erf
+
+    g = np.arange(9)
+    ex = 0.5 * (erf((g - 4 + 0.5) / (np.sqrt(2) * 1.8)) - erf((g - 4 - 0.5) / (np.sqrt(2) * 1.8)))
+    ey = 0.5 * (erf((g - 4 + 0.5) / (np.sqrt(2) * 1.0)) - erf((g - 4 - 0.5) / (np.sqrt(2) * 1.0)))
+    ell = (3000 * np.outer(ey, ex) + 5.0)[None]
+    res = fit_boxes(ell, elliptical=True)
+    np.testing.assert_allclose(res.params[0, 4:], [1.8, 1.0], rtol=1e-3)
+    fixed = fit_boxes(box, sigma=1.5, fixed_sigma=True)
+    assert fixed.params[0, 4] == 1.5 and fixed.crlb[0, 4] == 0.0
+    assert fixed.params[0, 0] == pytest.approx(4.0, abs=1e-3)
+
+
+def test_empty_and_bad_input():
+    res = fit_boxes(np.empty((0, 7, 7)))
+    assert len(res) == 0 and res.params.shape == (0, 6)
+    with pytest.raises(ValueError, match="mle"):
+        fit_boxes(np.zeros((1, 7, 7)), method="gauss")
+    with pytest.raises(ValueError, match="boxes"):
+        fit_boxes(np.zeros((1, 7, 5)))
+
+
+def test_extract_boxes_and_camera_conversion():
+    frame = np.arange(100.0).reshape(10, 10)
+    b = extract_boxes(frame, np.array([[5, 4]]), 3)
+    np.testing.assert_array_equal(b[0], frame[4:7, 3:6])
+    cam = Camera(offset=100, sensitivity=2.0, em_gain=10.0, read_noise=20.0)
+    assert to_photoelectrons(np.array([150.0]), cam)[0] == pytest.approx(10.0)
+    assert read_variance(cam) == pytest.approx(4.0)
