@@ -113,3 +113,17 @@ def test_structn2v_trains_with_its_mask(tmp_path, small_noisy, tiny_config):
     assert info.train.mask == [[1, 1, 1]]
     raw = json.loads((tmp_path / "s" / "n2v_config.json").read_text())
     assert raw["structN2Vmask"] == [[1, 1, 1]]
+
+
+def test_adapter_selects_legacy_keras_and_aliases_numpy_product():
+    import os
+
+    import numpy as np
+
+    from napari_celldenoise.deep._tf import import_n2v, keras
+
+    n = import_n2v()
+    assert np.prod is np.prod
+    assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
+    assert "tf_keras" in keras().__file__  # Keras 2 (tf-keras), not Keras 3
+    assert n.N2V.__module__.startswith("n2v")

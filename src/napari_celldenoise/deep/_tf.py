@@ -57,7 +57,8 @@ def import_n2v() -> SimpleNamespace:
     import numpy as np
 
     if not hasattr(np, "product"):
-        np.prod = np.prod  # type: ignore[attr-defined]  # removed in NumPy 2, used by n2v
+        # removed in NumPy 2, used by n2v; setattr so that linters do not "fix" it
+        setattr(np, "product", np.prod)  # noqa: B010
     import_tensorflow()
     with contextlib.redirect_stdout(io.StringIO()):
         from n2v.internals import N2V_DataWrapper as wrapper_module

@@ -60,11 +60,22 @@ def train(
     samples, _ = to_samples(data, axes, config.dims)
     check_values(samples)
     patches = make_patches(samples, config)
+    gat = None
+    if config.vst:
+        from .pg import estimate_noise_params
+        from .vst import stabiliser
+
+        noise = folder.read_noise() if resume else None
+        ab = (noise["a"], noise["b"]) if noise else estimate_noise_params(samples[:8])
+        gat = stabiliser(*ab)
+        patches = type(patches)(train=gat.forward(patches.train), val=gat.forward(patches.val))
     if info is None:
         info = ModelInfo(train=config, axes=axes.upper(), overlap=_overlap(config))
         folder.path.mkdir(parents=True, exist_ok=True)
     else:
         info = info.model_copy(update={"train": config})
+    if gat is not None:
+        folder.write_noise(gat.a, gat.b)
     yield Progress(0, config.epochs * config.steps, "starting TensorFlow")
     if config.method in ("n2v", "structn2v"):
         from .n2v import train_n2v
@@ -143,6 +154,13 @@ def predict(
         from .n2v import build_from_folder
 
         predictor = _N2VPredictor(build_from_folder(folder, info, config.weights), info)
+        if info.train.vst:
+            from .vst import stabiliser
+
+            noise = folder.read_noise()
+            if noise is None:
+                raise ModelFolderError(f"{folder.path}: a vst model without noise.yaml")
+            predictor = _Stabilised(predictor, stabiliser(noise["a"], noise["b"]))
     yield Log(f"predicting with {folder.weights(config.weights).name}")
     out = np.empty(arr.shape, np.float32)
     overlap = max(info.overlap, config.overlap) if config.overlap else info.overlap
@@ -180,6 +198,16 @@ class _N2VPredictor:
     def __call__(self, window: np.ndarray) -> np.ndarray:
         x = ((window - self.mean) / self.std)[None, ..., None]
         return self.model(x, training=False).numpy()[0, ..., 0] * self.std + self.mean
+
+
+class _Stabilised:
+    """Run a predictor on Anscombe-stabilised data; back with the exact unbiased inverse."""
+
+    def __init__(self, inner: Any, gat: Any):
+        self.inner, self.gat = inner, gat
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        return self.gat.inverse(self.inner(self.gat.forward(window)), exact=True)
 
 
 __all__ = ["DeepInputError", "ModelFolderError", "predict", "train"]

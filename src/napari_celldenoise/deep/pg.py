@@ -1,0 +1,353 @@
+"""Poisson-Gaussian blind-spot denoising with test-time adaptation, in TensorFlow.
+
+Khademi, Rao & Ventura, "Self-Supervised Poisson-Gaussian Denoising", WACV 2021, on the
+blind-spot architecture of Laine, Karras, Lehtinen & Aila, "High-Quality Self-Supervised Deep
+Image Denoising", NeurIPS 2019.
+
+The network sees every pixel's surroundings but never the pixel itself: one U-Net branch whose
+convolutions and poolings only look *up* (each is padded on top and cropped at the bottom, and
+the branch output is shifted down by one pixel) is applied to the image rotated by 0, 90, 180
+and 270 degrees; the four outputs are rotated back and merged by 1x1 convolutions. Each rotation
+is its own layer object holding its own ``k`` (the authors' public code builds them with a
+``Lambda`` closing over the loop variable, so under TensorFlow 2 all four branches rotate by the
+last angle and half of the receptive field is lost; the blind-spot test here checks all four
+directions).
+
+The network predicts a Gaussian prior ``N(mu, s2)`` of the clean value from the surroundings.
+With the Poisson-Gaussian noise ``var = a x + b`` approximated at ``x = mu``, the noisy pixel is
+``N(mu, s2 + a mu + b)``: its negative log-likelihood is the loss (no loss hyper-parameter),
+and the output is the posterior mean ``(y s2 + mu (a mu + b)) / (s2 + a mu + b)``.
+Noise parameters come from the classical estimator (or are learned, ``learn_noise``); test-time
+adaptation re-estimates them on the image being denoised and fine-tunes the network on it for a
+few steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..jobs import Event, Log, Progress, ShouldStop, never_stop
+from ._tf import device_description, import_tensorflow, keras
+from .config import PredictConfig, TrainConfig
+from .data import augment
+from .model import ModelFolder, ModelInfo
+
+_EPS = 1e-6
+
+
+def receptive_radius(depth: int) -> int:
+    """Context (pixels) a tile needs; the branch reaches about ``8 * 2**depth`` rows up.
+
+    Counted per level: two 2-row convolutions going down, the bottom one, two per level coming
+    up, plus the shifts before pooling; a margin of ``4 * 2**depth`` covers the columns.
+    """
+    return int(12 * 2**depth)
+
+
+# --------------------------------------------------------------------------- noise parameters
+def estimate_noise_params(data: np.ndarray) -> tuple[float, float]:
+    """Poisson-Gaussian ``(a, b)`` of ``var = a * mean + b`` (image units), classical estimate.
+
+    Uses :func:`napari_celldenoise.classical.noise.estimate_noise` (Foi et al. 2008); a
+    negative or tiny total variance is floored so that the model stays proper.
+    """
+    from ..classical.noise import estimate_noise
+
+    fit = estimate_noise(np.asarray(data, np.float32))
+    a, b = float(fit.a), float(fit.b)
+    if not np.isfinite(a) or a < 0:
+        a = 0.0
+    if not np.isfinite(b):
+        b = float(fit.sigma) ** 2
+    mean = float(np.mean(data))
+    if a * mean + b <= 0:
+        b = max(float(fit.sigma) ** 2 - a * mean, 1e-6)
+    return a, b
+
+
+def normalised_noise(a: float, b: float, mean: float, std: float) -> tuple[float, float]:
+    """``(a, b)`` for data normalised as ``(y - mean) / std``."""
+    return a / std, (a * mean + b) / std**2
+
+
+# ------------------------------------------------------------------------------------ layers
+def _layers() -> Any:
+    """Custom Keras layers (defined lazily: TensorFlow is imported only here)."""
+    tf = import_tensorflow()
+    k = keras()
+
+    class Rot90(k.layers.Layer):
+        """Rotate NHWC images by ``turns`` x 90° counter-clockwise (an explicit per-layer k)."""
+
+        def __init__(self, turns: int, **kwargs: Any):
+            super().__init__(**kwargs)
+            self.turns = int(turns) % 4
+
+        def call(self, x: Any) -> Any:
+            return tf.image.rot90(x, k=self.turns)
+
+        def get_config(self) -> dict:
+            return {**super().get_config(), "turns": self.turns}
+
+    class ShiftDown(k.layers.Layer):
+        """Shift down by ``n`` rows: ``n`` zero rows padded on top, ``n`` cropped at the bottom."""
+
+        def __init__(self, n: int = 1, **kwargs: Any):
+            super().__init__(**kwargs)
+            self.n = int(n)
+
+        def call(self, x: Any) -> Any:
+            return tf.pad(x, [[0, 0], [self.n, 0], [0, 0], [0, 0]])[:, : tf.shape(x)[1]]
+
+        def get_config(self) -> dict:
+            return {**super().get_config(), "n": self.n}
+
+    class UpConv(k.layers.Layer):
+        """A 3x3 convolution that sees only the rows at and above the output row."""
+
+        def __init__(self, filters: int, **kwargs: Any):
+            super().__init__(**kwargs)
+            self.filters = filters
+            self.conv = k.layers.Conv2D(filters, 3, padding="valid")
+
+        def call(self, x: Any) -> Any:
+            # rows y-2..y and columns x-1..x+1 of the input feed output (y, x)
+            padded = tf.pad(x, [[0, 0], [2, 0], [1, 1], [0, 0]])
+            return tf.nn.leaky_relu(self.conv(padded), alpha=0.1)
+
+        def get_config(self) -> dict:
+            return {**super().get_config(), "filters": self.filters}
+
+    class NoiseVariance(k.layers.Layer):
+        """``a * mu + b`` (floored) with ``a, b`` (normalised units) fixed or learned."""
+
+        def __init__(self, a: float, b: float, learn: bool = False, **kwargs: Any):
+            super().__init__(**kwargs)
+            self.a0, self.b0, self.learn = float(a), float(b), bool(learn)
+
+        def build(self, input_shape: Any) -> None:
+            self.a = self.add_weight(
+                name="a",
+                shape=(),
+                trainable=self.learn,
+                initializer=k.initializers.Constant(self.a0),
+            )
+            self.b = self.add_weight(
+                name="b",
+                shape=(),
+                trainable=self.learn,
+                initializer=k.initializers.Constant(self.b0),
+            )
+
+        def call(self, mu: Any) -> Any:
+            return tf.maximum(tf.nn.relu(self.a) * mu + self.b, _EPS)
+
+        def get_config(self) -> dict:
+            return {**super().get_config(), "a": self.a0, "b": self.b0, "learn": self.learn}
+
+    return tf, k, Rot90, ShiftDown, UpConv, NoiseVariance
+
+
+def build_blindspot(
+    *, depth: int = 3, features: int = 32, a: float = 0.0, b: float = 1.0, learn: bool = False
+) -> Any:
+    """The four-branch blind-spot network; output channels ``mu, s2, noise_var``.
+
+    Input ``(batch, H, W, 1)`` normalised, H and W multiples of ``2**depth``.
+    """
+    tf, k, Rot90, ShiftDown, UpConv, NoiseVariance = _layers()
+    L = k.layers
+
+    # one branch with shared weights, applied to four rotations
+    x_in = L.Input((None, None, 1))
+    skips = []
+    h = UpConv(features)(x_in)
+    for level in range(depth):
+        h = UpConv(features)(h)
+        skips.append(h)
+        h = L.MaxPooling2D(2)(ShiftDown(1)(h))
+        del level
+    h = UpConv(features)(h)
+    for skip in reversed(skips):
+        h = L.UpSampling2D(2)(h)
+        h = L.Concatenate()([h, skip])
+        h = UpConv(2 * features)(h)
+        h = UpConv(2 * features)(h)
+    h = ShiftDown(1)(h)  # the blind spot: the output row never sees its own pixel
+    branch = k.Model(x_in, h, name="half_plane_branch")
+
+    inp = L.Input((None, None, 1), name="noisy")
+    rotations = [
+        Rot90(0, name="rot0"),
+        Rot90(1, name="rot90"),
+        Rot90(2, name="rot180"),
+        Rot90(3, name="rot270"),
+    ]
+    undo = [
+        Rot90(0, name="unrot0"),
+        Rot90(3, name="unrot90"),
+        Rot90(2, name="unrot180"),
+        Rot90(1, name="unrot270"),
+    ]
+    outs = [u(branch(r(inp))) for r, u in zip(rotations, undo)]
+    h = L.Concatenate()(outs)
+    h = L.Conv2D(4 * features, 1, activation=lambda t: tf.nn.leaky_relu(t, 0.1))(h)
+    h = L.Conv2D(2 * features, 1, activation=lambda t: tf.nn.leaky_relu(t, 0.1))(h)
+    raw = L.Conv2D(2, 1, name="prior")(h)
+    mu = raw[..., :1]
+    s2 = tf.nn.softplus(raw[..., 1:2]) + _EPS
+    noise_var = NoiseVariance(a, b, learn, name="noise")(mu)
+    out = L.Concatenate(name="prior_and_noise")([mu, s2, noise_var])
+    return k.Model(inp, out, name="pg_blindspot")
+
+
+def pg_loss(y_true: Any, y_pred: Any) -> Any:
+    """Negative log-likelihood of the noisy pixel under prior (*) Poisson-Gaussian noise."""
+    tf = import_tensorflow()
+    y = y_true[..., :1]
+    mu, s2, nv = y_pred[..., :1], y_pred[..., 1:2], y_pred[..., 2:3]
+    total = s2 + nv
+    return tf.reduce_mean(0.5 * tf.math.log(total) + 0.5 * tf.square(y - mu) / total)
+
+
+def posterior_mean(y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``E[x | y]`` for prior ``N(mu, s2)`` and noise variance ``nv`` (channels of ``out``)."""
+    mu, s2, nv = out[..., 0], out[..., 1], out[..., 2]
+    return (y * s2 + mu * nv) / (s2 + nv)
+
+
+# ---------------------------------------------------------------------------------- training
+def _compile(model: Any, learning_rate: float) -> None:
+    k = keras()
+    model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss=pg_loss)
+
+
+def _batches(x: np.ndarray, batch: int, patch: int, rng: np.random.Generator, aug: bool):
+    """Random crops of ``patch`` from the patch set ``x`` (``N,Y,X,1``), augmented."""
+    while True:
+        idx = rng.integers(0, len(x), batch)
+        out = np.empty((batch, patch, patch, 1), np.float32)
+        for j, i in enumerate(idx):
+            y0 = int(rng.integers(0, x.shape[1] - patch + 1))
+            x0 = int(rng.integers(0, x.shape[2] - patch + 1))
+            out[j] = x[i, y0 : y0 + patch, x0 : x0 + patch]
+        if aug:
+            (out,) = augment(out, rng)
+        yield out, out
+
+
+def train_pg(
+    train: np.ndarray,
+    val: np.ndarray,
+    config: TrainConfig,
+    folder: ModelFolder,
+    info: ModelInfo,
+    *,
+    resume: bool,
+    should_stop: ShouldStop,
+) -> Iterator[Event]:
+    """Train (or continue) the PG blind-spot network; yields events, returns ``(info, stopped)``."""
+    from .training import fit_events
+
+    tf = import_tensorflow()
+    tf.random.set_seed(config.seed)
+    if resume:
+        mean, std = info.mean, info.std
+        noise = folder.read_noise() or {}
+        a, b = noise.get("a", 0.0), noise.get("b", std**2)
+    else:
+        mean, std = float(train.mean()), float(train.std())
+        a, b = estimate_noise_params(train[: min(len(train), 64)])
+        folder.write_noise(a, b)
+    an, bn = normalised_noise(a, b, mean, std)
+    model = build_blindspot(
+        depth=config.depth, features=config.features, a=an, b=bn, learn=config.learn_noise
+    )
+    _compile(model, config.learning_rate)
+    if resume:
+        model.load_weights(str(folder.weights("last")))
+    info = info.model_copy(update={"mean": mean, "std": std, "device": device_description()})
+    folder.write_info(info)
+    yield Log(f"training pg-blindspot on {device_description()}: noise var = {a:.4g} x + {b:.4g}")
+    xn = ((train - mean) / std)[..., None].astype(np.float32)
+    vn = ((val - mean) / std)[..., None].astype(np.float32)
+    rng = np.random.default_rng(config.seed)
+    first = vn[:1]
+
+    def preview(keras_model: Any) -> np.ndarray:
+        out = keras_model(first, training=False).numpy()[0]
+        return posterior_mean(first[0, ..., 0], out) * std + mean
+
+    result = yield from fit_events(
+        model,
+        _batches(xn, config.batch, config.patch, rng, config.augment),
+        (vn, vn),
+        folder=folder,
+        info=info,
+        epochs=config.epochs,
+        steps=config.steps,
+        should_stop=should_stop,
+        preview=preview,
+        preview_name="pg-blindspot preview",
+    )
+    if config.learn_noise:
+        layer = model.get_layer("noise")
+        an_, bn_ = float(np.maximum(layer.a.numpy(), 0)), float(layer.b.numpy())
+        folder.write_noise(an_ * std, bn_ * std**2 - an_ * std * mean)
+    return result
+
+
+# -------------------------------------------------------------------------------- prediction
+class PGPredictor:
+    """Posterior-mean denoiser of a PG blind-spot folder, with optional test-time adaptation."""
+
+    def __init__(self, folder: ModelFolder, info: ModelInfo, config: PredictConfig):
+        self.folder, self.info, self.config = folder, info, config
+        noise = folder.read_noise() or {"a": 0.0, "b": info.std**2}
+        self.a, self.b = noise["a"], noise["b"]
+        self.model = build_blindspot(
+            depth=info.train.depth, features=info.train.features, a=0.0, b=1.0, learn=False
+        )
+        self.model.load_weights(str(folder.weights(config.weights)))
+        self._set_noise(self.a, self.b)
+
+    def _set_noise(self, a: float, b: float) -> None:
+        an, bn = normalised_noise(a, b, self.info.mean, self.info.std)
+        layer = self.model.get_layer("noise")
+        layer.a.assign(an)
+        layer.b.assign(bn)
+
+    def adapt(self, samples: Any, *, should_stop: ShouldStop = never_stop) -> Iterator[Event]:
+        """Test-time adaptation on ``samples`` (``S,Y,X``): noise re-fit, short fine-tuning."""
+        if not self.config.tta:
+            return
+        data = np.asarray(samples[: min(len(samples), 8)], np.float32)
+        try:
+            self.a, self.b = estimate_noise_params(data)
+        except ValueError:  # too small to estimate: keep the training estimate
+            pass
+        self._set_noise(self.a, self.b)
+        yield Log(f"test-time adaptation: noise var = {self.a:.4g} x + {self.b:.4g}")
+        div = 2**self.info.train.depth
+        patch = min(self.info.train.patch, (min(data.shape[1:]) // div) * div)
+        if patch < div:
+            return
+        xn = ((data - self.info.mean) / self.info.std)[..., None].astype(np.float32)
+        _compile(self.model, self.info.train.learning_rate * 0.5)
+        gen = _batches(xn, min(self.info.train.batch, 8), patch, np.random.default_rng(0), True)
+        steps = self.config.tta_steps
+        for step in range(steps):
+            if should_stop():
+                return
+            bx, by = next(gen)
+            self.model.train_on_batch(bx, by)
+            yield Progress(step + 1, steps, f"adapting to this image {step + 1}/{steps}")
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        m, s = self.info.mean, self.info.std
+        x = ((window - m) / s)[None, ..., None].astype(np.float32)
+        out = self.model(x, training=False).numpy()[0]
+        return posterior_mean(x[0, ..., 0], out) * s + m

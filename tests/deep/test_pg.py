@@ -1,0 +1,119 @@
+"""Poisson-Gaussian blind-spot network: the blind spot, loss, posterior mean, TTA (TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_celldenoise.deep.api import predict, train
+from napari_celldenoise.deep.config import PredictConfig
+from napari_celldenoise.jobs import Log, run
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture(scope="module")
+def net():
+    from napari_celldenoise.deep.pg import build_blindspot
+
+    return build_blindspot(depth=2, features=8)
+
+
+def _centre_change(net, x, dy, dx, amount=5.0):
+    y0, x0 = x.shape[1] // 2, x.shape[2] // 2
+    before = net(x, training=False).numpy()[0, y0, x0, :2]
+    x2 = x.copy()
+    x2[0, y0 + dy, x0 + dx, 0] += amount
+    after = net(x2, training=False).numpy()[0, y0, x0, :2]
+    return float(np.abs(after - before).max())
+
+
+def test_output_ignores_its_own_pixel(net):
+    x = np.random.default_rng(0).random((1, 32, 32, 1)).astype(np.float32)
+    assert _centre_change(net, x, 0, 0, amount=100.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("dy", "dx"), [(-3, 0), (3, 0), (0, -3), (0, 3)], ids=["up", "down", "left", "right"]
+)
+def test_output_sees_each_of_the_four_directions(net, dy, dx):
+    x = np.random.default_rng(1).random((1, 32, 32, 1)).astype(np.float32)
+    assert _centre_change(net, x, dy, dx) > 1e-5
+
+
+def test_rotation_layers_each_keep_their_own_angle(net):
+    turns = sorted(net.get_layer(n).turns for n in ("rot0", "rot90", "rot180", "rot270"))
+    assert turns == [0, 1, 2, 3]
+
+
+def test_loss_and_posterior_mean_match_the_formulas():
+    from napari_celldenoise.deep.pg import pg_loss, posterior_mean
+
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(2, 4, 4, 1)).astype(np.float32)
+    mu, s2, nv = (
+        rng.normal(size=y.shape),
+        rng.uniform(0.1, 2, y.shape),
+        rng.uniform(0.1, 2, y.shape),
+    )
+    out = np.concatenate([mu, s2, nv], axis=-1).astype(np.float32)
+    total = s2 + nv
+    expected = np.mean(0.5 * np.log(total) + 0.5 * (y - mu) ** 2 / total)
+    assert float(pg_loss(y, out)) == pytest.approx(expected, rel=1e-5)
+    post = posterior_mean(y[..., 0], out)
+    np.testing.assert_allclose(post, ((y * s2 + mu * nv) / (s2 + nv))[..., 0], rtol=1e-5)
+    # no prior uncertainty: the prior mean; no noise: the observation
+    out0 = out.copy()
+    out0[..., 1] = 0
+    np.testing.assert_allclose(posterior_mean(y[..., 0], out0), out[..., 0])
+    out0 = out.copy()
+    out0[..., 2] = 0
+    np.testing.assert_allclose(posterior_mean(y[..., 0], out0), y[..., 0])
+
+
+@pytest.fixture(scope="module")
+def pg_model(tmp_path_factory, small_noisy):
+    from napari_celldenoise.deep.config import TrainConfig
+
+    folder = tmp_path_factory.mktemp("pg") / "m"
+    cfg = TrainConfig(method="pg-blindspot", epochs=1, steps=3, patch=32, batch=4, features=8)
+    info = run(train(small_noisy, "YX", cfg, str(folder)))
+    return folder, info
+
+
+def test_pg_folder_holds_noise_parameters(pg_model):
+    folder, info = pg_model
+    text = (folder / "noise.yaml").read_text()
+    assert "a:" in text and "b:" in text
+    assert info.epochs_done == 1 and info.overlap >= 48
+
+
+def test_pg_tiled_equals_untiled(pg_model, small_noisy):
+    folder, _ = pg_model
+    whole = run(predict(str(folder), small_noisy, "YX", PredictConfig(tile=512, tta=False)))
+    tiled = run(predict(str(folder), small_noisy, "YX", PredictConfig(tile=32, tta=False)))
+    np.testing.assert_allclose(tiled, whole, atol=1e-4 * float(np.abs(whole).max()))
+
+
+def test_tta_refits_noise_and_changes_the_result(pg_model, small_noisy):
+    folder, _ = pg_model
+    logs = []
+    off = run(predict(str(folder), small_noisy, "YX", PredictConfig(tta=False)))
+    on = run(
+        predict(str(folder), small_noisy, "YX", PredictConfig(tta=True, tta_steps=2)), logs.append
+    )
+    assert any(isinstance(e, Log) and "test-time adaptation" in e.message for e in logs)
+    assert np.abs(on - off).max() > 0
+    # the folder's weights are untouched by adaptation
+    again = run(predict(str(folder), small_noisy, "YX", PredictConfig(tta=False)))
+    np.testing.assert_array_equal(again, off)
+
+
+def test_pg_resume_and_learned_noise(tmp_path, small_noisy, tiny_config):
+    folder = tmp_path / "m"
+    cfg = tiny_config("pg-blindspot", learn_noise=True, learning_rate=0.05)
+    run(train(small_noisy, "YX", cfg, str(folder)))
+    first = (folder / "noise.yaml").read_text()
+    info = run(train(small_noisy, "YX", tiny_config("pg-blindspot"), str(folder), resume=True))
+    assert info.epochs_done == 2 and info.train.learn_noise
+    assert (folder / "noise.yaml").read_text() != first  # learned parameters moved
