@@ -89,8 +89,11 @@ class RuleSet:
             raise ValueError(f"not a rule set: {exc}") from None
         return cls(rules)
 
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
     def save(self, path: str | os.PathLike) -> Path:
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text = self.to_yaml()
         return atomic_write(path, text.encode("utf-8"), overwrite=True)
 
     @classmethod

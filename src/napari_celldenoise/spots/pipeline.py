@@ -209,23 +209,10 @@ def locate_frame(
         bg = np.median(boxes.reshape(n, -1), axis=1)
         out["photons"] = (boxes.reshape(n, -1) - bg[:, None]).sum(1) / camera.qe
         out["background"] = bg / camera.qe
-        for c in (
-            "sigma",
-            "sigma_x",
-            "sigma_y",
-            "uncertainty",
-            "crlb_x",
-            "crlb_y",
-            "crlb_photons",
-            "crlb_background",
-            "crlb_sigma",
-            "bkgstd",
-            "chi2",
-            "loglik",
-            "significance",
-        ):
-            out[c] = np.full(n, np.nan)
         out["ellipticity"] = np.ones(n)
+        for c in COLUMNS:  # widths, bounds and fit statistics do not exist without a fit
+            if c not in out and _dtype(c) == "float64" and c != "peak":
+                out[c] = np.full(n, np.nan)
         out["iterations"] = np.zeros(n, int)
         out["converged"] = np.ones(n, bool)
     else:
