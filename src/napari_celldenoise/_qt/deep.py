@@ -1,0 +1,449 @@
+"""The "Deep denoise" dock: train N2V / structN2V / PG blind-spot in a child process.
+
+TensorFlow never runs in the napari process (it segfaults beside a viewer on software
+OpenGL): training and prediction go through :func:`napari_celldenoise.jobs.run_in_process`
+and this dock only receives events: progress, a live loss plot, a preview layer per epoch,
+the device, and the result layer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..deep.config import (
+    METHODS,
+    PredictConfig,
+    TrainConfig,
+    estimate_epoch_seconds,
+    train_config_from_widget,
+)
+from ..jobs import Epoch, Event, Log, Preview, run_in_process
+from .jobs import JobPanel
+
+MASK_SIDE = 7
+
+
+def layer_axes(layer: Any) -> str:
+    """Axes letters of an image layer (its axis labels when they are letters, else by ndim)."""
+    labels = [str(a).upper() for a in getattr(layer, "axis_labels", ())]
+    if len(labels) == layer.ndim and all(len(a) == 1 and a in "TZCYX" for a in labels):
+        if len(set(labels)) == len(labels) and "Y" in labels and "X" in labels:
+            return "".join(labels)
+    return {2: "YX", 3: "TYX", 4: "TZYX"}.get(layer.ndim, "")
+
+
+class MaskEditor(QWidget):
+    """A 7x7 grid of toggles: the structN2V mask (the centre is the blind spot, always on)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        grid = QGridLayout(self)
+        grid.setSpacing(1)
+        self.buttons: list[list[QPushButton]] = []
+        c = MASK_SIDE // 2
+        for y in range(MASK_SIDE):
+            row = []
+            for x in range(MASK_SIDE):
+                b = QPushButton("")
+                b.setCheckable(True)
+                b.setFixedSize(18, 18)
+                b.setStyleSheet("QPushButton:checked { background: #e08020; }")
+                if (y, x) == (c, c):
+                    b.setChecked(True)
+                    b.setEnabled(False)
+                grid.addWidget(b, y, x)
+                row.append(b)
+            self.buttons.append(row)
+
+    def set_mask(self, mask: np.ndarray) -> None:
+        mask = np.asarray(mask)
+        c = MASK_SIDE // 2
+        m0y, m0x = mask.shape[0] // 2, mask.shape[1] // 2
+        for y in range(MASK_SIDE):
+            for x in range(MASK_SIDE):
+                my, mx = y - c + m0y, x - c + m0x
+                on = 0 <= my < mask.shape[0] and 0 <= mx < mask.shape[1] and bool(mask[my, mx])
+                self.buttons[y][x].setChecked(on or (y, x) == (c, c))
+
+    def mask(self) -> list[list[int]]:
+        """The smallest odd centred rectangle holding the checked cells."""
+        full = np.array([[int(b.isChecked()) for b in row] for row in self.buttons])
+        c = MASK_SIDE // 2
+        ys, xs = np.nonzero(full)
+        ry, rx = int(np.abs(ys - c).max()), int(np.abs(xs - c).max())
+        return full[c - ry : c + ry + 1, c - rx : c + rx + 1].tolist()
+
+
+class LossPlot(QWidget):
+    """Training and validation loss per epoch (matplotlib canvas)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(3.2, 2.0), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.axes = self.figure.add_subplot(111)
+        (self.loss_line,) = self.axes.plot([], [], "o-", label="loss", ms=3)
+        (self.val_line,) = self.axes.plot([], [], "s-", label="val loss", ms=3)
+        self.axes.set_xlabel("epoch")
+        self.axes.legend(fontsize=7)
+        self.axes.tick_params(labelsize=7)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.canvas)
+        self.setMinimumHeight(160)
+        self.clear()
+
+    def clear(self) -> None:
+        self.epochs: list[int] = []
+        self.loss: list[float] = []
+        self.val: list[float] = []
+        self._redraw()
+
+    def add(self, event: Epoch) -> None:
+        self.epochs.append(event.epoch)
+        self.loss.append(event.loss)
+        self.val.append(event.val_loss if event.val_loss is not None else np.nan)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.loss_line.set_data(self.epochs, self.loss)
+        self.val_line.set_data(self.epochs, self.val)
+        self.axes.relim()
+        self.axes.autoscale_view()
+        self.canvas.draw_idle()
+
+
+class DeepDenoiseWidget(QWidget):
+    """Train, stop, continue and predict with a self-supervised denoiser."""
+
+    def __init__(self, napari_viewer: Any):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.layer_combo = QComboBox()
+        self.method = QComboBox()
+        self.method.addItems(list(METHODS))
+        self.epochs = _spin(1, 10_000, 20)
+        self.steps = _spin(1, 100_000, 100)
+        self.patch = _spin(16, 512, 64, step=16)
+        self.batch = _spin(1, 1024, 16)
+        self.folder = QLineEdit(str(Path(tempfile.gettempdir()) / "celldenoise-model"))
+        browse = QPushButton("…")
+        browse.setMaximumWidth(30)
+        browse.clicked.connect(self._browse)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(browse)
+        self.tta = QCheckBox("test-time adaptation (PG)")
+        self.tta.setChecked(True)
+
+        form = QFormLayout()
+        form.addRow("image:", self.layer_combo)
+        form.addRow("method:", self.method)
+        form.addRow("epochs:", self.epochs)
+        form.addRow("steps/epoch:", self.steps)
+        form.addRow("patch:", self.patch)
+        form.addRow("batch:", self.batch)
+        form.addRow("model folder:", folder_row)
+
+        self.mask_box = QWidget()
+        mask_layout = QVBoxLayout(self.mask_box)
+        mask_layout.setContentsMargins(0, 0, 0, 0)
+        mask_layout.addWidget(QLabel("structN2V mask (click to edit):"))
+        self.mask_editor = MaskEditor()
+        mask_layout.addWidget(self.mask_editor, 0, Qt.AlignmentFlag.AlignLeft)
+        self.propose_button = QPushButton("Propose mask from the noise")
+        self.propose_button.setToolTip(
+            "autocorrelation of the noise in a drawn rectangle (a Shapes layer named "
+            "'noise region'), else in the flattest parts of the image"
+        )
+        self.propose_button.clicked.connect(self.propose_mask)
+        mask_layout.addWidget(self.propose_button)
+
+        self.device = QLabel("device: shown when training starts (GPU if present, else CPU)")
+        self.device.setWordWrap(True)
+        self.estimate = QLabel("")
+        self.train_button = QPushButton("Train")
+        self.continue_button = QPushButton("Continue")
+        self.predict_button = QPushButton("Denoise")
+        self.train_button.clicked.connect(lambda: self.start_training(resume=False))
+        self.continue_button.clicked.connect(lambda: self.start_training(resume=True))
+        self.predict_button.clicked.connect(self.start_predict)
+        buttons = QHBoxLayout()
+        for b in (self.train_button, self.continue_button, self.predict_button):
+            buttons.addWidget(b)
+        self.panel = JobPanel()
+        self.panel.cancel_button.setText("Stop")
+        self.panel.started.connect(lambda: self._busy(True))
+        self.panel.finished.connect(lambda: self._busy(False))
+        self.plot = LossPlot()
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.mask_box)
+        layout.addWidget(self.tta)
+        layout.addWidget(self.estimate)
+        layout.addWidget(self.device)
+        layout.addLayout(buttons)
+        layout.addWidget(self.panel)
+        layout.addWidget(self.plot)
+        layout.addStretch(1)
+
+        self.last_info: Any = None
+        self.last_result: Any = None
+        self.epoch_events: list[Epoch] = []
+        for w in (self.epochs, self.steps, self.patch, self.batch):
+            w.valueChanged.connect(self._update_estimate)
+        self.method.currentTextChanged.connect(self._method_changed)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+        self._method_changed(self.method.currentText())
+
+    # ------------------------------------------------------------------ state
+    def _refresh_layers(self, event: Any = None) -> None:
+        from napari.layers import Image
+
+        current = self.layer_combo.currentText()
+        names = [
+            layer.name
+            for layer in self.viewer.layers
+            if isinstance(layer, Image)
+            and not layer.name.endswith((" preview", "(denoised)", "autocorrelation"))
+        ]
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        self.layer_combo.addItems(names)
+        if current in names:
+            self.layer_combo.setCurrentText(current)
+        self.layer_combo.blockSignals(False)
+
+    def _method_changed(self, method: str) -> None:
+        self.mask_box.setVisible(method == "structn2v")
+        self.tta.setVisible(method == "pg-blindspot")
+        self._update_estimate()
+
+    def _busy(self, busy: bool) -> None:
+        for b in (self.train_button, self.continue_button, self.predict_button):
+            b.setEnabled(not busy)
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Model folder", self.folder.text())
+        if path:
+            self.folder.setText(path)
+
+    def values(self) -> dict[str, Any]:
+        """The widget values, named as :class:`TrainConfig` fields."""
+        return {
+            "method": self.method.currentText(),
+            "epochs": self.epochs.value(),
+            "steps": self.steps.value(),
+            "patch": self.patch.value(),
+            "batch": self.batch.value(),
+            "mask": self.mask_editor.mask() if self.method.currentText() == "structn2v" else None,
+        }
+
+    def config(self) -> TrainConfig:
+        return train_config_from_widget(self.values())
+
+    def _update_estimate(self, *_: Any) -> None:
+        try:
+            seconds = estimate_epoch_seconds(self.config())
+        except ValueError as exc:
+            self.estimate.setText(f"⚠ {_message(exc)}")
+            return
+        self.estimate.setText(f"≈ {seconds:.2g} s per epoch on this CPU (before measuring)")
+
+    def selected_layer(self) -> Any:
+        name = self.layer_combo.currentText()
+        if not name or name not in self.viewer.layers:
+            return None
+        return self.viewer.layers[name]
+
+    # --------------------------------------------------------------- actions
+    def propose_mask(self) -> None:
+        """Autocorrelation of the noise -> proposed mask in the editor, shown as a layer."""
+        from ..deep.masks import mask_from_data
+
+        layer = self.selected_layer()
+        if layer is None:
+            show_info("Select an image layer first.")
+            return
+        region = None
+        if "noise region" in self.viewer.layers:
+            shapes = self.viewer.layers["noise region"]
+            if len(shapes.data):
+                box = np.asarray(shapes.data[0])[:, -2:] / np.asarray(layer.scale[-2:])
+                y0, x0 = np.floor(box.min(axis=0)).astype(int)
+                y1, x1 = np.ceil(box.max(axis=0)).astype(int)
+                region = (slice(max(y0, 0), y1), slice(max(x0, 0), x1))
+        try:
+            proposal = mask_from_data(np.asarray(layer.data), layer_axes(layer), region=region)
+        except ValueError as exc:
+            show_error(str(exc))
+            return
+        self.mask_editor.set_mask(proposal.mask)
+        name = "noise autocorrelation"
+        if name in self.viewer.layers:
+            self.viewer.layers[name].data = proposal.autocorrelation
+        else:
+            self.viewer.add_image(
+                proposal.autocorrelation, name=name, colormap="magma", visible=False
+            )
+        show_info(
+            f"proposed mask {proposal.mask.shape[0]}x{proposal.mask.shape[1]} "
+            f"(correlation threshold {proposal.threshold:.3f})"
+        )
+
+    def start_training(self, *, resume: bool = False) -> Any:
+        """Train (or continue) in a child process; returns the worker (None if refused)."""
+        from ..deep.api import train
+
+        layer = self.selected_layer()
+        if layer is None:
+            show_error("Select an image layer to train on.")
+            return None
+        try:
+            config = self.config()
+        except ValueError as exc:
+            show_error(f"Invalid settings: {_message(exc)}")
+            return None
+        data = np.asarray(layer.data)
+        axes = layer_axes(layer)
+        folder = self.folder.text().strip()
+        if not resume and os.path.isdir(folder) and os.listdir(folder):
+            show_error(f"{folder} is not empty: choose a new folder, or press Continue")
+            return None
+        if not resume:
+            self.plot.clear()
+        self.epoch_events = []
+        self._source_layer = layer
+
+        def factory(should_stop):
+            return run_in_process(
+                train, data, axes, config, folder, resume=resume, should_stop=should_stop, grace=60
+            )
+
+        return self.panel.start(
+            factory,
+            on_event=self._on_train_event,
+            on_done=self._train_done,
+            label="starting TensorFlow in a child process",
+        )
+
+    def _on_train_event(self, event: Event) -> None:
+        if isinstance(event, Epoch):
+            self.epoch_events.append(event)
+            self.plot.add(event)
+            eta = f", {event.eta_seconds:.0f} s left" if event.eta_seconds else ""
+            self.panel.status.setText(
+                f"epoch {event.epoch}: loss {event.loss:.4g}"
+                + (f", val {event.val_loss:.4g}" if event.val_loss is not None else "")
+                + f" ({event.seconds:.1f} s{eta})"
+            )
+        elif isinstance(event, Preview):
+            self._show_preview(event)
+        elif isinstance(event, Log):
+            if event.message.startswith("training ") and " on " in event.message:
+                self.device.setText("device: " + event.message.split(" on ", 1)[1].split(":")[0])
+            if "per epoch" in event.message:
+                self.estimate.setText(f"measured: {event.message}")
+
+    def _show_preview(self, event: Preview) -> None:
+        name = event.name
+        if name in self.viewer.layers:
+            self.viewer.layers[name].data = event.image
+        else:
+            self.viewer.add_image(event.image, name=name)
+
+    def _train_done(self, info: Any) -> None:
+        self.last_info = info
+        if info is not None:
+            self.device.setText(f"device: {info.device}")
+            show_info(f"model saved in {self.folder.text()} ({info.epochs_done} epochs)")
+
+    def start_predict(self) -> Any:
+        """Denoise the selected layer with the model folder (child process)."""
+        from ..deep.api import predict
+
+        layer = self.selected_layer()
+        if layer is None:
+            show_error("Select an image layer to denoise.")
+            return None
+        data, axes = np.asarray(layer.data), layer_axes(layer)
+        folder = self.folder.text().strip()
+        config = PredictConfig(tta=self.tta.isChecked())
+        self._source_layer = layer
+
+        def factory(should_stop):
+            return run_in_process(
+                predict, folder, data, axes, config, should_stop=should_stop, grace=30
+            )
+
+        return self.panel.start(factory, on_done=self._predict_done, label="denoising")
+
+    def _predict_done(self, result: Any) -> None:
+        if result is None:
+            return
+        self.last_result = result
+        src = self._source_layer
+        name = f"{src.name} (denoised)"
+        kwargs = {
+            "scale": src.scale,
+            "translate": src.translate,
+            "contrast_limits": src.contrast_limits,
+        }
+        for key in ("units", "axis_labels"):
+            if hasattr(src, key):
+                kwargs[key] = getattr(src, key)
+        if name in self.viewer.layers:
+            self.viewer.layers[name].data = result
+        else:
+            self.viewer.add_image(result, name=name, **kwargs)
+
+
+def _message(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    from ..config import format_validation_error
+
+    return format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+
+
+def _spin(lo: int, hi: int, value: int, step: int = 1) -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setSingleStep(step)
+    s.setValue(value)
+    return s
+
+
+def training_finished(widget: DeepDenoiseWidget) -> bool:
+    """Whether the dock's job has ended (for scripts and the demo)."""
+    return not widget.panel.running
+
+
+__all__ = ["DeepDenoiseWidget", "LossPlot", "MaskEditor", "layer_axes"]

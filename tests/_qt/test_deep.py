@@ -1,0 +1,90 @@
+"""The Deep denoise dock: training through the child process, loss plot, preview, Stop."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from napari_celldenoise.synthetic import fluorescence_image
+
+pytestmark = pytest.mark.qt
+
+
+@pytest.fixture
+def dock(make_napari_viewer, tmp_path):
+    from napari_celldenoise._qt.deep import DeepDenoiseWidget
+
+    viewer = make_napari_viewer()
+    noisy, _ = fluorescence_image((96, 96), seed=5)
+    viewer.add_image(noisy, name="noisy", scale=(0.2, 0.2), axis_labels=("Y", "X"))
+    widget = DeepDenoiseWidget(viewer)
+    widget.folder.setText(str(tmp_path / "model"))
+    widget.patch.setValue(32)
+    widget.batch.setValue(2)
+    widget.steps.setValue(2)
+    return viewer, widget
+
+
+def test_widget_values_build_the_config_and_estimate(dock):
+    _, w = dock
+    w.method.setCurrentText("structn2v")
+    w.mask_editor.buttons[3][2].click()
+    w.mask_editor.buttons[3][4].click()
+    config = w.config()
+    assert config.method == "structn2v" and config.mask == [[1, 1, 1]]
+    assert w.mask_box.isVisibleTo(w)
+    w.patch.setValue(34)  # not a multiple of 2**depth = 4
+    assert "multiple" in w.estimate.text()
+    w.patch.setValue(32)
+    assert "s per epoch" in w.estimate.text()
+
+
+def test_propose_mask_shows_the_autocorrelation(dock):
+    from scipy import ndimage as ndi
+
+    viewer, w = dock
+    rng = np.random.default_rng(0)
+    smeared = ndi.convolve1d(rng.normal(size=(128, 128)), [1.0, 1.0, 1.0], axis=1) + 100
+    viewer.add_image(smeared, name="streaky")
+    w.layer_combo.setCurrentText("streaky")
+    w.method.setCurrentText("structn2v")
+    w.propose_mask()
+    assert w.mask_editor.mask() == [[1, 1, 1, 1, 1]]
+    assert "noise autocorrelation" in viewer.layers
+
+
+def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
+    viewer, w = dock
+    w.epochs.setValue(2)
+    with qtbot.waitSignal(w.panel.finished, timeout=180_000):
+        assert w.start_training() is not None
+    assert w.plot.epochs == [1, 2] and len(w.plot.loss_line.get_xdata()) == 2
+    assert "n2v preview" in viewer.layers
+    assert viewer.layers["n2v preview"].data.shape == (32, 32)
+    assert "CPU" in w.device.text() or "GPU" in w.device.text()
+    assert w.last_info is not None and w.last_info.epochs_done == 2
+    with qtbot.waitSignal(w.panel.finished, timeout=180_000):
+        w.predict_button.click()
+    result = viewer.layers["noisy (denoised)"]
+    assert result.data.shape == (96, 96)
+    np.testing.assert_allclose(result.scale, (0.2, 0.2))
+    assert "tensorflow" not in sys.modules
+
+
+def test_stop_keeps_weights_and_continue_adds_epochs(dock, qtbot, tmp_path):
+    _, w = dock
+    w.epochs.setValue(500)
+    w.start_training()
+    qtbot.waitUntil(lambda: len(w.epoch_events) >= 1, timeout=180_000)
+    with qtbot.waitSignal(w.panel.finished, timeout=120_000):
+        w.panel.cancel_button.click()
+    assert w.last_info is not None and w.last_info.epochs_done < 500
+    done = w.last_info.epochs_done
+    assert (tmp_path / "model" / "weights_best.h5").is_file()
+    assert (tmp_path / "model" / "weights_last.h5").is_file()
+    w.epochs.setValue(1)
+    with qtbot.waitSignal(w.panel.finished, timeout=180_000):
+        w.continue_button.click()
+    assert w.last_info.epochs_done == done + 1
