@@ -32,7 +32,7 @@ def _run(widget, qtbot):
 
 
 def test_config_from_the_widgets(dock):
-    _viewer, widget, _ = dock
+    _, widget, _ = dock
     assert widget.layer_combo.currentText() == "movie"
     assert widget.pixel_spin.value() == pytest.approx(100.0)  # from the layer's 0.1 µm scale
     widget.fit_combo.setCurrentText("lsq")
@@ -97,7 +97,7 @@ def test_run_shows_points_with_features_and_class_colours(dock, qtbot):
 
 
 def test_feature_slider_hides_spots(dock, qtbot):
-    _viewer, widget, _ = dock
+    viewer, widget, _ = dock
     _run(widget, qtbot)
     points = viewer.layers["movie spots"]
     photons = points.features["photons"].to_numpy()
@@ -109,7 +109,7 @@ def test_feature_slider_hides_spots(dock, qtbot):
 
 
 def test_retrain_save_load_and_csv(dock, qtbot, tmp_path):
-    _viewer, widget, _ = dock
+    viewer, widget, _ = dock
     _run(widget, qtbot)
     points = viewer.layers["movie spots"]
     n = len(points.data)
