@@ -18,9 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .spots_demo import step_spots
+
 PLUGIN = "napari-celldenoise"
 SAMPLES = ["noisy_cells", "spot_movie"]
-DOCKS = ["Stack info"]
+DOCKS = ["Stack info", "Spots"]
 
 
 def open_samples(viewer: Any) -> None:
@@ -45,7 +47,7 @@ def step_stack_info(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, 
 
 
 Step = Callable[[Any, Path, dict[str, Any]], dict[str, Any]]
-STEPS: list[Step] = [step_stack_info]
+STEPS: list[Step] = [step_stack_info, step_spots]
 
 
 def _settle(viewer: Any, seconds: float = 0.5) -> None:

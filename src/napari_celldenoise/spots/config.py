@@ -43,7 +43,7 @@ class SpotsConfig(Config):
     sigma: float = Field(1.3, gt=0.2, le=20.0, description="PSF sigma in px (start of the fit)")
     box: int = Field(7, ge=3, le=31, description="fit box side in px (odd)")
     min_significance: float = Field(
-        3.0, ge=0, description="drop fits whose sqrt(2 log-likelihood ratio) vs flat is lower"
+        4.0, ge=0, description="drop fits whose sqrt(2 log-likelihood ratio) vs flat is lower"
     )
     subtract_neighbours: bool = Field(
         True, description="refit spots with neighbours in their box, the neighbours subtracted"
