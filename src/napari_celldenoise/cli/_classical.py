@@ -1,0 +1,57 @@
+"""Helpers shared by the classical-denoising subcommands (filter, noise, metrics, add-noise)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from ..config import ReaderConfig
+from ..io import ImageData, read_image
+from .errors import CliError
+
+
+def add_read_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--axes", help="override the axes read from the file, e.g. TYX")
+
+
+def read(path: str, axes: str | None = None) -> ImageData:
+    """Open ``path`` (ImageReadError for bad files: exit 2 with one line)."""
+    config = ReaderConfig(axes=axes) if axes else None
+    return read_image(path, config=config)
+
+
+def check_output(path: str, overwrite: bool) -> None:
+    """Refuse an existing local OUT before any work is done (unless ``--overwrite``)."""
+    import os
+
+    if not overwrite and "://" not in path and os.path.exists(path):
+        raise CliError(f"{path}: already exists (use --overwrite to replace it)")
+
+
+def number(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise CliError(f"{name}: expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise CliError(f"{name}: must be a finite number, got {text!r}")
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    """Replace inf/nan (not valid JSON) by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return jsonable(value.item())
+    return value
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(jsonable(obj), ensure_ascii=False))
