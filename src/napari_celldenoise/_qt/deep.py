@@ -376,8 +376,16 @@ class DeepDenoiseWidget(QWidget):
         name = event.name
         if name in self.viewer.layers:
             self.viewer.layers[name].data = event.image
-        else:
-            self.viewer.add_image(event.image, name=name)
+            return
+        src = getattr(self, "_source_layer", None)
+        kwargs: dict[str, Any] = {}
+        if src is not None and event.image.ndim <= src.ndim:
+            n = event.image.ndim
+            kwargs["scale"] = tuple(src.scale[-n:])
+            for key in ("units", "axis_labels"):
+                if hasattr(src, key):
+                    kwargs[key] = tuple(getattr(src, key))[-n:]
+        self.viewer.add_image(event.image, name=name, **kwargs)
 
     def _train_done(self, info: Any) -> None:
         self.last_info = info

@@ -22,7 +22,7 @@ from .spots_demo import step_spots
 
 PLUGIN = "napari-celldenoise"
 SAMPLES = ["noisy_cells", "spot_movie"]
-DOCKS = ["Stack info", "Spots"]
+DOCKS = ["Stack info", "Deep denoise", "Spots"]
 
 
 def open_samples(viewer: Any) -> None:
@@ -46,8 +46,35 @@ def step_stack_info(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, 
     return {"stack_info": widget.text().splitlines()}
 
 
+def step_deep(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, Any]:
+    """A few N2V training steps on "cells (noisy)" in the dock's child process, then denoise."""
+    widget = docks["Deep denoise"]
+    widget.layer_combo.setCurrentText("cells (noisy)")
+    widget.method.setCurrentText("n2v")
+    for spin, value in ((widget.epochs, 2), (widget.steps, 5), (widget.patch, 64),
+                        (widget.batch, 8)):  # fmt: skip
+        spin.setValue(value)
+    widget.folder.setText(str(out.resolve() / "deep-model"))
+    if (out / "deep-model").exists():
+        import shutil
+
+        shutil.rmtree(out / "deep-model")
+    for start in (widget.start_training, widget.start_predict):
+        if start() is None:
+            return {"deep": "could not start"}
+        end = time.monotonic() + 120
+        while widget.panel.running and time.monotonic() < end:
+            _settle(viewer, 0.2)
+    if widget.parentWidget():
+        widget.parentWidget().raise_()
+    return {"deep": {"epochs": [e.epoch for e in widget.epoch_events],
+                     "loss": [round(e.loss, 4) for e in widget.epoch_events],
+                     "device": widget.device.text(),
+                     "result": "cells (noisy) (denoised)" in viewer.layers}}  # fmt: skip
+
+
 Step = Callable[[Any, Path, dict[str, Any]], dict[str, Any]]
-STEPS: list[Step] = [step_stack_info, step_spots]
+STEPS: list[Step] = [step_stack_info, step_deep, step_spots]
 
 
 def _settle(viewer: Any, seconds: float = 0.5) -> None:

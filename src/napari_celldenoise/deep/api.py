@@ -51,12 +51,12 @@ def train(
             "radius",
             "perc_pix",
             "learn_noise",
+            "batch_norm",
+            "vst",
         )
         config = TrainConfig(**{**config.model_dump(), **info.train.model_dump(include=set(keep))})
-        if check_axes(axes, np.ndim(data)).replace("C", "") and (
-            ("Z" in axes) != ("Z" in info.axes) and config.dims == 3
-        ):
-            raise DeepInputError(f"the model was trained on axes {info.axes}, the data has {axes}")
+        if config.dims == 3 and "Z" not in check_axes(axes, np.ndim(data)):
+            raise DeepInputError(f"the model is 3D (trained on {info.axes}), the data has {axes}")
     samples, _ = to_samples(data, axes, config.dims)
     check_values(samples)
     patches = make_patches(samples, config)

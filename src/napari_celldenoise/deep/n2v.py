@@ -46,7 +46,7 @@ def _n2v_config(n: Any, x: np.ndarray, config: TrainConfig) -> Any:
             train_steps_per_epoch=config.steps,
             train_epochs=config.epochs,
             train_loss="mse",
-            batch_norm=True,
+            batch_norm=config.batch_norm,
             train_batch_size=config.batch,
             train_learning_rate=config.learning_rate,
             n2v_perc_pix=config.perc_pix,
