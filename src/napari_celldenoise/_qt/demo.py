@@ -107,13 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"layers": [layer.name for layer in viewer.layers]}
-    for step in STEPS:
+    shots = []
+    for i, step in enumerate(STEPS, start=1):
         _settle(viewer)
         results.update(step(viewer, out, docks))
-    _settle(viewer, 1.0)
+        _settle(viewer, 1.0)
+        shots.append(out / f"{i:02d}-{step.__name__.removeprefix('step_')}.png")
+        viewer.screenshot(str(shots[-1]), canvas_only=False)
     shot = out / "napari-celldenoise.png"
     viewer.screenshot(str(shot), canvas_only=False)
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    for path in shots:
+        print(f"screenshot: {path.resolve()}")
     print(f"screenshot: {shot.resolve()}")
     print(f"results:    {(out / 'results.json').resolve()}")
     viewer.close()
