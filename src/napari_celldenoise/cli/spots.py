@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threshold",
         metavar="EXPR",
         help="detection threshold: a number or an expression such as "
-        "'2*std(Wave.F1)' (default 0.5*noise(Wave.F1))",
+        "'2*std(Wave.F1)' (default std(Wave.F1); 0.5*noise(Wave.F1) for flat backgrounds)",
     )
     p.add_argument("--sigma", type=float, metavar="PX", help="PSF sigma in px (default 1.3)")
     p.add_argument("--box", type=int, metavar="N", help="fit box side, odd (default 7)")

@@ -362,8 +362,7 @@ def _initial(d, sigma, p):
     p[5] = sigma
 
 
-@njit(parallel=True, cache=True)
-def _fit_all(boxes, sigma, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max):
+def _fit_all_py(boxes, sigma, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max):
     n = boxes.shape[0]
     params = np.empty((n, 6))
     crlb = np.empty((n, 6))
@@ -391,6 +390,10 @@ def _fit_all(boxes, sigma, npar, mle, v, excess, max_iter, tol, sigma_min, sigma
         iters[s] = it
         conv[s] = ok
     return params, crlb, stats, iters, conv
+
+
+_fit_all = njit(parallel=True, cache=True)(_fit_all_py)
+_fit_all_serial = njit(cache=True)(_fit_all_py)  # one thread: no parallel runtime overhead
 
 
 def to_photoelectrons(adu: np.ndarray, camera: Camera) -> np.ndarray:
@@ -458,10 +461,14 @@ def fit_boxes(
         )
     b = boxes.shape[1]
     prev = numba.get_num_threads()
+    n_threads = (
+        prev if threads is None else max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    )
+    kernel = _fit_all_serial if n_threads == 1 or n < 64 else _fit_all
     if threads is not None:
-        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(n_threads)
     try:
-        params, crlb, stats, iters, conv = _fit_all(
+        params, crlb, stats, iters, conv = kernel(
             boxes,
             float(sigma),
             4 if fixed_sigma else 6 if elliptical else 5,

@@ -154,6 +154,12 @@ def find_spots(
         yield Progress(k + 1, len(planes), f"plane {k + 1}/{len(planes)}: {n} spots")
     table = pd.concat(parts, ignore_index=True) if parts else empty_table()
     table = table[COLUMNS]
+    if config.classify and config.fit != "none" and len(table):
+        from .classify import default_rules
+
+        psf = psf_sigma(table, config.sigma)
+        table["class"] = default_rules(psf).classify(table)
+        table.attrs["psf_sigma"] = psf
     table.attrs["pixel_size"] = float(config.pixel_size)
     table.attrs["axes"] = axes
     dt = time.perf_counter() - t0
@@ -261,12 +267,17 @@ def locate_frame(
         )
         table = table[keep].reset_index(drop=True)
         table = drop_duplicates(table, config.duplicate_distance)
-        if config.classify and len(table):
-            from .classify import default_rules
-
-            table["class"] = default_rules(config.sigma).classify(table)
     table.attrs["pixel_size"] = float(config.pixel_size)
     return table
+
+
+def psf_sigma(table: pd.DataFrame, default: float, *, min_spots: int = 10) -> float:
+    """The PSF width the data show: the median sigma of the clearly significant fits
+    (significance >= 8), or ``default`` when there are fewer than ``min_spots`` of them."""
+    sure = table["significance"].to_numpy() >= 8
+    if sure.sum() < min_spots:
+        return float(default)
+    return float(np.median(table["sigma"].to_numpy()[sure]))
 
 
 def fit_frame(frame, electrons, coords, config: SpotsConfig, rvar: float, threshold):
