@@ -22,7 +22,7 @@ from .spots_demo import step_spots
 
 PLUGIN = "napari-celldenoise"
 SAMPLES = ["noisy_cells", "spot_movie"]
-DOCKS = ["Stack info", "Deep denoise", "Spots"]
+DOCKS = ["Stack info", "Deep denoise", "Spots", "Classical denoise", "Noise"]
 
 
 def open_samples(viewer: Any) -> None:
@@ -73,8 +73,15 @@ def step_deep(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, Any]:
                      "result": "cells (noisy) (denoised)" in viewer.layers}}  # fmt: skip
 
 
+def step_classical(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, Any]:
+    """Auto-tune TV (VST) on the noisy cells, apply, PSNR against the clean layer."""
+    from .classical import demo_step
+
+    return demo_step(viewer, out, docks)
+
+
 Step = Callable[[Any, Path, dict[str, Any]], dict[str, Any]]
-STEPS: list[Step] = [step_stack_info, step_deep, step_spots]
+STEPS: list[Step] = [step_stack_info, step_deep, step_spots, step_classical]
 
 
 def _settle(viewer: Any, seconds: float = 0.5) -> None:

@@ -24,7 +24,8 @@ def draw_noise_fit(ax: Any, fit: NoiseFit, title: str = "") -> None:
     if (~used).any():
         ax.plot(fit.means[~used], fit.variances[~used], "o", ms=4, mfc="none", label="rejected")
     if fit.means.size:
-        xs = np.linspace(0, float(fit.means.max()) * 1.05, 100)
+        lo, hi = float(fit.means.min()), float(fit.means.max())
+        xs = np.linspace(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo), 100)
         ax.plot(xs, fit.variance(xs), "-", lw=1.5, label=f"{fit.a:.3g} x mean + {fit.b:.3g}")
     ax.set_xlabel("mean intensity")
     ax.set_ylabel("noise variance")
