@@ -82,7 +82,10 @@ def layer_pixel_size_nm(layer: Any) -> float | None:
     units = [str(u) for u in getattr(layer, "units", ())]
     unit = units[-1] if units else "pixel"
     factor = _UNIT_NM.get(unit)
-    return None if factor is None else float(layer.scale[-1]) * factor
+    if factor is None:
+        return None
+    nm = float(layer.scale[-1]) * factor
+    return nm if 1.0 <= nm <= 100_000.0 else None  # some TIFFs claim picometre pixels
 
 
 class SpotsWidget(QWidget):

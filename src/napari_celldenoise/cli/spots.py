@@ -111,11 +111,20 @@ def build_config(args: argparse.Namespace, pixel_size: float):
 
 
 def _image_pixel_size(image) -> float | None:
+    """nm per pixel from the image's X scale; None without a unit or for an implausible value
+    (some TIFF writers store a resolution that makes pixels picometres wide)."""
     unit = image.units.get("X", "pixel")
     factor = _UNIT_NM.get(unit)
     if factor is None:
         return None
-    return float(image.scale.get("X", 1.0)) * factor
+    nm = float(image.scale.get("X", 1.0)) * factor
+    if not 1.0 <= nm <= 100_000.0:
+        print(
+            f"celldenoise spots: ignoring the image's pixel size ({nm:.3g} nm); give --pixel-size",
+            file=sys.stderr,
+        )
+        return None
+    return nm
 
 
 def _stack(image, channel: int) -> tuple[np.ndarray, str]:

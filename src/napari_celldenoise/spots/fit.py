@@ -158,6 +158,92 @@ def _evaluate(d, w, p, npar, mle, v, ex, dex, dexs, ey, dey, deys, g, h, want_ja
 
 
 @njit(cache=True)
+def _evaluate5(d, w, p, mle, v, ex, dex, dexs, ey, dey, deys, g, h):
+    """:func:`_evaluate` for the symmetric model (5 parameters), unrolled: the hot loop."""
+    n = d.shape[0]
+    _axis(n, p[0], p[4], ex, dex, dexs)
+    _axis(n, p[1], p[4], ey, dey, deys)
+    nph = p[2]
+    bg = p[3]
+    obj = 0.0
+    g0 = g1 = g2 = g3 = g4 = 0.0
+    h00 = h10 = h11 = h20 = h21 = h22 = h30 = h31 = h32 = h33 = 0.0
+    h40 = h41 = h42 = h43 = h44 = 0.0
+    for i in range(n):
+        eyi = ey[i]
+        deyi = nph * dey[i]
+        deysi = nph * deys[i]
+        neyi = nph * eyi
+        for j in range(n):
+            e = eyi * ex[j]
+            m = nph * e + bg
+            dij = d[i, j]
+            if mle:
+                mp = m + v
+                if mp < 1e-9:
+                    mp = 1e-9
+                dp = dij + v
+                if dp < 0.0:
+                    dp = 0.0
+                obj += mp - (dp * math.log(mp) if dp > 0.0 else 0.0)
+                wt = 1.0 / mp
+                r = dp * wt - 1.0
+            else:
+                wt = w[i, j]
+                r = (dij - m) * wt
+                obj += (dij - m) * r
+            j0 = neyi * dex[j]
+            j1 = deyi * ex[j]
+            j2 = e
+            j4 = neyi * dexs[j] + deysi * ex[j]
+            g0 += r * j0
+            g1 += r * j1
+            g2 += r * j2
+            g3 += r
+            g4 += r * j4
+            w0 = wt * j0
+            w1 = wt * j1
+            w2 = wt * j2
+            w4 = wt * j4
+            h00 += w0 * j0
+            h10 += w1 * j0
+            h11 += w1 * j1
+            h20 += w2 * j0
+            h21 += w2 * j1
+            h22 += w2 * j2
+            h30 += w0
+            h31 += w1
+            h32 += w2
+            h33 += wt
+            h40 += w4 * j0
+            h41 += w4 * j1
+            h42 += w4 * j2
+            h43 += w4
+            h44 += w4 * j4
+    g[0] = g0
+    g[1] = g1
+    g[2] = g2
+    g[3] = g3
+    g[4] = g4
+    h[0, 0] = h00
+    h[1, 0] = h[0, 1] = h10
+    h[1, 1] = h11
+    h[2, 0] = h[0, 2] = h20
+    h[2, 1] = h[1, 2] = h21
+    h[2, 2] = h22
+    h[3, 0] = h[0, 3] = h30
+    h[3, 1] = h[1, 3] = h31
+    h[3, 2] = h[2, 3] = h32
+    h[3, 3] = h33
+    h[4, 0] = h[0, 4] = h40
+    h[4, 1] = h[1, 4] = h41
+    h[4, 2] = h[2, 4] = h42
+    h[4, 3] = h[3, 4] = h43
+    h[4, 4] = h44
+    return obj
+
+
+@njit(cache=True)
 def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, out_p, out_c, out_s):
     """Fit one box; writes params/crlb; returns (iterations, converged)."""
     n = d.shape[0]
@@ -182,7 +268,10 @@ def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, o
     p = p0.copy()
     trial = p0.copy()
     lam = 1e-3
-    obj = _evaluate(d, w, p, npar, mle, v, ex, dex, dexs, ey, dey, deys, g, h, True)
+    if npar == 5:
+        obj = _evaluate5(d, w, p, mle, v, ex, dex, dexs, ey, dey, deys, g, h)
+    else:
+        obj = _evaluate(d, w, p, npar, mle, v, ex, dex, dexs, ey, dey, deys, g, h, True)
     converged = False
     it = 0
     bg_min = -0.9 * v
@@ -220,9 +309,12 @@ def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, o
                 trial[k] = sigma_min
             elif trial[k] > sigma_max:
                 trial[k] = sigma_max
-        obj_new = _evaluate(
-            d, w, trial, npar, mle, v, ex, dex, dexs, ey, dey, deys, g_new, h_new, True
-        )
+        if npar == 5:
+            obj_new = _evaluate5(d, w, trial, mle, v, ex, dex, dexs, ey, dey, deys, g_new, h_new)
+        else:
+            obj_new = _evaluate(
+                d, w, trial, npar, mle, v, ex, dex, dexs, ey, dey, deys, g_new, h_new, True
+            )
         if obj_new <= obj:
             small = True
             for k in range(npar):
@@ -255,13 +347,14 @@ def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, o
         out_p[k] = p[k]
     if p[0] < -0.5 or p[0] > n - 0.5 or p[1] < -0.5 or p[1] > n - 0.5:
         converged = False
-    # Fisher information of the Poisson + read-noise model at the estimate
+    # Fisher information of the Poisson + read-noise model at the estimate: the MLE's
+    # curvature evaluated with model weights; its objective is -loglik (up to a data constant)
     fisher = np.zeros((6, 6))
-    sx = p[4]
-    sy = p[5]
-    _axis(n, p[0], sx, ex, dex, dexs)
-    _axis(n, p[1], sy, ey, dey, deys)
-    jac = np.empty(6)
+    if npar == 5:
+        obj = _evaluate5(d, w, p, True, v, ex, dex, dexs, ey, dey, deys, g, fisher)
+    else:
+        obj = _evaluate(d, w, p, npar, True, v, ex, dex, dexs, ey, dey, deys, g, fisher, True)
+    out_s[1] = -obj
     chi2 = 0.0
     for i in range(n):
         for j in range(n):
@@ -270,44 +363,8 @@ def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, o
             if var < 1e-9:
                 var = 1e-9
             chi2 += (d[i, j] - m) ** 2 / var
-            jac[0] = p[2] * ey[i] * dex[j]
-            jac[1] = p[2] * dey[i] * ex[j]
-            jac[2] = ey[i] * ex[j]
-            jac[3] = 1.0
-            if npar == 6:
-                jac[4] = p[2] * ey[i] * dexs[j]
-                jac[5] = p[2] * deys[i] * ex[j]
-            else:
-                jac[4] = p[2] * (ey[i] * dexs[j] + deys[i] * ex[j])
-            for aa in range(npar):
-                for bb in range(npar):
-                    fisher[aa, bb] += jac[aa] * jac[bb] / (var * excess)
     out_s[0] = chi2 / max(n * n - npar, 1)
-    # loglik of the (shifted) Poisson model
-    ll = 0.0
-    for i in range(n):
-        for j in range(n):
-            mp = p[2] * ey[i] * ex[j] + p[3] + v
-            if mp < 1e-9:
-                mp = 1e-9
-            dp = d[i, j] + v
-            if dp < 0.0:
-                dp = 0.0
-            ll += dp * math.log(mp) - mp - math.lgamma(dp + 1.0)
-    out_s[1] = ll
-    # invert the Fisher matrix column by column
-    e = np.zeros(6)
-    col = np.zeros(6)
-    ok = True
-    for k in range(npar):
-        for i in range(6):
-            e[i] = 0.0
-        e[k] = 1.0
-        if not _solve(fisher, e, npar, col):
-            ok = False
-            break
-        out_c[k] = math.sqrt(col[k]) if col[k] > 0 else np.nan
-    if not ok:
+    if not _inverse_diagonal(fisher, npar, excess, out_c):
         for k in range(6):
             out_c[k] = np.nan
     if npar == 4:
@@ -315,6 +372,35 @@ def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, o
     if npar <= 5:
         out_c[5] = out_c[4]
     return it, converged
+
+
+@njit(cache=True)
+def _inverse_diagonal(a, m, scale, out):
+    """``sqrt(diag(inv(a / scale)))`` of an SPD ``m x m`` matrix by one Cholesky factorisation
+    (``diag(A^-1)_k = |L^-1 e_k|^2``); False if ``a`` is not positive definite."""
+    lmat = np.zeros((6, 6))
+    for i in range(m):
+        for j in range(i + 1):
+            s = a[i, j]
+            for k in range(j):
+                s -= lmat[i, k] * lmat[j, k]
+            if i == j:
+                if s <= 0.0:
+                    return False
+                lmat[i, i] = math.sqrt(s)
+            else:
+                lmat[i, j] = s / lmat[j, j]
+    y = np.zeros(6)
+    for k in range(m):
+        total = 0.0
+        for i in range(k, m):
+            s = 1.0 if i == k else 0.0
+            for q in range(k, i):
+                s -= lmat[i, q] * y[q]
+            y[i] = s / lmat[i, i]
+            total += y[i] * y[i]
+        out[k] = math.sqrt(total * scale)
+    return True
 
 
 @njit(cache=True)
