@@ -18,7 +18,3 @@ def cells() -> tuple[np.ndarray, np.ndarray]:
 def volume() -> tuple[np.ndarray, np.ndarray]:
     """(noisy, clean) 16x64x64 float32 volume."""
     return fluorescence_volume((16, 64, 64), seed=6)
-
-
-def rmse(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
