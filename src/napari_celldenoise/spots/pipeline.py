@@ -51,6 +51,11 @@ COLUMNS = [
     "peak",
     "class",
 ]
+RESIDUAL_EXCLUSION = 2.0
+RESIDUAL_THRESHOLD = 2.0
+"""The residual pass asks this much more than the first: fitted models are not perfect."""
+"""Residual maxima closer than this many sigma to a fitted spot are residue of its fit."""
+
 FEATURES = [
     "photons",
     "background",
@@ -299,21 +304,137 @@ def fit_frame(frame, electrons, coords, config: SpotsConfig, rvar: float, thresh
             tol=config.tol,
         )
 
-    def one_round(coords):
+    def one_round(coords, split: bool):
         boxes = extract_boxes(electrons, coords, config.box)
         res = fit(boxes)
+        pairs = None
         if config.subtract_neighbours and len(coords) > 1:
             boxes = refit_crowded(electrons.shape, coords, boxes, res, config, fit, rvar)
+            if split:
+                pairs = split_pairs(electrons, coords, res, boxes, config, rvar)
             refit_broad(coords, boxes, res, config, fit)
-        return res, boxes
+        return res, boxes, pairs
 
-    res, boxes = one_round(coords)
+    res, boxes, split = one_round(coords, True)
     if config.subtract_neighbours:
         more = residual_candidates(frame, electrons, coords, res, boxes, config, threshold, rvar)
-        if len(more):
-            coords = np.vstack([coords, more])
-            res, boxes = one_round(coords)
+        if split is not None:
+            coords = split
+        if len(more) or split is not None:
+            coords = np.unique(np.vstack([coords, more]), axis=0) if len(more) else coords
+            res, boxes, _ = one_round(coords, False)
     return coords, res, boxes
+
+
+def _deviance(q, data, grid, s2, rvar):
+    """Poisson deviance residuals of spots (y, x, N per spot, then the background) of width
+    ``s2 / sqrt(2)`` on a box: least squares on them is the maximum-likelihood fit."""
+
+    def profile(c):
+        return 0.5 * (erf((grid - c + 0.5) / s2) - erf((grid - c - 0.5) / s2))
+
+    m = np.full(data.shape, q[-1] + rvar)
+    for k in range(0, len(q) - 1, 3):
+        m += q[k + 2] * np.outer(profile(q[k]), profile(q[k + 1]))
+    m = np.maximum(m, 1e-9)
+    ratio = np.where(data > 0, data * np.log(np.maximum(data, 1e-12) / m), 0.0)
+    return np.sqrt(np.maximum(2 * (m - data + ratio), 0)).ravel()
+
+
+def split_pairs(electrons, coords, res, boxes, config: SpotsConfig, rvar: float):
+    """Candidates for two spots fitted as one: a crowded fit wider than the frame's PSF is
+    refitted as two spots of the PSF's width (Poisson likelihood, 2 x box+2 px around it, the
+    trusted neighbours subtracted); when two spots explain it clearly better (2 ln LR > 25) and
+    lie more than one PSF sigma apart, both become candidates in its place. Returns the new
+    candidate array, or None when nothing was split."""
+    from scipy.optimize import least_squares
+    from scipy.spatial import cKDTree
+
+    p = res.params
+    ok = res.converged
+    if ok.sum() < 3 or len(coords) < 2:
+        return None
+    psf = float(np.median(np.sqrt(p[ok, 4] * p[ok, 5])))
+    half = config.box // 2
+    width = np.sqrt(p[:, 4] * p[:, 5])
+    pairs = cKDTree(coords).query_pairs(half + int(np.ceil(3 * psf)), output_type="ndarray")
+    crowded = np.zeros(len(coords), bool)
+    crowded[pairs.ravel()] = True
+    broad = np.flatnonzero(crowded & ok & (width > 1.2 * psf))
+    if len(broad) == 0:
+        return None
+    trusted = _trusted(res, boxes, config, rvar)
+    spots = np.zeros(electrons.shape)
+    yx_all = coords - half + p[:, [1, 0]]
+    render_spots(spots, yx_all[trusted], p[trusted, 2], p[trusted, 4], p[trusted, 5])
+    big = half + 2
+    rows, cols = electrons.shape
+    grid = np.arange(-big, big + 1)
+    s2 = np.sqrt(2) * psf
+    out = [c for c in coords]
+    replaced: set[int] = set()
+    added: list[np.ndarray] = []
+    for i in broad:
+        cy, cx = np.rint(yx_all[i]).astype(int)
+        if cy - big < 0 or cx - big < 0 or cy + big >= rows or cx + big >= cols:
+            continue
+        sl = (slice(cy - big, cy + big + 1), slice(cx - big, cx + big + 1))
+        own = np.zeros(electrons.shape)
+        if trusted[i]:
+            render_spots(own, yx_all[i : i + 1], p[i : i + 1, 2], p[i : i + 1, 4], p[i : i + 1, 5])
+        data = electrons[sl] - (spots[sl] - own[sl]) + rvar
+        data = np.maximum(data, 0.0)
+
+        y0, x0 = yx_all[i] - (cy, cx)
+        bg = max(float(p[i, 3]), 0.0)
+        n0 = float(p[i, 2])
+        one = least_squares(
+            _deviance,
+            [y0, x0, n0, bg],
+            method="trf",
+            bounds=([-big, -big, 0, -rvar], [big, big, np.inf, np.inf]),
+            args=(data, grid, s2, rvar),
+        )
+        # start the pair along the fit's long axis (second moments of the data)
+        w = np.clip(data - rvar - bg, 0, None)
+        yy, xx = np.meshgrid(grid, grid, indexing="ij")
+        tot = max(w.sum(), 1e-9)
+        my, mx = (w * yy).sum() / tot, (w * xx).sum() / tot
+        cov = (
+            np.array(
+                [
+                    [(w * (yy - my) ** 2).sum(), (w * (yy - my) * (xx - mx)).sum()],
+                    [(w * (yy - my) * (xx - mx)).sum(), (w * (xx - mx) ** 2).sum()],
+                ]
+            )
+            / tot
+        )
+        vals, vecs = np.linalg.eigh(cov)
+        axis = vecs[:, -1] * np.sqrt(max(vals[-1] - psf**2, 0.25))
+        q0 = [y0 + axis[0], x0 + axis[1], n0 / 2, y0 - axis[0], x0 - axis[1], n0 / 2, bg]
+        two = least_squares(
+            _deviance,
+            q0,
+            method="trf",
+            bounds=(
+                [-big, -big, 0, -big, -big, 0, -rvar],
+                [big, big, np.inf, big, big, np.inf, np.inf],
+            ),
+            args=(data, grid, s2, rvar),
+        )
+        gain = one.cost * 2 - two.cost * 2  # cost = deviance / 2
+        sep = np.hypot(two.x[0] - two.x[3], two.x[1] - two.x[4])
+        if gain > 25 and sep > psf and min(two.x[2], two.x[5]) > 0.1 * n0:
+            replaced.add(int(i))
+            for k in (0, 3):
+                added.append(np.rint([cy + two.x[k], cx + two.x[k + 1]]).astype(np.intp))
+    if not replaced:
+        return None
+    keep = [c for j, c in enumerate(out) if j not in replaced]
+    new = np.vstack([*keep, *added]).astype(np.intp)
+    lo, hi_r, hi_c = config.border_px, rows - 1 - config.border_px, cols - 1 - config.border_px
+    inside = (new[:, 0] >= lo) & (new[:, 1] >= lo) & (new[:, 0] <= hi_r) & (new[:, 1] <= hi_c)
+    return np.unique(new[inside], axis=0)
 
 
 def refit_broad(coords, boxes, res, config: SpotsConfig, fit) -> None:
@@ -360,12 +481,15 @@ def residual_candidates(
     residual = np.asarray(frame, np.float64) - spots / (camera.sensitivity / camera.em_gain)
     filtered = apply_filter(residual, config.filter, sigma=config.sigma, **config.filter_options())
     found = local_maxima(
-        filtered.F, threshold, min_distance=config.min_distance, border=config.border_px
+        filtered.F,
+        RESIDUAL_THRESHOLD * threshold,
+        min_distance=config.min_distance,
+        border=config.border_px,
     )
     if len(found) == 0:
         return found
     d, _ = cKDTree(np.vstack([yx, coords])).query(found)
-    return found[d > 2.0 * config.sigma]
+    return found[d > RESIDUAL_EXCLUSION * config.sigma]
 
 
 def _trusted(res, boxes, config: SpotsConfig, rvar: float) -> np.ndarray:
