@@ -80,6 +80,11 @@ def test_structn2v_auto_mask(tmp_path, stack):
         == 0
     )
     assert "mask:" in (model / "celldenoise.yaml").read_text()
+    # continuing keeps the folder's method and mask, whatever --method says
+    assert main(["train", str(stack), "--method", "n2v", "-o", str(model), "--epochs", "1",
+                 "--steps", "1", "--patch", "32", "--batch", "2", "--resume"]) == 0  # fmt: skip
+    assert "method: structn2v" in (model / "celldenoise.yaml").read_text()
+    assert "epochs_done: 2" in (model / "celldenoise.yaml").read_text()
 
 
 @pytest.mark.parametrize(

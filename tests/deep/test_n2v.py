@@ -127,3 +127,18 @@ def test_adapter_selects_legacy_keras_and_aliases_numpy_product():
     assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
     assert "tf_keras" in keras().__file__  # Keras 2 (tf-keras), not Keras 3
     assert n.N2V.__module__.startswith("n2v")
+
+
+def test_3d_n2v_trains_and_predicts_a_volume(tmp_path, tiny_config):
+    from napari_celldenoise.synthetic import fluorescence_volume
+
+    noisy, _ = fluorescence_volume((16, 64, 64), seed=1)
+    config = tiny_config(dims=3)
+    info = run(train(noisy, "ZYX", config, str(tmp_path / "m")))
+    assert info.train.dims == 3
+    whole = run(predict(str(tmp_path / "m"), noisy, "ZYX", PredictConfig(tile=512)))
+    tiled = run(predict(str(tmp_path / "m"), noisy, "ZYX", PredictConfig(tile=32)))
+    assert whole.shape == noisy.shape
+    np.testing.assert_allclose(tiled, whole, atol=1e-4 * float(np.abs(whole).max()))
+    with pytest.raises(DeepInputError, match="Z axis"):
+        run(predict(str(tmp_path / "m"), noisy[0], "YX"))

@@ -101,12 +101,24 @@ def run_train(args: argparse.Namespace) -> int:
     image = _read(args.input, args.axes)
     data, axes = _strip_singleton_channel(image)
     mask = None
-    if args.method == "structn2v" and not args.resume:
+    method = args.method
+    if args.resume:  # the folder's architecture (method, mask) is kept
+        from ..deep.model import ModelFolder
+
+        try:
+            saved = ModelFolder(args.output).read_info().train
+        except ModelFolderError as exc:
+            raise CliError(str(exc)) from None
+        method, mask = saved.method, saved.mask
+    elif args.method == "structn2v":
         spec = args.mask or "auto"
         if spec == "auto":
             from ..deep.masks import mask_from_data
 
-            mask = mask_from_data(data, axes).mask.tolist()
+            try:
+                mask = mask_from_data(data, axes).mask.tolist()
+            except DeepInputError as exc:
+                raise CliError(f"--mask auto: {exc}") from None
         else:
             try:
                 mask = parse_mask(Path(spec).read_text())
@@ -114,10 +126,10 @@ def run_train(args: argparse.Namespace) -> int:
                 raise CliError(f"--mask: cannot read {spec}: {exc.strerror}") from None
             except ValueError as exc:
                 raise CliError(f"--mask {spec}: {exc}") from None
-    elif args.mask and args.method != "structn2v":
+    if args.mask and args.method != "structn2v":
         raise CliError("--mask is only used with --method structn2v")
     config = TrainConfig(
-        method=args.method,
+        method=method,
         epochs=args.epochs,
         steps=args.steps,
         patch=args.patch,
