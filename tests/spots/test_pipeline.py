@@ -102,3 +102,23 @@ def test_config_validation():
         SpotsConfig(filter="dog", threshold="std(Wave.F1)")
     cfg = SpotsConfig(em_gain=100, read_noise=50)
     assert cfg.camera.em_gain == 100 and cfg.border_px == 3
+
+
+def test_pairs_4_px_apart_are_split():
+    from napari_celldenoise.spots.simulate import Camera, expose, integrated_gaussian
+
+    found = {True: 0, False: 0}
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        angle = rng.uniform(0, np.pi)
+        ys = np.array([20.0, 20 + 4 * np.sin(angle), 40.0, 12.0, 44.0])
+        xs = np.array([20.0, 20 + 4 * np.cos(angle), 40.0, 44.0, 12.0])
+        expected = integrated_gaussian((56, 56), ys, xs, 1.3, np.full(5, 3000.0)) + 10
+        frame = expose(expected, Camera(), rng)
+        for subtract in (True, False):
+            table = locate(frame, SpotsConfig(subtract_neighbours=subtract))
+            good = table[table["class"] == "good"]
+            m = match_points(good[["y", "x"]].to_numpy(), np.column_stack([ys, xs]), tolerance=0.5)
+            found[subtract] += m.tp
+    assert found[True] >= 27, found  # of 30
+    assert found[False] < found[True], found

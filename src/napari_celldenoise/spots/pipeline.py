@@ -521,6 +521,21 @@ def refit_crowded(
     crowded = np.zeros(len(coords), bool)
     crowded[pairs.ravel()] = True
     cleaned = boxes.copy()
+    # a first guess for fits that slid away (two spots taken for one): a spot of the PSF's
+    # width on the candidate pixel, with the photons of its peak pixel
+    c = half
+    peak = boxes[:, c, c] - np.minimum(res.params[:, 3], boxes[:, c, c])
+    e0 = 0.5 * (erf(0.5 / (np.sqrt(2) * config.sigma)) - erf(-0.5 / (np.sqrt(2) * config.sigma)))
+    guess = np.column_stack(
+        [
+            np.full(len(coords), float(c)),
+            np.full(len(coords), float(c)),
+            peak / e0**2,
+            np.zeros(len(coords)),
+            np.full(len(coords), config.sigma),
+            np.full(len(coords), config.sigma),
+        ]
+    )
     for _ in range(rounds):
         p = res.params
         use = _trusted(res, cleaned, config, rvar)
@@ -528,17 +543,26 @@ def refit_crowded(
         redo = moved | crowded
         if not redo.any():
             break
+        q = np.where((moved & crowded)[:, None], guess, p)
+        model = use | (moved & crowded)
         spots = np.zeros(shape)
         render_spots(
-            spots, coords[use] - half + p[use][:, [1, 0]], p[use][:, 2], p[use][:, 4], p[use][:, 5]
+            spots,
+            coords[model] - half + q[model][:, [1, 0]],
+            q[model][:, 2],
+            q[model][:, 4],
+            q[model][:, 5],
         )
         idx = np.flatnonzero(redo)
-        own = model_boxes(np.column_stack([p[idx, :3], np.zeros(len(idx)), p[idx, 4:]]), config.box)
-        own[moved[idx]] = 0.0
+        own = model_boxes(np.column_stack([q[idx, :3], np.zeros(len(idx)), q[idx, 4:]]), config.box)
+        own[~model[idx]] = 0.0
         cleaned[idx] = boxes[idx] - (extract_boxes(spots, coords[idx], config.box) - own)
         res2 = fit(cleaned[idx])
         for name in ("params", "crlb", "loglik", "chi2", "iterations", "converged"):
             getattr(res, name)[idx] = getattr(res2, name)
+        guess[idx] = np.where(
+            _trusted(res, cleaned, config, rvar)[idx, None], res.params[idx], guess[idx]
+        )
     return cleaned
 
 
