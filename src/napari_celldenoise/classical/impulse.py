@@ -264,17 +264,27 @@ def _jitter(f: np.ndarray, rng: np.random.Generator, amount: float = 0.02) -> np
     return f + rng.normal(0.0, amount, f.shape)
 
 
-def _knn(reference: np.ndarray, k: int):
+@dataclass
+class Reference:
+    """A fitted k-NN index over reference feature vectors and their k-distances."""
+
+    nn: object
+    points: np.ndarray
+    kdist: np.ndarray  # k-distance of each reference point (self excluded)
+    nidx: np.ndarray  # its k neighbours
+    ndist: np.ndarray  # and their distances
+
+
+def build_reference(
+    feats: np.ndarray, pool: np.ndarray, k: int, size: int, rng: np.random.Generator
+) -> Reference:
+    """A random sample (at most ``size``) of ``feats[pool]``, indexed for k-NN queries."""
     from sklearn.neighbors import NearestNeighbors
 
-    return NearestNeighbors(n_neighbors=k, algorithm="kd_tree").fit(reference)
-
-
-def _reference_stats(nn, reference: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
-    """k-distance, neighbour indices and distances of each reference point (self excluded)."""
-    dist, idx = nn.kneighbors(reference, n_neighbors=k + 1)
-    dist, idx = dist[:, 1:], idx[:, 1:]
-    return np.maximum(dist[:, -1], 1e-3), idx, dist
+    points = _jitter(feats[_sample(pool, size, rng)], rng)
+    nn = NearestNeighbors(n_neighbors=k, algorithm="kd_tree").fit(points)
+    dist, idx = nn.kneighbors(points, n_neighbors=k + 1)
+    return Reference(nn, points, np.maximum(dist[:, -1], 1e-3), idx[:, 1:], dist[:, 1:])
 
 
 def kde_lof(
@@ -300,11 +310,9 @@ def kde_lof(
     xf = as_float32(x)
     norm = normalise(xf, gat)
     feats = _features(norm)
-    ref_idx = _sample(np.flatnonzero(~_extremes(xf).ravel()), reference_size, rng)
-    reference = _jitter(feats[ref_idx], rng)
-    nn = _knn(reference, k)
-    kdist, nidx, ndist = _reference_stats(nn, reference, k)
-    d = reference.shape[1]
+    ref = build_reference(feats, np.flatnonzero(~_extremes(xf).ravel()), k, reference_size, rng)
+    nn, kdist, nidx, ndist = ref.nn, ref.kdist, ref.nidx, ref.ndist
+    d = feats.shape[1]
     c = 0.1
 
     def lde(dist: np.ndarray, nbr: np.ndarray) -> np.ndarray:
@@ -355,10 +363,8 @@ def grid_lof(
     pool = np.flatnonzero(dense & ~_extremes(xf).ravel())
     if len(pool) <= k + 1:  # nothing dense: every non-extreme pixel is reference
         pool = np.flatnonzero(~_extremes(xf).ravel())
-    ref_idx = _sample(pool, reference_size, rng)
-    reference = _jitter(feats[ref_idx], rng)
-    nn = _knn(reference, k)
-    kdist, nidx, ndist = _reference_stats(nn, reference, k)
+    ref = build_reference(feats, pool, k, reference_size, rng)
+    nn, kdist, nidx, ndist = ref.nn, ref.kdist, ref.nidx, ref.ndist
     lrd_ref = 1.0 / np.maximum(np.maximum(ndist, kdist[nidx]).mean(axis=1), 1e-9)
     score = np.ones(feats.shape[0], dtype=np.float32)
     cand = np.flatnonzero(~dense & (np.abs(feats[:, 0]) > core))

@@ -12,7 +12,14 @@ from ..io import ImageData, read_image
 from .errors import CliError
 
 
-def add_read_options(p: argparse.ArgumentParser) -> None:
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """``--keep-dtype``, ``--overwrite`` and ``--axes`` of the subcommands that write OUT."""
+    p.add_argument(
+        "--keep-dtype",
+        action="store_true",
+        help="write integer input back as its integer type (rounded, clipped)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--axes", help="override the axes read from the file, e.g. TYX")
 
 

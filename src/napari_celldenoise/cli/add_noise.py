@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 
+from ._classical import add_output_options
 from .errors import CliError
 
 
@@ -45,13 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--low", type=float, default=None, help="salt-pepper: pepper value")
     p.add_argument("--high", type=float, default=None, help="salt-pepper: salt value")
     p.add_argument("--seed", type=int, default=None, help="random seed (reproducible noise)")
-    p.add_argument(
-        "--keep-dtype",
-        action="store_true",
-        help="write integer input back as its integer type (rounded, clipped)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    p.add_argument("--axes", help="override the axes read from the file, e.g. TYX")
+    add_output_options(p)
     p.set_defaults(func=run)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from ..classical.params import ParamError, parse_assignments
 from ..classical.registry import METHODS, describe, get_method
 from ..io import write_ome_tiff
+from ._classical import add_output_options
 from .errors import CliError
 from .progress import StderrProgress
 
@@ -83,13 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="filter ZYX volumes (TYX without Z) as true 3D blocks instead of plane by plane",
     )
-    p.add_argument(
-        "--keep-dtype",
-        action="store_true",
-        help="write integer input back as its integer type (rounded, clipped)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    p.add_argument("--axes", help="override the axes read from the file, e.g. TYX")
+    add_output_options(p)
     p.add_argument(
         "--json",
         action="store_true",
