@@ -124,3 +124,14 @@ def test_tiny_image_and_no_spots(tmp_path, capsys):
     assert out.read_text().splitlines() == [out.read_text().splitlines()[0]]
     assert main(["spots", str(flat), "-o", str(out)]) == 2  # exists, no --overwrite
     assert main(["spots", str(tmp_path / "missing.tif"), "-o", str(tmp_path / "c.csv")]) == 2
+
+
+def test_classify_with_a_rules_file(tmp_path):
+    from napari_celldenoise.spots.classify import Rule, RuleSet
+
+    img, out = tmp_path / "sim.ome.tif", tmp_path / "out.csv"
+    main(["simulate-spots", "-o", str(img), "--frames", "2", "--size", "48", "48"])
+    rules = RuleSet((Rule("photons", 1e9, None),)).save(tmp_path / "strict.yaml")
+    assert main(["spots", str(img), "-o", str(out), "--classify", str(rules), "-q"]) == 0
+    table = read_spots_csv(out)
+    assert len(table) > 0 and (table["class"] == "bad").all()

@@ -424,9 +424,12 @@ class SpotsWidget(QWidget):
     def _show_result(self, table: pd.DataFrame | None) -> None:
         if table is None or self._source is None:
             return
+        psf = table.attrs.get("psf_sigma")
         table = table.copy()
         table["user"] = False
         self.table = table
+        if psf:  # the rules the pipeline applied, around the PSF width the data show
+            self.rules_edit.setPlainText(default_rules(float(psf)).to_yaml())
         self._update_points()
 
     def _update_points(self) -> None:

@@ -178,12 +178,11 @@ def run(args: argparse.Namespace) -> int:
         )
     except ExpressionError as exc:
         raise CliError(str(exc)) from None
-    try:
-        table = apply_classifier(
-            table, args.classify, frames=stack, sigma=config.sigma, box=config.box
-        )
-    except (ValueError, OSError) as exc:
-        raise CliError(str(exc)) from None
+    if args.classify:  # otherwise the pipeline's rules (around the PSF the data show) stand
+        try:
+            table = apply_classifier(table, args.classify, frames=stack, box=config.box, axes=axes)
+        except (ValueError, OSError, KeyError) as exc:
+            raise CliError(f"--classify: {exc}") from None
     write_spots_csv(out, table, pixel_size=pixel_size, overwrite=args.overwrite)
     n_good = int((table["class"] == "good").sum()) if len(table) else 0
     if not args.quiet:

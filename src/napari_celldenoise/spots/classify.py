@@ -322,14 +322,15 @@ def apply_classifier(
     """A copy of ``table`` with its ``class`` column set by ``source``.
 
     ``source`` is a :class:`RuleSet`, a :class:`SpotClassifier`, a path to a rules YAML or a
-    classifier file, or None for :func:`default_rules` around ``sigma``. A classifier that uses
+    classifier file, or None for :func:`default_rules` around the table's ``psf_sigma``
+    (else ``sigma``). A classifier that uses
     spot images needs the ``frames`` the table was fitted on.
     """
     out = table.copy()
     if len(out) == 0:
         return out
     if source is None:
-        source = default_rules(sigma)
+        source = default_rules(float(table.attrs.get("psf_sigma", sigma)))
     elif isinstance(source, str | os.PathLike):
         path = Path(source)
         if not path.exists():
