@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from ..atomic import atomic_path
 from ..jobs import Done, Epoch, Event, Log, Progress, ShouldStop, never_stop
@@ -31,12 +32,18 @@ from .simulate import Camera, simulate_boxes
 
 
 def normalise_boxes(boxes: np.ndarray) -> np.ndarray:
-    """Boxes minus their background (mean of the dimmer half of the edge), scaled to sum 1."""
+    """Boxes minus their background, scaled so that the positive part sums to 1.
+
+    The background is the mean of the two dimmer of the four box sides (top and bottom rows,
+    left and right columns): the sides away from the spot.
+    """
     b = np.asarray(boxes, np.float64)
     n = len(b)
-    edge = np.concatenate([b[:, 0, :], b[:, -1, :], b[:, 1:-1, 0], b[:, 1:-1, -1]], axis=1)
-    edge.sort(axis=1)
-    bg = edge[:, : edge.shape[1] // 2].mean(1)
+    sides = np.stack(
+        [b[:, 0, :].mean(1), b[:, -1, :].mean(1), b[:, :, 0].mean(1), b[:, :, -1].mean(1)], axis=1
+    )
+    sides.sort(axis=1)
+    bg = sides[:, :2].mean(1)
     out = b - bg[:, None, None]
     total = np.clip(out, 0, None).reshape(n, -1).sum(1)
     return out / np.maximum(total, 1e-9)[:, None, None]
@@ -47,6 +54,49 @@ def features(boxes: np.ndarray) -> np.ndarray:
     z = normalise_boxes(boxes)
     n = len(z)
     return np.hstack([z.reshape(n, -1), z.sum(1), z.sum(2)])
+
+
+@njit(cache=True)
+def _linear_predict(boxes, weights, intercept, out):
+    """``features(boxes) @ coef + intercept`` with the profiles folded into per-pixel
+    ``weights`` (``(h, w, 2)``): one pass per box, no temporaries."""
+    n, h, w = boxes.shape
+    for s in range(n):
+        b = boxes[s]
+        top = 0.0
+        bottom = 0.0
+        for j in range(w):
+            top += b[0, j]
+            bottom += b[h - 1, j]
+        left = 0.0
+        right = 0.0
+        for i in range(h):
+            left += b[i, 0]
+            right += b[i, w - 1]
+        top /= w
+        bottom /= w
+        left /= h
+        right /= h
+        # mean of the two smallest of the four side means
+        lo1 = min(top, bottom)
+        hi1 = max(top, bottom)
+        lo2 = min(left, right)
+        hi2 = max(left, right)
+        bg = 0.5 * (min(lo1, lo2) + min(max(lo1, lo2), min(hi1, hi2)))
+        total = 0.0
+        a0 = 0.0
+        a1 = 0.0
+        for i in range(h):
+            for j in range(w):
+                v = b[i, j] - bg
+                if v > 0:
+                    total += v
+                a0 += weights[i, j, 0] * v
+                a1 += weights[i, j, 1] * v
+        if total < 1e-9:
+            total = 1e-9
+        out[s, 0] = a0 / total + intercept[0]
+        out[s, 1] = a1 / total + intercept[1]
 
 
 @dataclass(eq=False)
@@ -63,19 +113,39 @@ class CentroidModel:
         boxes = np.asarray(boxes)
         if boxes.ndim != 3 or boxes.shape[1:] != (self.box, self.box):
             raise ValueError(f"boxes must be (n, {self.box}, {self.box}), got {boxes.shape}")
-        x = features(boxes)
         if self.kind == "ridge":
             coef, intercept = self.weights
-            return x @ coef + intercept
+            h, w = boxes.shape[1:]
+            folded = (
+                coef[: h * w].reshape(h, w, 2)
+                + coef[h * w : h * w + w][None, :, :]
+                + coef[h * w + w :][:, None, :]
+            )
+            out = np.empty((len(boxes), 2))
+            _linear_predict(
+                np.ascontiguousarray(boxes, np.float64),
+                np.ascontiguousarray(folded),
+                np.asarray(intercept, np.float64),
+                out,
+            )
+            return out
         if self.kind == "mlp":
+            h, w = boxes.shape[1:]
             mean, scale = self.weights[0], self.weights[1]
-            h = (x - mean) / scale
-            layers = self.weights[2:]
-            for i in range(0, len(layers), 2):
-                h = h @ layers[i] + layers[i + 1]
-                if i + 2 < len(layers):
-                    np.maximum(h, 0, out=h)
-            return h
+            layers = [np.asarray(a) for a in self.weights[2:]]
+            # fold the standardisation and the row/column profiles into the first layer
+            w1 = layers[0] / scale[:, None]
+            b1 = layers[1] - (mean / scale) @ layers[0]
+            w1 = (
+                w1[: h * w].reshape(h, w, -1)
+                + w1[h * w : h * w + w][None]
+                + w1[h * w + w :][:, None]
+            )
+            out = normalise_boxes(boxes).reshape(len(boxes), -1) @ w1.reshape(h * w, -1) + b1
+            for i in range(2, len(layers), 2):
+                np.maximum(out, 0, out=out)
+                out = out @ layers[i] + layers[i + 1]
+            return out
         raise ValueError(f"unknown centroid model kind {self.kind!r}")
 
     def positions(self, boxes: np.ndarray, coords: np.ndarray) -> np.ndarray:
