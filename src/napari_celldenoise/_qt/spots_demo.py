@@ -36,6 +36,14 @@ def step_spots(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, Any]:
     m = match_points(
         found[:, 1:], truth[:, 1:], found_frame=found[:, 0], true_frame=truth[:, 0], tolerance=1.0
     )
+    # bring the movie and its spots to the top and the view onto them (other layers stay)
+    for name in ("spots", "spots spots"):
+        viewer.layers.move(viewer.layers.index(name), len(viewer.layers))
+    image = viewer.layers["spots"]
+    (lo, hi) = image.extent.world[:, -2:]
+    viewer.camera.center = tuple((lo + hi) / 2)
+    canvas = viewer.window._qt_viewer.canvas.size
+    viewer.camera.zoom = 0.9 * min(canvas[0] / (hi[0] - lo[0]), canvas[1] / (hi[1] - lo[1]))
     viewer.layers.selection.active = points
     return {
         "spots": {
