@@ -78,9 +78,18 @@ def j_invariant_loss(
     stride: int = 4,
     n_phases: int = 4,
     interp: np.ndarray | None = None,
+    target: np.ndarray | None = None,
 ) -> float:
-    """Self-supervised loss of ``fn`` on ``x``: mean (J-invariant output - x)^2 over the masks."""
+    """Self-supervised loss of ``fn`` on ``x``: mean (J-invariant output - x)^2 over the masks.
+
+    ``target`` (default ``x``) is what the outputs are compared with: with a VST, ``x`` is the
+    stabilised image, ``fn`` ends with the inverse transform and ``target`` holds the noisy
+    intensities, so that the loss estimates the error in intensity units (what PSNR measures);
+    it stays an unbiased estimate (up to the noise variance) because ``target`` on the masked
+    pixels is independent of ``fn``'s input there and has the right mean.
+    """
     x = np.asarray(x, dtype=np.float32)
+    target = x if target is None else np.asarray(target, dtype=np.float32)
     interp = interpolate_neighbours(x) if interp is None else interp
     yy, xx = np.indices(x.shape[-2:])
     total, count = 0.0, 0
@@ -89,7 +98,7 @@ def j_invariant_loss(
         mask = np.broadcast_to(mask2, x.shape)
         masked = np.where(mask, interp, x)
         out = np.asarray(fn(masked), dtype=np.float64)
-        diff = out[mask] - x[mask]
+        diff = out[mask] - target[mask]
         total += float(np.sum(diff * diff))
         count += diff.size
     return total / max(count, 1)
@@ -131,6 +140,31 @@ def _refine(param: Param, values: list[Value], losses: list[float], sigma: float
         quarter = np.sqrt(a * mids[0]) if param.log and a > 0 else (a + mids[0]) / 2
         new.extend([float(quarter), float(mids[0])])
     return [v for v in new if param._ok(v)]
+
+
+def _vertex(param: Param, values: list[Value], losses: list[float]) -> list[Value]:
+    """The minimum of a parabola through the best point and its two neighbours (floats only).
+
+    Fitted in log(value) for log-scaled parameters; nothing when the three points are not convex
+    or the vertex is within 1 % of a tried value.
+    """
+    if param.kind != "float" or len(values) < 3:
+        return []
+    i = int(np.clip(np.argmin(losses), 1, len(values) - 2))
+    xs = np.array(values[i - 1 : i + 2], dtype=float)
+    if param.log:
+        if np.any(xs <= 0):
+            return []
+        xs = np.log(xs)
+    ys = np.array(losses[i - 1 : i + 2], dtype=float)
+    a, b, _ = np.polyfit(xs, ys, 2)
+    if a <= 0:
+        return []
+    x = float(np.clip(-b / (2 * a), xs[0], xs[2]))
+    v = float(np.exp(x)) if param.log else x
+    if any(abs(v - float(t)) <= 0.01 * max(abs(float(t)), 1e-12) for t in values):
+        return []
+    return [v] if param._ok(v) else []
 
 
 def autotune_job(
@@ -187,6 +221,9 @@ def autotune_job(
         def fn(img: np.ndarray) -> np.ndarray:
             return m(img, p, spacing=spacing, noise_sigma=sigma)
 
+        # with a VST the loss is taken in the stabilised domain: in intensity units the few
+        # bright pixels dominate and near-identity filters (whose J-invariant versions are
+        # plain neighbour interpolations) win, which the final filter is not (checked on FMD)
         return j_invariant_loss(fn, x, stride=stride, n_phases=n_phases, interp=interp)
 
     planned = len(grid) + (4 if refine and values is None else 0)
@@ -200,17 +237,21 @@ def autotune_job(
         yield Progress(done, planned, f"{m.name} {name}={_fmt(v)}: loss {tried[v]:.5g}")
     if refine and values is None and len(tried) >= 2:
         keys = sorted(tried)
-        for v in _refine(spec, keys, [tried[k] for k in keys], sigma):
-            if should_stop():
-                yield Done(result=None, stopped=True)
-                return
-            if v in tried:
-                continue
-            tried[v] = evaluate(v)
-            done += 1
-            yield Progress(
-                done, max(planned, done), f"{m.name} {name}={_fmt(v)}: loss {tried[v]:.5g}"
-            )
+        extra = _refine(spec, keys, [tried[k] for k in keys], sigma)
+        for round_ in range(2):  # grid refinement, then the vertex of a parabola
+            for v in extra:
+                if should_stop():
+                    yield Done(result=None, stopped=True)
+                    return
+                if v in tried:
+                    continue
+                tried[v] = evaluate(v)
+                done += 1
+                yield Progress(
+                    done, max(planned, done), f"{m.name} {name}={_fmt(v)}: loss {tried[v]:.5g}"
+                )
+            keys = sorted(tried)
+            extra = _vertex(spec, keys, [tried[k] for k in keys]) if round_ == 0 else []
     keys = sorted(tried)
     losses = [tried[k] for k in keys]
     best = keys[int(np.argmin(losses))]
