@@ -100,7 +100,7 @@ def test_lof_detectors_run_on_four_megapixels_in_seconds(cells):
     for name in ("kde-lof", "gridlof"):
         t0 = time.perf_counter()
         DETECTORS[name](noisy)
-        assert time.perf_counter() - t0 < 30, name
+        assert time.perf_counter() - t0 < 60, name  # ~5 s on an idle 2-core machine
 
 
 def test_j_invariant_loss_ignores_the_masked_pixels_own_values():
