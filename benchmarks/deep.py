@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--patch", type=int, default=64)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=40, help="batches per epoch")
-    p.add_argument("--tta-steps", type=int, default=30)
+    p.add_argument("--tta-steps", type=int, default=100)
     p.add_argument("--quick-only", action="store_true", help="only the quick N2V goal")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)

@@ -7,7 +7,7 @@ A model folder holds
   folder a model folder,
 - ``weights_best.h5`` and ``weights_last.h5``: Keras weights at the best validation loss and
   at the end of the last epoch (kept when training is stopped),
-- ``noise.yaml``: Poisson-Gaussian noise parameters ``var = a * mean + b`` in the image's units,
+- ``noise.yaml``: Poisson-Gaussian noise ``var = max(a * mean + b, floor)`` in image units,
 - ``history.json``: one record per epoch, ``thumbnail.png``: the last validation preview,
 - ``n2v_config.json`` for N2V / structN2V models (n2v's own network description).
 
@@ -103,8 +103,11 @@ class ModelFolder:
             return None
         return {k: float(v) for k, v in yaml.safe_load(self.file(NOISE).read_text()).items()}
 
-    def write_noise(self, a: float, b: float) -> None:
-        text = yaml.safe_dump({"a": float(a), "b": float(b)}, sort_keys=False)
+    def write_noise(self, a: float, b: float, *, floor: float | None = None) -> None:
+        values = {"a": float(a), "b": float(b)}
+        if floor is not None:
+            values["floor"] = float(floor)
+        text = yaml.safe_dump(values, sort_keys=False)
         atomic_write(self.file(NOISE), text.encode(), overwrite=True)
 
     # ---------------------------------------------------------------- history
