@@ -69,6 +69,12 @@ def fit_timings(boxes, read_var, rounds=3):
     runs = {
         "ours lsq": lambda s=spots64: fit_boxes(s, method="lsq", read_var=read_var, threads=1),
         "ours mle": lambda s=spots64: fit_boxes(s, method="mle", read_var=read_var, threads=1),
+        "ours lsq, tolerance 1e-2": lambda s=spots64: fit_boxes(
+            s, method="lsq", read_var=read_var, threads=1, tol=1e-2
+        ),
+        "ours mle, tolerance 1e-2": lambda s=spots64: fit_boxes(
+            s, method="mle", read_var=read_var, threads=1, tol=1e-2
+        ),
         "picasso gaussmle": lambda: gaussmle.gaussmle(spots, 1e-3, 1000, method="sigma"),
         "picasso gaussfit (lsq)": lambda: gaussfit.fit_spots(gaussfit.SPHERICAL, spots, init),
         "picasso gaussfit (mle)": lambda: gaussfit.fit_spots(

@@ -56,7 +56,7 @@ class SpotsConfig(Config):
     classify: bool = Field(True, description="set 'class' with the default rules")
     duplicate_distance: float = Field(0.5, ge=0, description="px: closer fits are one spot")
     max_iter: int = Field(100, ge=1, le=10000)
-    tol: float = Field(1e-4, gt=0, le=1.0)
+    tol: float = Field(1e-3, gt=0, le=1.0, description="stop when every step is smaller")
     offset: float = Field(100.0, ge=0, description="camera offset (ADU)")
     sensitivity: float = Field(0.5, gt=0, description="photoelectrons per ADU")
     read_noise: float = Field(1.6, ge=0, description="read noise (e- rms)")

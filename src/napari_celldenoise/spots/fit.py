@@ -502,7 +502,7 @@ def fit_boxes(
     read_var: float = 0.0,
     em_gain: float = 1.0,
     max_iter: int = 100,
-    tol: float = 1e-4,
+    tol: float = 1e-3,
     threads: int | None = None,
 ) -> FitResult:
     """Fit pixel-integrated Gaussians to ``boxes`` (``(n, b, b)``, photoelectrons).
