@@ -67,9 +67,11 @@ def test_detectors_leave_a_clean_noisy_image_almost_alone(cells, name):
 def test_real_images_at_five_percent(shared_data, name):
     from napari_celldenoise.io import read_image
 
-    path = (shared_data("denoise", "fmd_confocal_bpae_b_fov1", "raw", "HV110_P0500510000.png")
-            if name == "FMD raw" else
-            shared_data("spots", "cellprofiler_speckles", "1-162hrhoe2.tif"))  # fmt: skip
+    path = (
+        shared_data("denoise", "fmd_confocal_bpae_b_fov1", "raw", "HV110_P0500510000.png")
+        if name == "FMD raw"
+        else shared_data("spots", "cellprofiler_speckles", "1-162hrhoe2.tif")
+    )
     clean = np.asarray(read_image(path).data)
     noisy = add_salt_pepper(clean, 0.05, rng=1)
     gat, floor = impulse.noise_model(clean.astype(np.float32))
@@ -89,8 +91,7 @@ def test_replace_outliers_uses_only_unflagged_neighbours():
     assert np.array_equal(out[~mask], x[~mask])
     big = np.ones((9, 9), bool)
     big[0, 0] = False
-    assert np.all(impulse.replace_outliers(x[:5, :5].repeat(2, 0).repeat(2, 1)[:9, :9], big)
-                  == 0.0)  # fmt: skip
+    assert np.all(impulse.replace_outliers(x[:5, :5].repeat(2, 0).repeat(2, 1)[:9, :9], big) == 0.0)
 
 
 @pytest.mark.slow
@@ -122,8 +123,10 @@ def test_autotune_picks_a_sensible_gaussian_sigma(cells):
     assert result.param == "sigma" and len(result.values) == len(result.losses) >= 8
     assert result.best == result.values[int(np.argmin(result.losses))]
     m = get_method("gaussian")
-    errors = {s: float(np.mean((filter_block(noisy, m, {"sigma": s}) - clean) ** 2))
-              for s in result.values}  # fmt: skip
+    errors = {
+        s: float(np.mean((filter_block(noisy, m, {"sigma": s}) - clean) ** 2))
+        for s in result.values
+    }
     oracle = min(errors, key=errors.get)
     assert errors[result.best] <= 1.1 * errors[oracle]
 
@@ -134,3 +137,27 @@ def test_autotune_refuses_impulse_methods_and_stops():
         autotune(x, "gridlof")
     events = list(autotune_job(x, "median", should_stop=lambda: True))
     assert isinstance(events[-1], Done) and events[-1].stopped
+
+
+def test_random_neighbour_replacement_keeps_the_noise_level():
+    from napari_celldenoise.classical.autotune import random_neighbours
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 2.0, (128, 128)).astype(np.float32)
+    r = random_neighbours(x)
+    assert np.std(r) == pytest.approx(2.0, rel=0.05)
+    assert np.std(interpolate_neighbours(x)) < 0.5 * np.std(x)
+    # every value comes from one of the 8 neighbours, never from the pixel itself
+    pad = np.pad(x, 1, mode="reflect")
+    nbrs = [
+        pad[1 + dy : 129 + dy, 1 + dx : 129 + dx]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if dy or dx
+    ]
+    assert np.all(np.any(np.stack(nbrs) == r, axis=0))
+    assert not np.any(r == x)
+    result = autotune(x + 5.0, "gaussian", replacement="random", n_grid=4, refine=False)
+    assert len(result.values) == 4
+    with pytest.raises(ParamError, match="replacement"):
+        autotune(x, "gaussian", replacement="median")

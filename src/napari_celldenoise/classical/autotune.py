@@ -62,6 +62,28 @@ def interpolate_neighbours(x: np.ndarray) -> np.ndarray:
     return ndi.convolve(x, kernel, mode="mirror")
 
 
+def random_neighbours(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Each pixel replaced by one of its 8 in-plane neighbours chosen at random (mirrored edges).
+
+    Unlike the neighbour mean, this keeps the noise level of the replaced pixels, so that the
+    filter sees the same statistics on the masked grid as elsewhere (the mean lowers their noise
+    to 14 % of its variance, and the tuned smoothing comes out slightly too weak).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    pad = [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)]
+    padded = np.pad(x, pad, mode="reflect")
+    rng = np.random.default_rng(seed)
+    offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    choice = rng.integers(0, 8, x.shape[-2:])
+    out = np.empty_like(x)
+    h, w = x.shape[-2:]
+    for k, (dy, dx) in enumerate(offsets):
+        sel = choice == k
+        shifted = padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        out[..., sel] = shifted[..., sel]
+    return out
+
+
 def grid_phases(stride: int, n: int) -> list[tuple[int, int]]:
     """``n`` of the ``stride**2`` phases of the mask grid (a fixed pseudo-random choice)."""
     phases = [(i, j) for i in range(stride) for j in range(stride)]
@@ -182,13 +204,17 @@ def autotune_job(
     n_phases: int = 4,
     max_pixels: int = 512 * 512,
     spacing: Any = None,
+    replacement: str | None = None,
     should_stop: ShouldStop = never_stop,
 ) -> Iterator[Event]:
     """Search ``param`` (default: the method's main parameter) by the J-invariant loss.
 
     ``x`` is one 2D plane or 3D block in intensity units; with ``gat`` the search runs in the
     stabilised domain (noise sigma 1). Other parameters are taken from ``params`` or their
-    defaults. Yields Progress per evaluated value and ``Done(TuneResult)``.
+    defaults. ``replacement`` of the masked pixels: ``"mean"`` of the 8 neighbours (the paper's
+    choice) or a ``"random"`` neighbour (keeps their noise level; better for methods told the
+    noise level, such as BM3D); default: the method's ``tune_replacement``. Yields Progress per
+    evaluated value and ``Done(TuneResult)``.
     """
     m = method if isinstance(method, Method) else get_method(method)
     name = param or m.main
@@ -211,7 +237,10 @@ def autotune_job(
         sigma = sigma if sigma > 0 else 1.0
     base = m.resolve({k: v for k, v in (params or {}).items() if k != name}, sigma=sigma)
     grid = list(values) if values is not None else spec.search_grid(sigma, n_grid)
-    interp = interpolate_neighbours(x)
+    how = replacement or m.tune_replacement
+    if how not in ("mean", "random"):
+        raise ParamError(f"replacement must be 'mean' or 'random', got {how!r}")
+    interp = interpolate_neighbours(x) if how == "mean" else random_neighbours(x)
     tried: dict[Any, float] = {}
 
     def evaluate(v: Value) -> float:

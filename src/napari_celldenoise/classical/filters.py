@@ -251,7 +251,7 @@ def wavelet(
 
 
 def bm3d(
-    x: np.ndarray, *, sigma: float, profile: str = "np", spacing: Spacing = None
+    x: np.ndarray, *, sigma: float, profile: str = "vn", spacing: Spacing = None
 ) -> np.ndarray:
     """BM3D (Dabov et al. 2007; the ``bm3d`` package) in 2D, BM4D for true 3D blocks."""
     x = as_float32(x)

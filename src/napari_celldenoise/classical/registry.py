@@ -36,6 +36,9 @@ class Method:
         Too slow for a synchronous preview: the dock computes it in a worker.
     impulse
         Detects and replaces outlier pixels only (salt-and-pepper repair).
+    tune_replacement
+        How auto-tuning fills the masked pixels: ``mean`` or ``random`` neighbour (see
+        :func:`.autotune.autotune_job`).
     """
 
     name: str
@@ -46,6 +49,7 @@ class Method:
     main: str | None = None
     heavy: bool = False
     impulse: bool = False
+    tune_replacement: str = "mean"
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -299,14 +303,17 @@ register(
             _intensity("sigma", 1.0, (0.1, 5.0), "noise standard deviation"),
             Param(
                 "profile",
-                "np",
+                "vn",
                 kind="choice",
-                choices=("np", "vn", "high", "lc"),
-                help="bm3d profile: normal, very noisy, high quality, low complexity",
+                choices=("vn", "np", "high", "lc"),
+                help="bm3d profile: very noisy (default: low-light microscopy), normal, "
+                "high quality, low complexity",
             ),
         ),
         main="sigma",
         heavy=True,
+        # BM3D is told the noise level: masked pixels must keep it (see autotune_job)
+        tune_replacement="random",
     )
 )
 register(
