@@ -228,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Trained methods: {args.minutes:g} wall-clock minutes of training each on "
         f"{len(stack)} raw frames (patch {args.patch}, batch {args.batch}, {args.steps} "
-        "steps/epoch, best-validation weights), the machine shared with other jobs.",
+        "steps/epoch, best-validation weights), the machine shared with other jobs. "
+        "Time = the training calls (TensorFlow set-up of each curve chunk included) plus "
+        "prediction (with TTA where marked).",
         "",
         "| method | PSNR (dB) | SSIM | time (s) |",
         "|---|---:|---:|---:|",
