@@ -63,15 +63,18 @@ def test_detectors_leave_a_clean_noisy_image_almost_alone(cells, name):
     assert det.mask.mean() < 0.005
 
 
-@pytest.mark.parametrize("name", ["FMD raw", "Hoechst"])
+REAL = {
+    "FMD raw": ("denoise", "fmd_confocal_bpae_b_fov1", "raw", "HV110_P0500510000.png"),
+    "FMD avg50": ("denoise", "fmd_confocal_bpae_b_fov1", "gt", "avg50.png"),
+    "Hoechst": ("spots", "cellprofiler_speckles", "1-162hrhoe2.tif"),
+}
+
+
+@pytest.mark.parametrize("name", list(REAL))
 def test_real_images_at_five_percent(shared_data, name):
     from napari_celldenoise.io import read_image
 
-    path = (
-        shared_data("denoise", "fmd_confocal_bpae_b_fov1", "raw", "HV110_P0500510000.png")
-        if name == "FMD raw"
-        else shared_data("spots", "cellprofiler_speckles", "1-162hrhoe2.tif")
-    )
+    path = shared_data(*REAL[name])
     clean = np.asarray(read_image(path).data)
     noisy = add_salt_pepper(clean, 0.05, rng=1)
     gat, floor = impulse.noise_model(clean.astype(np.float32))

@@ -91,7 +91,7 @@ class Normalised:
     gat: GAT  # the variance-stabilising transform of the noise model
 
     def stabilised(self, x: np.ndarray) -> np.ndarray:
-        return self.gat.forward(x)
+        return stabilise(self.gat, x)
 
 
 def noise_model(x: np.ndarray, gat: GAT | None = None) -> tuple[GAT, float]:
@@ -129,6 +129,26 @@ def _floor(fit, quant: float) -> float:
     return max(quant, float(fit.variance(m_min)) if fit.model != "gaussian" else fit.sigma**2)
 
 
+def stabilise(gat: GAT, x: np.ndarray) -> np.ndarray:
+    """The GAT of ``x``, continued linearly below the zero-signal level instead of clipped.
+
+    The transform is undefined below ``mu - 3/8 a``: clipping there would squash a pepper pixel
+    (0) onto a dark background (the camera offset) however far below it lies. Below the offset
+    ``mu`` the line with the transform's slope at ``mu`` is used.
+    """
+    t = gat.forward(x)
+    if gat.gaussian:
+        return t
+    mu, sigma = gat.mu_sigma
+    base = 0.375 + (sigma / gat.a) ** 2
+    slope = 1.0 / (gat.a * np.sqrt(base))
+    below = np.asarray(x, dtype=np.float32) < mu
+    if np.any(below):
+        xb = np.asarray(x, dtype=np.float32)[below]
+        t[below] = np.float32(2 * np.sqrt(base)) + np.float32(slope) * (xb - np.float32(mu))
+    return t
+
+
 def _variance(gat: GAT, mean: np.ndarray) -> np.ndarray:
     if gat.gaussian:
         return np.full(mean.shape, gat.b, np.float32)
@@ -143,7 +163,7 @@ def normalise(x: np.ndarray, gat: GAT | None = None) -> Normalised:
     """
     x = as_float32(x)
     gat, _ = noise_model(x, gat)
-    t = gat.forward(x)
+    t = stabilise(gat, x)
     med = _median3(t)
     lo, hi = _minmax(med, 3)
     return Normalised(t - med, hi - lo, med, np.ones_like(med), gat)
@@ -217,7 +237,7 @@ def adaptive_median(
 ) -> Detection:
     """Outliers by the adaptive median test with a noise-aware margin (see module doc)."""
     model, _ = noise_model(as_float32(x), gat)
-    xf = model.forward(x)
+    xf = stabilise(model, x)
     undecided = np.ones(xf.shape, dtype=bool)
     outlier = np.zeros(xf.shape, dtype=bool)
     score = np.zeros(xf.shape, dtype=np.float32)
