@@ -350,7 +350,13 @@ def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, o
     # Fisher information of the Poisson + read-noise model at the estimate: the MLE's
     # curvature evaluated with model weights; its objective is -loglik (up to a data constant)
     fisher = np.zeros((6, 6))
-    if npar == 5:
+    if mle and it > 0:  # the last accepted step left exactly that curvature and objective
+        for i in range(npar):
+            for j in range(npar):
+                fisher[i, j] = h[i, j]
+        _axis(n, p[0], p[4], ex, dex, dexs)
+        _axis(n, p[1], p[4] if npar <= 5 else p[5], ey, dey, deys)
+    elif npar == 5:
         obj = _evaluate5(d, w, p, True, v, ex, dex, dexs, ey, dey, deys, g, fisher)
     else:
         obj = _evaluate(d, w, p, npar, True, v, ex, dex, dexs, ey, dey, deys, g, fisher, True)
