@@ -264,5 +264,8 @@ def bm3d(
     else:
         import bm4d as _bm4d
 
-        out = _bm4d.bm4d(x, sigma_psd=float(sigma), profile=profile)
+        # bm4d knows only its "np" and "refilter" profiles; the 2D noise-level profiles
+        # ("vn", "lc", "high") have no 3D counterpart, so they fall back to "np"
+        profile_3d = profile if profile in ("np", "refilter") else "np"
+        out = _bm4d.bm4d(x, sigma_psd=float(sigma), profile=profile_3d)
     return np.asarray(out, dtype=np.float32).reshape(x.shape)
