@@ -169,3 +169,20 @@ def test_large_file_opens_lazily_in_the_viewer(make_napari_viewer, tmp_path, mon
     lo, hi = layers[1].contrast_limits
     assert lo == data[3, 1].min() and hi == data[3, 1].max()
     np.testing.assert_array_equal(np.asarray(layers[0].data[2]), data[2, 0])
+
+
+def test_layers_made_by_the_docks_keep_units_consistent(make_napari_viewer, qtbot):
+    """A layer without the source's units makes napari drop units for every layer."""
+    from napari_celldenoise._qt.demo import DOCKS
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "noisy_cells")
+    viewer.open_sample(PLUGIN, "spot_movie")
+    for name in DOCKS:
+        viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    viewer.layers.selection.active = viewer.layers["cells (noisy)"]
+    qtbot.wait(1500)  # debounced live previews
+    assert len(viewer.layers) >= 4
+    assert viewer.layers.extent.units is not None, [
+        (layer.name, [str(u) for u in layer.units]) for layer in viewer.layers
+    ]

@@ -382,6 +382,7 @@ class ClassicalDenoiseWidget(QWidget):
     def _show_preview(self, out: np.ndarray, layer: Any) -> None:
         scale = tuple(layer.scale)[-2:]
         translate = tuple(layer.translate)[-2:]
+        units = tuple(layer.units)[-2:]  # same units as the source, or napari drops all units
         if PREVIEW in self.viewer.layers:
             preview = self.viewer.layers[PREVIEW]
             if preview.data.shape == out.shape:
@@ -394,6 +395,7 @@ class ClassicalDenoiseWidget(QWidget):
                 name=PREVIEW,
                 scale=scale,
                 translate=translate,
+                units=units,
                 contrast_limits=tuple(layer.contrast_limits),
                 colormap=layer.colormap,
             )

@@ -310,8 +310,10 @@ class DeepDenoiseWidget(QWidget):
         if name in self.viewer.layers:
             self.viewer.layers[name].data = proposal.autocorrelation
         else:
+            # lags are in pixels of the source: give them its physical size and units
+            geometry = {"scale": tuple(layer.scale)[-2:], "units": tuple(layer.units)[-2:]}
             self.viewer.add_image(
-                proposal.autocorrelation, name=name, colormap="magma", visible=False
+                proposal.autocorrelation, name=name, colormap="magma", visible=False, **geometry
             )
         show_info(
             f"proposed mask {proposal.mask.shape[0]}x{proposal.mask.shape[1]} "
