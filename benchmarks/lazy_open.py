@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report import machine, write_section  # noqa: E402
+from report import machine, write_section
 
 CHILD = r"""
 import resource, sys, time, json
@@ -95,7 +95,8 @@ def main() -> None:
         "(the pixel area is reserved, not written), so the numbers are the cost of parsing the "
         "TIFF structure and of reading one plane, not of the disk.",
         "",
-        "| file | reader | size | shape | open (s) | read middle plane (s) | peak RSS (MB) | lazy |",
+        "| file | reader | size | shape | open (s) | read middle plane (s) | peak RSS (MB) "
+        "| lazy |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for flavour, how, size, shape, r in rows:
@@ -104,9 +105,8 @@ def main() -> None:
             f"{r['open_s']:.2f} | {r['plane_s']:.3f} | {r['peak_rss_mb']:.0f} | {r['lazy']} |"
         )
     write_section("io", "\n".join(lines))
-    print(
-        f"peak RSS of the driver: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
-    )
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of the driver: {rss:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ def machine() -> str:
     """One line describing where the numbers were measured."""
     import os
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
 
 
 def write_section(name: str, markdown: str, doc: Path = DOC) -> Path:
