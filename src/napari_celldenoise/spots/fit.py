@@ -72,9 +72,8 @@ def _axis(n, c, s, e, de_c, de_s):
 
 
 @njit(cache=True)
-def _solve(a, g, m, out):
-    """Solve a (m x m, SPD) out = g by Cholesky in place on a copy; False if not SPD."""
-    lmat = np.zeros((6, 6))
+def _cholesky(a, m, lmat):
+    """Lower Cholesky factor of the SPD ``m x m`` block of ``a`` into ``lmat``; False if not SPD."""
     for i in range(m):
         for j in range(i + 1):
             s = a[i, j]
@@ -86,6 +85,15 @@ def _solve(a, g, m, out):
                 lmat[i, i] = math.sqrt(s)
             else:
                 lmat[i, j] = s / lmat[j, j]
+    return True
+
+
+@njit(cache=True)
+def _solve(a, g, m, out):
+    """Solve a (m x m, SPD) out = g by Cholesky in place on a copy; False if not SPD."""
+    lmat = np.zeros((6, 6))
+    if not _cholesky(a, m, lmat):
+        return False
     y = np.zeros(6)
     for i in range(m):
         s = g[i]
@@ -385,17 +393,8 @@ def _inverse_diagonal(a, m, scale, out):
     """``sqrt(diag(inv(a / scale)))`` of an SPD ``m x m`` matrix by one Cholesky factorisation
     (``diag(A^-1)_k = |L^-1 e_k|^2``); False if ``a`` is not positive definite."""
     lmat = np.zeros((6, 6))
-    for i in range(m):
-        for j in range(i + 1):
-            s = a[i, j]
-            for k in range(j):
-                s -= lmat[i, k] * lmat[j, k]
-            if i == j:
-                if s <= 0.0:
-                    return False
-                lmat[i, i] = math.sqrt(s)
-            else:
-                lmat[i, j] = s / lmat[j, j]
+    if not _cholesky(a, m, lmat):
+        return False
     y = np.zeros(6)
     for k in range(m):
         total = 0.0
