@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:  # tifffile warns about what we report as one line ourselves
-        logging.getLogger("tifffile").setLevel(logging.ERROR)
+        logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
