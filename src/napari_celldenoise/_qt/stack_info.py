@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from ..io.describe import describe_parts, describe_rows
-from ..io.layers import META_KEY
+from ..io.layers import META_KEY, short_unit
 
 
 def layer_facts(layer: Any) -> dict[str, Any]:
@@ -17,7 +18,7 @@ def layer_facts(layer: Any) -> dict[str, Any]:
     ndim = layer.ndim
     labels = [str(a) for a in getattr(layer, "axis_labels", ())] or [str(i) for i in range(ndim)]
     units = [str(u) for u in getattr(layer, "units", ())] or ["pixel"] * ndim
-    units = [{"micrometer": "µm", "nanometer": "nm", "second": "s"}.get(u, u) for u in units]
+    units = [short_unit(u) for u in units]
     scale = {a: float(s) for a, s in zip(labels, layer.scale)}
     shape = tuple(getattr(data, "shape", ()) or ())
     if not shape and hasattr(data, "__len__"):
@@ -59,7 +60,7 @@ class StackInfoWidget(QWidget):
         if key not in self.values:
             label = QLabel(value)
             label.setWordWrap(True)
-            label.setTextInteractionFlags(label.textInteractionFlags() | _selectable())
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.values[key] = label
             self.form.addRow(f"{key}:", label)
         self.values[key].setText(value)
@@ -83,9 +84,3 @@ class StackInfoWidget(QWidget):
     def text(self) -> str:
         """The shown facts as ``key: value`` lines (for tests and copying)."""
         return "\n".join(f"{k}: {v.text()}" for k, v in self.values.items())
-
-
-def _selectable() -> Any:
-    from qtpy.QtCore import Qt
-
-    return Qt.TextInteractionFlag.TextSelectableByMouse

@@ -97,7 +97,7 @@ def layers_to_image(layer_data: list[tuple[Any, dict, str]]) -> ImageData:
     scale_values = list(first_meta.get("scale") or [1.0] * ndim)[-ndim:]
     unit_values = [str(u) for u in (first_meta.get("units") or ["pixel"] * ndim)][-ndim:]
     scale = dict(zip(axes, (float(s) for s in scale_values)))
-    units = {a: _short_unit(u) for a, u in zip(axes, unit_values)}
+    units = {a: short_unit(u) for a, u in zip(axes, unit_values)}
     if rgb:
         axes += "S"
     if len(datas) == 1:
@@ -149,7 +149,8 @@ _UNIT_WORDS = {
 }
 
 
-def _short_unit(unit: str) -> str:
+def short_unit(unit: str) -> str:
+    """napari's (pint's) unit names back to our short ones: ``micrometer`` -> ``µm``."""
     return _UNIT_WORDS.get(unit, unit)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
-from .axes import CANONICAL, to_micrometres
+from .axes import CANONICAL
 from .errors import ImageWriteError
 from .fs import filesystem, is_remote
 from .image import ImageData
@@ -124,4 +124,4 @@ def _write_local(path: Path, image: ImageData) -> None:
         tifffile.imwrite(path, np.asarray(data), **options)
 
 
-__all__ = ["ImageWriteError", "ome_metadata", "to_canonical", "to_micrometres", "write_ome_tiff"]
+__all__ = ["ImageWriteError", "ome_metadata", "to_canonical", "write_ome_tiff"]

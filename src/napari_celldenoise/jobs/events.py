@@ -6,7 +6,7 @@ Events are small frozen dataclasses so that they pickle cheaply across a process
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,4 +75,3 @@ class Done:
 
 
 Event = Progress | Log | Epoch | Preview | Done
-JobGenerator = Generator[Event, None, None]
