@@ -25,8 +25,7 @@ def test_short_n2v_training_beats_the_noisy_frame_by_2_db(shared_data, tmp_path)
     out = run(predict(str(tmp_path / "m"), stack[0], "YX"))
     noisy = peak_signal_noise_ratio(gt, stack[0], data_range=255)
     denoised = peak_signal_noise_ratio(gt, np.clip(out, 0, 255), data_range=255)
-    # The goal is +2 dB. Short trainings vary from run to run even with a fixed seed
-    # (TensorFlow's threaded kernels): 15 runs of exactly this set-up gave +0.8 to +6.8 dB,
-    # 12 of them above +2 dB. Until the training is made stable at this budget, the test holds
-    # the floor every run reached, so that it checks real denoising without flaking.
-    assert denoised > noisy + 0.5, (noisy, denoised)
+    # 15 uncalibrated runs of this set-up ranged from +0.8 to +6.8 dB: a short training often
+    # ends with the right structure but the wrong gain; the output calibration fitted on hidden
+    # validation pixels (deep/calibration.py) removes that (12 calibrated runs: see docs/deep.md)
+    assert denoised > noisy + 2.0, (noisy, denoised)

@@ -37,6 +37,7 @@ def test_training_writes_a_model_folder_and_events(trained):
         "history.json",
         "thumbnail.png",
         "n2v_config.json",
+        "calibration.json",
     } <= names
     assert info.epochs_done == 2
     assert [e.epoch for e in events if isinstance(e, Epoch)] == [1, 2]
@@ -44,6 +45,9 @@ def test_training_writes_a_model_folder_and_events(trained):
     previews = [e for e in events if isinstance(e, Preview)]
     assert len(previews) == 2 and previews[0].image.shape == (32, 32)
     assert len(json.loads((folder / "history.json").read_text())) == 2
+    lines = json.loads((folder / "calibration.json").read_text())
+    assert {LAST} <= set(lines) <= {BEST, LAST}
+    assert all(len(v) == 2 and np.isfinite(v).all() for v in lines.values())
 
 
 def test_predict_keeps_shape_units_and_tiling_is_seamless(trained, small_noisy):

@@ -23,6 +23,8 @@ from .config import TrainConfig
 from .data import augment
 from .model import N2V_CONFIG, ModelFolder, ModelInfo
 
+CALIBRATION = "calibration.json"
+
 
 def receptive_radius(depth: int) -> int:
     """Context (pixels) a tile needs for an n2v U-Net of ``depth`` with 3x3 kernels.
@@ -68,14 +70,60 @@ def _n2v_model(n: Any, cfg: Any) -> Any:
 
 
 def build_from_folder(folder: ModelFolder, info: ModelInfo, which: str = "best") -> Any:
-    """The Keras model of an N2V folder with its ``which`` weights loaded."""
+    """The Keras model of an N2V folder with its ``which`` weights and their calibration.
+
+    The output is ``alpha * network + beta`` (normalised units) with the line fitted after
+    training (:mod:`.calibration`); folders without one predict with the network alone.
+    """
     n = import_n2v()
     raw = folder.read_json(N2V_CONFIG)
     with quiet_stdout():
         cfg = n.N2VConfig(np.array([]), **raw)
     model = _n2v_model(n, cfg)
-    model.keras_model.load_weights(str(folder.weights(which)))
-    return model.keras_model
+    path = folder.weights(which)
+    model.keras_model.load_weights(str(path))
+    line = read_calibration(folder).get(path.name)
+    if line is None:
+        return model.keras_model
+    from ._tf import keras
+
+    net = model.keras_model
+    scaled = keras().layers.Rescaling(scale=line[0], offset=line[1], name="calibration")
+    return keras().Model(net.input, scaled(net.output), name="n2v_calibrated")
+
+
+def read_calibration(folder: ModelFolder) -> dict[str, list[float]]:
+    """``{weights file name: [alpha, beta]}`` of a folder (empty when never calibrated)."""
+    return folder.read_json(CALIBRATION) if folder.file(CALIBRATION).is_file() else {}
+
+
+def _calibrate_weights(
+    keras_model: Any, folder: ModelFolder, clean_val: np.ndarray, config: TrainConfig
+) -> Iterator[Event]:
+    """Fit the output line of the best and the last weights on hidden validation pixels."""
+    from .calibration import calibrate
+
+    mask = np.array(config.mask) if config.mask is not None else None
+    spacing = max(8, max(mask.shape) + 1) if mask is not None else 8  # hidings do not overlap
+
+    def run_net(samples: np.ndarray) -> np.ndarray:
+        return keras_model.predict(samples[..., None], batch_size=config.batch, verbose=0)[..., 0]
+
+    lines: dict[str, list[float]] = {}
+    for which in ("last", "best"):
+        try:
+            path = folder.weights(which)
+        except ValueError:
+            continue
+        if path.name in lines:
+            continue
+        keras_model.load_weights(str(path))
+        alpha, beta = calibrate(
+            run_net, clean_val, spacing=spacing, radius=config.radius, mask=mask, seed=config.seed
+        )
+        lines[path.name] = [alpha, beta]
+        yield Log(f"output calibration of {path.name}: {alpha:.3f} x + {beta:+.3f} (normalised)")
+    folder.write_json(CALIBRATION, lines)
 
 
 def train_n2v(
@@ -106,6 +154,8 @@ def train_n2v(
     model = _n2v_model(n, n2v_cfg)
     with quiet_stdout():
         model.prepare_for_training()
+    if folder.file(CALIBRATION).is_file():  # it belongs to the weights about to change
+        folder.file(CALIBRATION).unlink()
     if resume:
         model.keras_model.load_weights(str(folder.weights("last")))
     else:
@@ -145,6 +195,7 @@ def train_n2v(
             yield augment(bx, rng, by) if config.augment else (bx.copy(), by.copy())
 
     vx = (val[..., None].astype(np.float32) - mean) / std
+    clean_all = vx[..., 0].copy()
     clean_val = vx[:1].copy()
     vy = np.concatenate([vx, np.zeros_like(vx)], axis=-1)
     import contextlib
@@ -176,6 +227,7 @@ def train_n2v(
         preview_name=f"{config.method} preview",
         extra_callbacks=model.callbacks,
     )
+    yield from _calibrate_weights(model.keras_model, folder, clean_all, config)
     return result
 
 

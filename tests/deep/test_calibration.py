@@ -1,0 +1,53 @@
+"""The self-supervised output calibration (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_celldenoise.deep.calibration import calibrate, fit_affine, hide_points
+
+
+def test_hidden_pixels_take_a_neighbours_value_and_the_mask_is_randomised():
+    rng = np.random.default_rng(0)
+    x = np.arange(2 * 32 * 32, dtype=np.float32).reshape(2, 32, 32)  # every value unique
+    out, (s, y, xx) = hide_points(x, rng, spacing=8, radius=2)
+    assert len(s) == 2 * 4 * 4  # one pixel per 8x8 cell
+    src = np.array([np.argwhere(x == v)[0] for v in out[s, y, xx]])
+    assert (src[:, 0] == s).all()
+    dist = np.abs(src[:, 1:] - np.stack([y, xx], 1))
+    assert dist.max() <= 2 and dist.max(axis=1).min() >= 1  # a neighbour, never itself
+    changed = out != x
+    assert changed.sum() == len(s)
+
+    mask = np.array([[1, 1, 1]])
+    out, (s, y, xx) = hide_points(x, rng, spacing=8, radius=2, mask=mask)
+    inside = (xx > 0) & (xx < 31)
+    left = out[s[inside], y[inside], xx[inside] - 1]
+    assert ((left >= -2) & (left < 2)).all()  # the correlated neighbours are hidden too
+
+
+def test_calibration_recovers_the_line_of_a_blind_predictor():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:64, :64]
+    clean = np.stack([10 + 5 * np.sin(xx / 6 + k) * np.cos(yy / 9) for k in range(6)])
+    noisy = (clean + rng.normal(0, 1.0, clean.shape)).astype(np.float32)
+    ring = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32) / 4
+
+    def blind(samples):  # a J-invariant estimate with the wrong gain and offset
+        return np.stack([0.5 * ndimage.convolve(s, ring, mode="reflect") - 3 for s in samples])
+
+    alpha, beta = calibrate(blind, noisy, rounds=6, seed=2)
+    # the line a supervised fit against the clean image would give (about 1.95 x + 6.1)
+    oracle = fit_affine(clean, blind(noisy))
+    assert alpha == pytest.approx(oracle[0], abs=0.05)
+    assert beta == pytest.approx(oracle[1], abs=0.5)
+    fixed = alpha * blind(noisy) + beta
+    assert np.mean((fixed - clean) ** 2) < 0.2 * np.mean((blind(noisy) - clean) ** 2)
+
+
+def test_degenerate_fits_keep_the_identity():
+    assert fit_affine(np.arange(50.0), np.full(50, 3.0)) == (1.0, 0.0)
+    assert fit_affine(np.arange(50.0), -np.arange(50.0)) == (1.0, 0.0)  # negative slope
+    assert fit_affine(np.arange(5.0), np.arange(5.0)) == (1.0, 0.0)  # too few pixels
