@@ -26,6 +26,12 @@ class TrainConfig(Config):
     batch: int = Field(default=16, ge=1, le=1024, description="patches per batch")
     learning_rate: float = Field(default=4e-4, gt=0, le=1.0)
     val_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="validation share")
+    val_region: list[list[int]] | None = Field(
+        default=None,
+        description="validation patches from this region instead of a random share: "
+        "[[y0, y1], [x0, x1]] (or [[z0, z1], [y0, y1], [x0, x1]]) in pixels, stop exclusive; "
+        "training patches come from outside it",
+    )
     augment: bool = Field(default=True, description="random flips and 90° rotations")
     dims: Literal[2, 3] = Field(default=2, description="2D network (Z/T become samples) or 3D")
     depth: int = Field(default=2, ge=1, le=5, description="U-Net levels (poolings)")
@@ -68,6 +74,17 @@ class TrainConfig(Config):
         if mask[h // 2][w // 2] != 1:
             raise ValueError("the mask's centre pixel must be 1 (it is the blind spot)")
         return mask
+
+    @field_validator("val_region")
+    @classmethod
+    def _region_ranges(cls, region: list[list[int]] | None) -> list[list[int]] | None:
+        if region is None:
+            return region
+        if len(region) not in (2, 3) or any(len(r) != 2 for r in region):
+            raise ValueError("val_region is [[y0, y1], [x0, x1]] or [[z0, z1], [y0, y1], [x0, x1]]")
+        if any(r[0] < 0 or r[1] <= r[0] for r in region):
+            raise ValueError(f"val_region ranges need 0 <= start < stop, got {region}")
+        return region
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
@@ -126,6 +143,20 @@ def parse_mask(text: str) -> list[list[int]]:
             out.append([int(t) for t in tokens])
         except ValueError:
             raise ValueError(f"mask rows hold 0/1 digits, got {r!r}") from None
+    return out
+
+
+def parse_region(text: str) -> list[list[int]]:
+    """``"Y0:Y1,X0:X1"`` (or ``"Z0:Z1,Y0:Y1,X0:X1"``) -> ``[[y0, y1], [x0, x1]]``."""
+    out = []
+    for part in text.split(","):
+        start, sep, stop = part.strip().partition(":")
+        try:
+            out.append([int(start), int(stop)])
+        except ValueError:
+            raise ValueError(f"expected Y0:Y1,X0:X1 in pixels, got {text!r}") from None
+        if not sep:
+            raise ValueError(f"expected Y0:Y1,X0:X1 in pixels, got {text!r}")
     return out
 
 
