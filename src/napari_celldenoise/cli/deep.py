@@ -6,6 +6,7 @@ TensorFlow is imported only when a command runs (in this process: the CLI has no
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..config import ReaderConfig
@@ -48,6 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="continue MODEL_DIR from its last weights for --epochs more epochs",
     )
     t.add_argument("--axes", help="axes of IN, e.g. TYX or ZYX (default: from the file)")
+    t.add_argument(
+        "--val-region",
+        metavar="Y0:Y1,X0:X1",
+        help="take the validation patches from this region (pixels, stop exclusive; "
+        "Z0:Z1,Y0:Y1,X0:X1 for --dims 3) and the training patches from outside it "
+        "(default: a random 10%% of the patches)",
+    )
     t.add_argument("--dims", type=int, choices=[2, 3], default=2, help="2D or 3D network")
     t.add_argument("--learning-rate", type=float, default=4e-4)
     t.add_argument("--seed", type=int, default=0)
@@ -74,6 +82,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=run_predict)
 
+    e = sub.add_parser(
+        "export",
+        help="export an N2V/structN2V model folder to the BioImage Model Zoo format",
+        description="Package MODEL_DIR (an N2V or structN2V model) as a bioimage.io model zip: "
+        "TensorFlow SavedModel weights, the folder's normalisation as pre/post-processing "
+        "(output in the input's units), a test input/output, README and citation. The package "
+        "is checked with bioimage.io's own test inference before it is written.",
+    )
+    e.add_argument("model", metavar="MODEL_DIR")
+    e.add_argument("-o", "--output", required=True, metavar="OUT.zip", help="package to write")
+    e.add_argument(
+        "--test-image",
+        metavar="IN",
+        help="image to cut the test input from (default: the validation patch saved in "
+        "MODEL_DIR at training)",
+    )
+    e.add_argument("--axes", help="axes of --test-image (default: from the file)")
+    e.add_argument("--name", help="model name (default: method and folder name)")
+    e.add_argument("--author", action="append", default=[], help="author name (repeatable)")
+    e.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run bioimage.io's test inference before writing OUT (default on)",
+    )
+    e.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    e.set_defaults(func=run_export)
+
 
 def _read(path: str, axes: str | None):
     from ..io import read_image
@@ -94,7 +130,7 @@ def _strip_singleton_channel(image):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..deep.config import TrainConfig, parse_mask
+    from ..deep.config import TrainConfig, parse_mask, parse_region
     from ..deep.data import DeepInputError
     from ..deep.model import ModelFolderError
 
@@ -128,7 +164,14 @@ def run_train(args: argparse.Namespace) -> int:
                 raise CliError(f"--mask {spec}: {exc}") from None
     if args.mask and args.method != "structn2v":
         raise CliError("--mask is only used with --method structn2v")
+    val_region = None
+    if args.val_region:
+        try:
+            val_region = parse_region(args.val_region)
+        except ValueError as exc:
+            raise CliError(f"--val-region: {exc}") from None
     config = TrainConfig(
+        val_region=val_region,
         method=method,
         epochs=args.epochs,
         steps=args.steps,
@@ -175,5 +218,40 @@ def run_predict(args: argparse.Namespace) -> int:
     write_ome_tiff(
         args.output, image.with_data(result), overwrite=args.overwrite, inputs=[args.input]
     )
+    print(args.output)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..deep.data import DeepInputError
+    from ..deep.export import ExportCheckFailed, export_and_check
+    from ..deep.model import ModelFolderError
+    from ..jobs import run
+
+    kwargs = {}
+    if args.test_image:
+        image = _read(args.test_image, args.axes)
+        data, axes = _strip_singleton_channel(image)
+        kwargs = {"image": data, "axes": axes}
+    try:
+        run(
+            export_and_check(
+                args.model,
+                args.output,
+                check=args.check,
+                overwrite=args.overwrite,
+                name=args.name,
+                authors=tuple(args.author),
+                **kwargs,
+            ),
+            StderrProgress(),
+        )
+    except (DeepInputError, ModelFolderError) as exc:
+        raise CliError(str(exc)) from None
+    except ExportCheckFailed as exc:
+        print(str(exc), file=sys.stderr)
+        print(f"celldenoise export: the package failed bioimage.io's test; {args.output} "
+              "not written", file=sys.stderr)  # fmt: skip
+        return 1
     print(args.output)
     return 0

@@ -17,6 +17,7 @@ import numpy as np
 from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
 from .config import PredictConfig, TrainConfig
 from .data import DeepInputError, check_axes, check_values, make_patches, to_samples
+from .export import SAMPLE
 from .model import ModelFolder, ModelFolderError, ModelInfo, prepare_new_folder
 from .tiling import predict_tiled
 
@@ -60,6 +61,7 @@ def train(
     samples, _ = to_samples(data, axes, config.dims)
     check_values(samples)
     patches = make_patches(samples, config)
+    sample = patches.val[0]
     gat = None
     if config.vst:
         from .pg import estimate_noise_params
@@ -76,6 +78,8 @@ def train(
         info = info.model_copy(update={"train": config})
     if gat is not None:
         folder.write_noise(gat.a, gat.b)
+    if not folder.file(SAMPLE).is_file():
+        _write_npy(folder.file(SAMPLE), sample)
     yield Progress(0, config.epochs * config.steps, "starting TensorFlow")
     if config.method in ("n2v", "structn2v"):
         from .n2v import train_n2v
@@ -91,6 +95,17 @@ def train(
         )
     final, stopped = result
     yield Done(final, stopped=stopped)
+
+
+def _write_npy(path: Any, array: np.ndarray) -> None:
+    """Save ``array`` as ``.npy`` atomically (the raw validation patch: the export's test input)."""
+    import io
+
+    from ..atomic import atomic_write
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, np.float32))
+    atomic_write(path, buf.getvalue(), overwrite=True)
 
 
 def _overlap(config: TrainConfig) -> int:

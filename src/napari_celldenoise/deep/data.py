@@ -84,24 +84,26 @@ class Patches:
 
 
 def make_patches(samples: np.ndarray, config: TrainConfig) -> Patches:
-    """Cut ``samples`` (``S[Z]YX``) into a grid of patches and split them at random.
+    """Cut ``samples`` (``S[Z]YX``) into patches for training and validation.
 
-    Raises :class:`DeepInputError` when the image is smaller than one patch or yields fewer
-    than two patches (one to train, one to validate).
+    Without ``config.val_region`` the image is cut into a grid of non-overlapping patches
+    split at random (``val_fraction``). With it, the validation patches tile the region (in
+    every sample) and the training patches are the grid patches that do not touch it, so no
+    validation pixel is ever trained on.
+
+    Raises :class:`DeepInputError` when the image (or the region) is smaller than one patch,
+    or there are not at least one training and one validation patch.
     """
     shape = patch_shape(config)
     spatial = samples.shape[1:]
     if any(s < p for s, p in zip(spatial, shape)):
         raise DeepInputError(
-            f"the image ({'x'.join(map(str, spatial))} pixels) is smaller than the training "
-            f"patch ({'x'.join(map(str, shape))}): lower the patch size"
+            f"the image ({_size(spatial)} pixels) is smaller than the training "
+            f"patch ({_size(shape)}): lower the patch size"
         )
-    counts = [s // p for s, p in zip(spatial, shape)]
-    pieces = []
-    for index in np.ndindex(*counts):
-        sl = tuple(slice(i * p, (i + 1) * p) for i, p in zip(index, shape))
-        pieces.append(samples[(slice(None), *sl)])
-    patches = np.concatenate(pieces, axis=0)
+    if config.val_region is not None:
+        return _region_split(samples, shape, config.val_region)
+    patches = np.concatenate([samples[(slice(None), *sl)] for sl in _grid(spatial, shape)])
     if len(patches) < 2:
         raise DeepInputError(
             "the image holds only one patch: at least two are needed (train and validation); "
@@ -111,6 +113,59 @@ def make_patches(samples: np.ndarray, config: TrainConfig) -> Patches:
     order = rng.permutation(len(patches))
     n_val = min(max(1, round(config.val_fraction * len(patches))), len(patches) - 1)
     return Patches(train=patches[order[n_val:]], val=patches[order[:n_val]])
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _grid(
+    spatial: tuple[int, ...], shape: tuple[int, ...], origin: tuple[int, ...] | None = None
+) -> list[tuple[slice, ...]]:
+    """Slices of the non-overlapping ``shape`` patches inside ``spatial`` from ``origin``."""
+    origin = origin or (0,) * len(shape)
+    counts = [(s - o) // p for s, o, p in zip(spatial, origin, shape)]
+    return [
+        tuple(slice(o + i * p, o + (i + 1) * p) for i, o, p in zip(index, origin, shape))
+        for index in np.ndindex(*counts)
+    ]
+
+
+def _region_split(samples: np.ndarray, shape: tuple[int, ...], region: list[list[int]]) -> Patches:
+    spatial = samples.shape[1:]
+    if len(region) > len(spatial):
+        raise DeepInputError(
+            f"the validation region has {len(region)} ranges, the network's patches "
+            f"{len(spatial)} axes"
+        )
+    # a YX region of a 3D network spans all of Z
+    full = [[0, n] for n in spatial[: len(spatial) - len(region)]] + [list(r) for r in region]
+    box = [(max(0, a), min(n, b)) for (a, b), n in zip(full, spatial)]
+    sides = tuple(b - a for a, b in box)
+    if any(s <= 0 for s in sides):
+        raise DeepInputError(
+            f"the validation region {region} lies outside the image ({_size(spatial)} pixels)"
+        )
+    if any(s < p for s, p in zip(sides, shape)):
+        raise DeepInputError(
+            f"the validation region ({_size(sides)} pixels inside the image) is smaller "
+            f"than the training patch ({_size(shape)}): draw a larger region or lower the "
+            "patch size"
+        )
+    inside = _grid(tuple(b for _, b in box), shape, tuple(a for a, _ in box))
+    val = np.concatenate([samples[(slice(None), *sl)] for sl in inside])
+
+    def touches(sl: tuple[slice, ...]) -> bool:
+        return all(s.start < b and s.stop > a for s, (a, b) in zip(sl, box))
+
+    outside = [sl for sl in _grid(spatial, shape) if not touches(sl)]
+    if not outside:
+        raise DeepInputError(
+            "the validation region leaves no whole training patch outside it: draw a smaller "
+            "region or lower the patch size"
+        )
+    train = np.concatenate([samples[(slice(None), *sl)] for sl in outside])
+    return Patches(train=train, val=val)
 
 
 def augment(batch: np.ndarray, rng: np.random.Generator, *extra: np.ndarray) -> tuple:

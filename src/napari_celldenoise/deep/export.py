@@ -1,0 +1,431 @@
+"""Export an N2V / structN2V model folder to the BioImage Model Zoo format (bioimage.io).
+
+n2v 0.3.3's own ``N2V.export_TF`` cannot run on this stack: it calls
+``bioimageio.core.build_spec.build_model``, which bioimageio.core removed in 0.6 (installed:
+0.11). The package is therefore described here with ``bioimageio.spec`` (format 0.5) directly:
+
+- weights: a TensorFlow SavedModel bundle (zip) of the Keras U-Net, written with the legacy
+  Keras that trained it; TensorFlow 2 consumers load it with ``keras.layers.TFSMLayer``,
+- input ``raw`` (``b,y,x,c`` or ``b,z,y,x,c``, any size ``min + n * 2**depth``), output
+  ``denoised`` of the same size, with a halo of the network's receptive radius,
+- preprocessing ``fixed_zero_mean_unit_variance`` with the folder's mean/std, postprocessing
+  ``scale_linear`` (gain std, offset mean): the output is in the input's intensity units,
+- a test input (a crop of the given image, or the validation patch saved at training) and the
+  test output of our own prediction, a README with the training settings and the citation.
+
+:func:`check_package` loads the description again and runs bioimage.io's own test inference
+(``bioimageio.core.test_model``) in a process *without* the legacy-Keras switch, as a consumer
+would: it is the check that the package works outside napari-celldenoise.
+
+Models trained on Anscombe-stabilised data (``vst``) and PG blind-spot models are refused: the
+model zoo has no generalised-Anscombe processing step and no posterior-mean output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
+from ._bioimageio import import_spec
+from .data import DeepInputError, check_axes
+from .model import ModelFolder, ModelFolderError, ModelInfo
+
+logger = logging.getLogger(__name__)
+
+SAMPLE = "sample.npy"
+"""A raw validation patch saved in the model folder at training (the export's test input)."""
+
+EXPORTABLE = ("n2v", "structn2v")
+_TEST_SIDE = 256
+
+_CITATIONS = {
+    "n2v": (
+        "A. Krull, T.-O. Buchholz and F. Jug, Noise2Void - Learning Denoising From Single Noisy "
+        "Images, CVPR 2019, pp. 2129-2137",
+        "10.1109/CVPR.2019.00223",
+    ),
+    "structn2v": (
+        "C. Broaddus, A. Krull, M. Weigert, U. Schmidt and G. Myers, Removing Structured Noise "
+        "with Self-Supervised Blind-Spot Networks, ISBI 2020, pp. 159-163",
+        "10.1109/ISBI45749.2020.9098336",
+    ),
+}
+
+
+def check_exportable(model_dir: str | os.PathLike) -> ModelInfo:
+    """The folder's info if it holds an exportable N2V model; else one-line errors (no TF)."""
+    folder = ModelFolder(model_dir)
+    info = folder.read_info()
+    folder.weights("best")
+    method = info.train.method
+    if method not in EXPORTABLE:
+        raise ModelFolderError(
+            f"{folder.path}: a {method} model; only N2V and structN2V models can be exported "
+            "to the BioImage Model Zoo format"
+        )
+    if info.train.vst:
+        raise ModelFolderError(
+            f"{folder.path}: trained on Anscombe-stabilised data (vst), which the BioImage "
+            "Model Zoo cannot express as a processing step: not exportable"
+        )
+    return info
+
+
+def test_input(
+    info: ModelInfo, folder: ModelFolder, image: Any = None, axes: str | None = None
+) -> np.ndarray:
+    """The export's test input: ``[Z]YX`` float32 from ``image`` (centre crop) or the folder.
+
+    ``image`` with ``axes``: the first plane of every non-spatial axis is taken, then a centred
+    crop of at most 256 pixels per side, cut to a multiple of ``2**depth``.
+    """
+    spatial = "ZYX" if info.train.dims == 3 else "YX"
+    if image is None:
+        if not folder.file(SAMPLE).is_file():
+            raise DeepInputError(
+                f"{folder.path} holds no {SAMPLE} (trained by an older version): give a test "
+                "image of the kind the model was trained on"
+            )
+        arr = np.load(folder.file(SAMPLE))
+        if arr.ndim != len(spatial):
+            raise ModelFolderError(
+                f"{folder.file(SAMPLE)}: expected {len(spatial)}D, got {arr.ndim}D"
+            )
+    else:
+        axes = check_axes(axes or "", np.ndim(image))
+        if "Z" in spatial and "Z" not in axes:
+            raise DeepInputError(f"the model is 3D: the test image needs a Z axis, it has {axes}")
+        index = tuple(0 if a not in spatial else slice(None) for a in axes)
+        kept = "".join(a for a in axes if a in spatial)
+        arr = np.asarray(image[index], np.float32)
+        arr = np.transpose(arr, [kept.index(a) for a in spatial])
+    div = 2**info.train.depth
+    crop = []
+    for n in arr.shape:
+        side = min(n, _TEST_SIDE) // div * div
+        if side < div:
+            raise DeepInputError(f"the test image is smaller than {div} pixels along an axis")
+        start = (n - side) // 2
+        crop.append(slice(start, start + side))
+    arr = np.ascontiguousarray(arr[tuple(crop)], np.float32)
+    if not np.isfinite(arr).all():
+        raise DeepInputError("the test image holds NaN or infinite values")
+    return arr
+
+
+def export_bioimageio(
+    model_dir: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    image: Any = None,
+    axes: str | None = None,
+    name: str | None = None,
+    authors: tuple[str, ...] = (),
+    overwrite: bool = False,
+    should_stop: ShouldStop = never_stop,
+) -> Iterator[Event]:
+    """Write ``output`` (a ``.zip`` bioimage.io model package) from an N2V model folder.
+
+    TensorFlow is imported here: run it in a CLI process or a child process. The zip appears
+    only when complete. The final :class:`Done` carries the output path.
+    """
+    folder = ModelFolder(model_dir)
+    info = check_exportable(model_dir)
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise DeepInputError(f"{output}: already exists (use overwrite to replace it)")
+    if not output.parent.is_dir():
+        raise DeepInputError(f"{output.parent}: no such folder")
+    x = test_input(info, folder, image, axes)
+    yield Progress(0, 3, "loading the model (TensorFlow)")
+    from ._tf import import_tensorflow
+    from .api import _N2VPredictor
+    from .n2v import build_from_folder
+
+    tf = import_tensorflow()
+    keras_model = build_from_folder(folder, info, "best")
+    y = _N2VPredictor(keras_model, info)(x).astype(np.float32)
+    if should_stop():
+        yield Done(None, stopped=True)
+        return
+    yield Progress(1, 3, "writing the SavedModel")
+    with tempfile.TemporaryDirectory(prefix="celldenoise-export-") as tmp:
+        root = Path(tmp)
+        bundle = root / "savedmodel"
+        keras_model.save(str(bundle), save_format="tf", include_optimizer=False)
+        weights = root / "tf_saved_model.zip"
+        with zipfile.ZipFile(weights, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(bundle.rglob("*")):
+                zf.write(path, path.relative_to(bundle))
+        np.save(root / "test_input.npy", x[None, ..., None])
+        np.save(root / "test_output.npy", y[None, ..., None])
+        readme = root / "README.md"
+        readme.write_text(_readme(info, name or folder.path.name), encoding="utf-8")
+        yield Progress(2, 3, "describing and packaging")
+        descr = describe(
+            info,
+            name=name or f"{info.train.method} {folder.path.name}",
+            authors=authors,
+            weights=weights,
+            test_in=root / "test_input.npy",
+            test_out=root / "test_output.npy",
+            readme=readme,
+            cover=folder.file("thumbnail.png"),
+            tensorflow_version=tf.__version__,
+        )
+        spec = import_spec()
+        with atomic_path(output, overwrite=overwrite) as target:
+            spec.save_bioimageio_package(descr, output_path=target)
+    yield Progress(3, 3, "exported")
+    yield Done(str(output))
+
+
+def describe(
+    info: ModelInfo,
+    *,
+    name: str,
+    authors: tuple[str, ...],
+    weights: Path,
+    test_in: Path,
+    test_out: Path,
+    readme: Path,
+    cover: Path,
+    tensorflow_version: str,
+) -> Any:
+    """The bioimage.io ``ModelDescr`` (format 0.5) of an N2V model folder."""
+    import_spec()
+    from bioimageio.spec.model import v0_5 as m
+
+    div = 2**info.train.depth
+    spatial = "zyx" if info.train.dims == 3 else "yx"
+    # the halo (border a consumer's tiles should drop) is the network's receptive radius, as far
+    # as the test input leaves a core inside it; the smallest size keeps a core of >= 1 pixel
+    side = min(np.load(test_in, mmap_mode="r").shape[1:-1])
+    halo = max(0, min(info.overlap, (side - div) // 2))
+    min_size = (2 * halo // div + 1) * div
+    in_axes = [m.BatchAxis()]
+    out_axes = [m.BatchAxis()]
+    for a in spatial:
+        in_axes.append(
+            m.SpaceInputAxis(id=m.AxisId(a), size=m.ParameterizedSize(min=min_size, step=div))
+        )
+        out_axes.append(
+            m.SpaceOutputAxisWithHalo(
+                id=m.AxisId(a),
+                size=m.SizeReference(tensor_id=m.TensorId("raw"), axis_id=m.AxisId(a)),
+                halo=halo,
+            )
+        )
+    in_axes.append(m.ChannelAxis(channel_names=[m.Identifier("raw")]))
+    out_axes.append(m.ChannelAxis(channel_names=[m.Identifier("denoised")]))
+    text, doi = _CITATIONS[info.train.method]
+    method_name = "Noise2Void" if info.train.method == "n2v" else "structN2V"
+    return m.ModelDescr(
+        name=name,
+        description=f"{method_name} self-supervised denoiser trained with napari-celldenoise "
+        f"on {info.axes} data ({info.epochs_done} epochs).",
+        authors=[m.Author(name=a) for a in authors] or [m.Author(name="napari-celldenoise user")],
+        cite=[m.CiteEntry(text=text, doi=m.Doi(doi))],
+        license=m.LicenseId("BSD-3-Clause"),
+        documentation=m.FileDescr(source=readme),
+        covers=[m.FileDescr(source=cover)] if cover.is_file() else [],
+        tags=[
+            "denoising",
+            "noise2void",
+            info.train.method,
+            f"{len(spatial)}d",
+            "unet",
+            "tensorflow",
+            "napari-celldenoise",
+        ],
+        inputs=[
+            m.InputTensorDescr(
+                id=m.TensorId("raw"),
+                axes=in_axes,
+                test_tensor=m.FileDescr(source=test_in),
+                preprocessing=[
+                    m.EnsureDtypeDescr(kwargs=m.EnsureDtypeKwargs(dtype="float32")),
+                    m.FixedZeroMeanUnitVarianceDescr(
+                        kwargs=m.FixedZeroMeanUnitVarianceKwargs(mean=info.mean, std=info.std)
+                    ),
+                ],
+            )
+        ],
+        outputs=[
+            m.OutputTensorDescr(
+                id=m.TensorId("denoised"),
+                axes=out_axes,
+                test_tensor=m.FileDescr(source=test_out),
+                postprocessing=[
+                    m.ScaleLinearDescr(kwargs=m.ScaleLinearKwargs(gain=info.std, offset=info.mean)),
+                    m.EnsureDtypeDescr(kwargs=m.EnsureDtypeKwargs(dtype="float32")),
+                ],
+            )
+        ],
+        weights=m.WeightsDescr(
+            tensorflow_saved_model_bundle=m.TensorflowSavedModelBundleWeightsDescr(
+                source=weights, tensorflow_version=m.Version(tensorflow_version)
+            )
+        ),
+    )
+
+
+def _readme(info: ModelInfo, name: str) -> str:
+    t = info.train
+    text, doi = _CITATIONS[t.method]
+    lines = [
+        f"# {name}",
+        "",
+        f"A {t.method} denoising network trained with napari-celldenoise on the user's own noisy "
+        f"data (axes {info.axes}), self-supervised: no clean images were used.",
+        "",
+        "## Training",
+        "",
+        f"- epochs: {info.epochs_done}, {t.steps} steps of {t.batch} patches of {t.patch} pixels",
+        f"- U-Net depth {t.depth}, {t.features} first-level features, {t.dims}D",
+        f"- blind-spot pixels {t.perc_pix} %, replacement radius {t.radius}",
+        f"- normalisation: mean {info.mean:.6g}, std {info.std:.6g} (undone on the output)",
+        f"- best validation loss: {info.best_val_loss}",
+    ]
+    if t.mask is not None:
+        lines.append(f"- structN2V mask: `{t.mask}`")
+    lines += [
+        "",
+        "Apply it to images of the same kind (microscope, noise level); denoised pixels are",
+        "estimates, not measurements.",
+        "",
+        "## Cite",
+        "",
+        f"{text}. doi:{doi}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- checking
+def check_package(
+    path: str | os.PathLike, *, should_stop: ShouldStop = never_stop
+) -> Iterator[Event]:
+    """Load the package's description and run bioimage.io's test inference on it.
+
+    Meant for a fresh child process (:func:`napari_celldenoise.jobs.run_in_process`): the
+    legacy-Keras switch is removed before TensorFlow is imported, so the SavedModel is loaded
+    with Keras 3 as any bioimage.io consumer would. ``Done`` carries ``(passed, report)``.
+    """
+    if "tensorflow" not in sys.modules:
+        os.environ.pop("TF_USE_LEGACY_KERAS", None)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    path = Path(path).resolve()
+    yield Progress(0, 2, "loading the description")
+    spec = import_spec()
+    descr = spec.load_description(path)
+    if isinstance(descr, spec.InvalidDescr):
+        yield Done((False, _summary_text(descr.validation_summary)))
+        return
+    yield Progress(1, 2, "bioimage.io test inference")
+    from bioimageio.core import test_model
+
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="celldenoise-check-") as tmp:
+        os.chdir(tmp)  # bioimageio.core unzips SavedModel weights under the working directory
+        try:
+            summary = test_model(path)
+        finally:
+            os.chdir(here)
+    yield Progress(2, 2, "checked")
+    yield Done((summary.status == "passed", _summary_text(summary)))
+
+
+def _summary_text(summary: Any) -> str:
+    lines = [f"bioimage.io validation: {summary.status}"]
+    for detail in summary.details:
+        lines.append(f"  {detail.status}: {detail.name}")
+        for err in detail.errors:
+            lines.append(f"    {'.'.join(map(str, err.loc))}: {err.msg}")
+    return "\n".join(lines)
+
+
+def export_and_check(
+    model_dir: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    check: bool = True,
+    overwrite: bool = False,
+    should_stop: ShouldStop = never_stop,
+    **kwargs: Any,
+) -> Iterator[Event]:
+    """Export in one child process, check the package in a second, clean one, then publish.
+
+    The package is written under a temporary name next to ``output`` and renamed only when
+    bioimage.io's test inference passed (or ``check`` is False): a failing package never
+    appears under ``output``. The calling process never imports TensorFlow (the dock's
+    rule). ``Done`` carries ``(output, report)``; :class:`ExportCheckFailed` is raised with
+    the report when the check fails.
+    """
+    check_exportable(model_dir)
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise DeepInputError(f"{output}: already exists (use overwrite to replace it)")
+    if not output.parent.is_dir():
+        raise DeepInputError(f"{output.parent}: no such folder")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".zip", dir=output.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        exported = yield from _in_child(export_bioimageio, model_dir, tmp, overwrite=True,
+                                        should_stop=should_stop, **kwargs)  # fmt: skip
+        if exported is None:
+            yield Done(None, stopped=True)
+            return
+        report = "bioimage.io validation: not run"
+        if check:
+            checked = yield from _in_child(check_package, tmp, should_stop=should_stop)
+            if checked is None:
+                yield Done(None, stopped=True)
+                return
+            passed, report = checked
+            if not passed:
+                raise ExportCheckFailed(report)
+        if output.exists() and not overwrite:
+            raise DeepInputError(f"{output}: appeared while exporting; not replaced")
+        os.replace(tmp, output)
+        yield Log(report)
+        yield Done((str(output), report))
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _in_child(target: Any, *args: Any, **kwargs: Any) -> Iterator[Event]:
+    """Run a job in a spawned child; re-yield its events, return its result (None: stopped)."""
+    from ..jobs import run_in_process
+
+    result = None
+    for event in run_in_process(target, *args, grace=30, **kwargs):
+        if isinstance(event, Done):
+            result = event.result
+        else:
+            yield event
+    return result
+
+
+class ExportCheckFailed(RuntimeError):
+    """bioimage.io's own test of the exported package failed; the message is its report."""
+
+
+__all__ = [
+    "ExportCheckFailed",
+    "check_exportable",
+    "check_package",
+    "export_and_check",
+    "export_bioimageio",
+]
