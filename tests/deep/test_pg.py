@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,10 @@ def test_loss_and_posterior_mean_match_the_formulas():
     out0 = out.copy()
     out0[..., 2] = 0
     np.testing.assert_allclose(posterior_mean(y[..., 0], out0), y[..., 0])
+    # a calibration line moves the prior mean: alpha mu + beta
+    lined = posterior_mean(y[..., 0], out, (2.0, 0.5))
+    mu2 = 2.0 * mu + 0.5
+    np.testing.assert_allclose(lined, ((y * s2 + mu2 * nv) / (s2 + nv))[..., 0], rtol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +92,8 @@ def test_pg_folder_holds_noise_parameters(pg_model):
     text = (folder / "noise.yaml").read_text()
     assert "a:" in text and "b:" in text
     assert info.epochs_done == 1 and info.overlap >= 48
+    lines = json.loads((folder / "calibration.json").read_text())
+    assert "weights_last.h5" in lines and all(np.isfinite(v).all() for v in lines.values())
 
 
 def test_pg_tiled_equals_untiled(pg_model, small_noisy):
@@ -103,6 +111,7 @@ def test_tta_refits_noise_and_changes_the_result(pg_model, small_noisy):
         predict(str(folder), small_noisy, "YX", PredictConfig(tta=True, tta_steps=2)), logs.append
     )
     assert any(isinstance(e, Log) and "test-time adaptation" in e.message for e in logs)
+    assert any(isinstance(e, Log) and "calibration on this image" in e.message for e in logs)
     assert np.abs(on - off).max() > 0
     # the folder's weights are untouched by adaptation
     again = run(predict(str(folder), small_noisy, "YX", PredictConfig(tta=False)))

@@ -9,15 +9,21 @@ Self-Supervision", ICML 2019, that a J-invariant function's self-supervised loss
 supervised loss plus the noise variance). The line is fitted on validation patches with the
 pixels hidden the way the network was trained (replaced by a random neighbour, and a structN2V
 mask's other pixels randomised), and applied to every prediction as ``alpha * p + beta``.
+The PG blind-spot network's prior mean is blind at every pixel by construction, so its line is
+fitted on whole patches without hiding anything.
 
-Numpy only: the caller runs the network.
+Numpy only: the caller runs the network. The lines live in the model folder's
+``calibration.json`` as ``{weights file name: [alpha, beta]}`` (normalised units).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+
+CALIBRATION = "calibration.json"
 
 # a slope outside this range means the fit failed (no structure to learn): keep the identity
 _SLOPE_RANGE = (0.2, 5.0)
@@ -100,3 +106,14 @@ def calibrate(
         targets.append(np.asarray(x)[where])
         blinds.append(np.asarray(predict(hidden))[where])
     return fit_affine(np.concatenate(targets), np.concatenate(blinds))
+
+
+def read_lines(folder: Any) -> dict[str, list[float]]:
+    """A model folder's ``{weights file name: [alpha, beta]}`` (empty when never calibrated)."""
+    return folder.read_json(CALIBRATION) if folder.file(CALIBRATION).is_file() else {}
+
+
+def forget_lines(folder: Any) -> None:
+    """Drop the lines before the weights they belong to change (training starts)."""
+    if folder.file(CALIBRATION).is_file():
+        folder.file(CALIBRATION).unlink()

@@ -19,11 +19,10 @@ import numpy as np
 
 from ..jobs import Event, Log
 from ._tf import device_description, import_n2v, import_tensorflow, quiet_stdout
+from .calibration import CALIBRATION, forget_lines, read_lines
 from .config import TrainConfig
 from .data import augment
 from .model import N2V_CONFIG, ModelFolder, ModelInfo
-
-CALIBRATION = "calibration.json"
 
 
 def receptive_radius(depth: int) -> int:
@@ -82,7 +81,7 @@ def build_from_folder(folder: ModelFolder, info: ModelInfo, which: str = "best")
     model = _n2v_model(n, cfg)
     path = folder.weights(which)
     model.keras_model.load_weights(str(path))
-    line = read_calibration(folder).get(path.name)
+    line = read_lines(folder).get(path.name)
     if line is None:
         return model.keras_model
     from ._tf import keras
@@ -90,11 +89,6 @@ def build_from_folder(folder: ModelFolder, info: ModelInfo, which: str = "best")
     net = model.keras_model
     scaled = keras().layers.Rescaling(scale=line[0], offset=line[1], name="calibration")
     return keras().Model(net.input, scaled(net.output), name="n2v_calibrated")
-
-
-def read_calibration(folder: ModelFolder) -> dict[str, list[float]]:
-    """``{weights file name: [alpha, beta]}`` of a folder (empty when never calibrated)."""
-    return folder.read_json(CALIBRATION) if folder.file(CALIBRATION).is_file() else {}
 
 
 def _calibrate_weights(
@@ -154,8 +148,7 @@ def train_n2v(
     model = _n2v_model(n, n2v_cfg)
     with quiet_stdout():
         model.prepare_for_training()
-    if folder.file(CALIBRATION).is_file():  # it belongs to the weights about to change
-        folder.file(CALIBRATION).unlink()
+    forget_lines(folder)
     if resume:
         model.keras_model.load_weights(str(folder.weights("last")))
     else:
