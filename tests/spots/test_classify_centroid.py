@@ -19,7 +19,7 @@ from napari_celldenoise.spots.classify import (
     spot_images,
     train_classifier,
 )
-from napari_celldenoise.spots.config import FLAT_THRESHOLD, SpotsConfig
+from napari_celldenoise.spots.config import DEFAULT_THRESHOLD, SpotsConfig
 from napari_celldenoise.spots.pipeline import locate
 
 
@@ -39,7 +39,7 @@ def test_rules_classify_and_explain(tmp_path):
 @pytest.fixture(scope="module")
 def fitted(movie_module):
     frames, _ = movie_module
-    table = locate(frames, SpotsConfig(threshold=FLAT_THRESHOLD, min_significance=0))
+    table = locate(frames, SpotsConfig(threshold=DEFAULT_THRESHOLD, min_significance=0))
     return frames, table
 
 

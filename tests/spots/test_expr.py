@@ -65,3 +65,19 @@ def test_per_pixel_threshold_and_numbers():
     np.testing.assert_allclose(out, IMAGES["I"] - 1)
     assert threshold_value(3, IMAGES) == 3.0
     assert referenced_names("2*std(Wave.F1) + mean(I)") == {"Wave.F1", "I"}
+
+
+def test_localnoise_follows_the_local_noise_and_ignores_spots():
+    from napari_celldenoise.spots.expr import evaluate
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1.0, (128, 128))
+    image[:, 64:] *= 3.0
+    image[::9, ::9] += 50  # sparse spots
+    noise = evaluate("localnoise(I)", {"I": image})
+    assert noise.shape == image.shape
+    assert np.median(noise[:, :40]) == pytest.approx(1.0, rel=0.1)
+    assert np.median(noise[:, 88:]) == pytest.approx(3.0, rel=0.1)
+    # a flat image's map is its global robust noise
+    flat = rng.normal(0, 2.0, (64, 64))
+    assert np.allclose(evaluate("localnoise(I)", {"I": flat}), 2.0, rtol=0.15)

@@ -122,7 +122,8 @@ class SpotsWidget(QWidget):
         self.threshold_edit = QLineEdit(THRESHOLDS["wavelet"])
         self.threshold_edit.setToolTip(
             "a number or an expression over the filter images, e.g. 2*std(Wave.F1); "
-            "functions: std, mean, median, mad, noise, min, max, percentile, sqrt, abs"
+            "functions: std, mean, median, mad, noise, localnoise, min, max, percentile, "
+            "sqrt, abs (default: 0.7 x the local noise of Wave.F1)"
         )
         self.sigma_spin = _spin(1.3, 0.3, 20.0, 0.1)
         self.box_spin = QSpinBox()

@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threshold",
         metavar="EXPR",
         help="detection threshold: a number or an expression such as "
-        "'2*std(Wave.F1)' (default std(Wave.F1); 0.5*noise(Wave.F1) for flat backgrounds)",
+        "'2*std(Wave.F1)' (default 0.7*localnoise(Wave.F1): 0.7 x the local robust noise of "
+        "the first wavelet plane; std(Wave.F1) is ThunderSTORM's, more conservative)",
     )
     p.add_argument("--sigma", type=float, metavar="PX", help="PSF sigma in px (default 1.3)")
     p.add_argument("--box", type=int, metavar="N", help="fit box side, odd (default 7)")

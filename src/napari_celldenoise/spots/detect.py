@@ -74,7 +74,7 @@ def detect_frame(
     frame: np.ndarray,
     *,
     filter: str = "wavelet",
-    threshold: str | float = "std(Wave.F1)",
+    threshold: str | float = "0.7*localnoise(Wave.F1)",
     sigma: float = 1.3,
     min_distance: float = 1.0,
     border: int = 3,

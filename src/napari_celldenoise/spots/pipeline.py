@@ -23,6 +23,8 @@ from .detect import detect_frame, local_maxima
 from .filters import apply_filter
 from .fit import extract_boxes, fit_boxes, read_variance, to_photoelectrons
 
+FIT_FIELDS = ("params", "crlb", "loglik", "chi2", "iterations", "converged")
+
 logger = logging.getLogger(__name__)
 
 COLUMNS = [
@@ -117,7 +119,7 @@ def find_spots(
     stack
         2D frame or stack (numpy or dask) in camera ADU.
     config
-        Settings (defaults: wavelet filter, ``std(Wave.F1)``, MLE, 7x7 boxes).
+        Settings (defaults: wavelet filter, ``0.7*localnoise(Wave.F1)``, MLE, 7x7 boxes).
     axes
         ``YX``, ``TYX``, ``ZYX`` or ``TZYX`` (default from the number of dimensions).
     detect_on
@@ -255,7 +257,7 @@ def locate_frame(
         out["bkgstd"] = (boxes - model).reshape(n, -1).std(1) / qe
         out["chi2"] = res.chi2
         out["loglik"] = res.loglik
-        out["significance"] = significance(boxes, res.loglik, rvar)
+        out["significance"] = fit_significance(boxes, res, rvar, config.fit)
         out["iterations"] = res.iterations.astype(int)
         out["converged"] = res.converged
     out["peak"] = peak
@@ -312,7 +314,7 @@ def fit_frame(frame, electrons, coords, config: SpotsConfig, rvar: float, thresh
             boxes = refit_crowded(electrons.shape, coords, boxes, res, config, fit, rvar)
             if split:
                 pairs = split_pairs(electrons, coords, res, boxes, config, rvar)
-            refit_broad(coords, boxes, res, config, fit)
+            refit_broad(coords, boxes, res, config, fit, rvar)
         return res, boxes, pairs
 
     res, boxes, split = one_round(coords, True)
@@ -354,7 +356,7 @@ def split_pairs(electrons, coords, res, boxes, config: SpotsConfig, rvar: float)
     ok = res.converged
     if ok.sum() < 3 or len(coords) < 2:
         return None
-    psf = float(np.median(np.sqrt(p[ok, 4] * p[ok, 5])))
+    psf = frame_psf(res, boxes, rvar, config)
     half = config.box // 2
     width = np.sqrt(p[:, 4] * p[:, 5])
     pairs = cKDTree(coords).query_pairs(half + int(np.ceil(3 * psf)), output_type="ndarray")
@@ -437,17 +439,31 @@ def split_pairs(electrons, coords, res, boxes, config: SpotsConfig, rvar: float)
     return np.unique(new[inside], axis=0)
 
 
-def refit_broad(coords, boxes, res, config: SpotsConfig, fit) -> None:
+def frame_psf(res, boxes, rvar: float, config: SpotsConfig, *, min_spots: int = 3) -> float:
+    """The frame's PSF width: the median sigma of its converged, clearly significant fits
+    (significance >= 8, as :func:`psf_sigma`), or ``config.sigma`` when fewer than ``min_spots``.
+
+    Only sure spots count: a low threshold adds hundreds of noise candidates whose fits have
+    any width, and their median would pass broad fits of two spots as normal ones."""
+    sig = fit_significance(boxes, res, rvar, config.fit)
+    sure = res.converged & (sig >= 8)
+    if sure.sum() < min_spots:
+        return float(config.sigma)
+    p = res.params[sure]
+    return float(np.median(np.sqrt(p[:, 4] * p[:, 5])))
+
+
+def refit_broad(coords, boxes, res, config: SpotsConfig, fit, rvar: float) -> None:
     """Crowded fits much wider than the frame's PSF are two spots taken for one: refit them
     with the PSF's width fixed so that each lands on one spot (the other is then found in the
-    residual). The PSF width is the median of the frame's converged fits."""
+    residual). The PSF width is :func:`frame_psf`."""
     from scipy.spatial import cKDTree
 
     p = res.params
     ok = res.converged
     if ok.sum() < 3:
         return
-    psf = float(np.median(np.sqrt(p[ok, 4] * p[ok, 5])))
+    psf = frame_psf(res, boxes, rvar, config)
     half = config.box // 2
     reach = half + int(np.ceil(3 * psf))
     pairs = cKDTree(coords).query_pairs(reach, output_type="ndarray")
@@ -458,7 +474,7 @@ def refit_broad(coords, boxes, res, config: SpotsConfig, fit) -> None:
         return
     idx = np.flatnonzero(broad)
     res2 = fit(boxes[idx], fixed=psf)
-    for name in ("params", "crlb", "loglik", "chi2", "iterations", "converged"):
+    for name in FIT_FIELDS:
         getattr(res, name)[idx] = getattr(res2, name)
 
 
@@ -498,7 +514,7 @@ def _trusted(res, boxes, config: SpotsConfig, rvar: float) -> np.ndarray:
     half = config.box // 2
     p = res.params
     moved = (np.hypot(p[:, 0] - half, p[:, 1] - half) > 1.0) | ~res.converged
-    sig = significance(boxes, res.loglik, rvar)
+    sig = fit_significance(boxes, res, rvar, config.fit)
     width = np.sqrt(p[:, 4] * p[:, 5])
     return ~moved & (sig >= 5.0) & (width >= 0.5 * config.sigma)
 
@@ -558,7 +574,7 @@ def refit_crowded(
         own[~model[idx]] = 0.0
         cleaned[idx] = boxes[idx] - (extract_boxes(spots, coords[idx], config.box) - own)
         res2 = fit(cleaned[idx])
-        for name in ("params", "crlb", "loglik", "chi2", "iterations", "converged"):
+        for name in FIT_FIELDS:
             getattr(res, name)[idx] = getattr(res2, name)
         guess[idx] = np.where(
             _trusted(res, cleaned, config, rvar)[idx, None], res.params[idx], guess[idx]
@@ -583,6 +599,54 @@ def render_spots(
         ey = 0.5 * (erf((rr - y + 0.5) / (np.sqrt(2) * b)) - erf((rr - y - 0.5) / (np.sqrt(2) * b)))
         ex = 0.5 * (erf((cc - x + 0.5) / (np.sqrt(2) * a)) - erf((cc - x - 0.5) / (np.sqrt(2) * a)))
         image[r0:r1, c0:c1] += n * np.outer(ey, ex)
+
+
+def fit_significance(boxes: np.ndarray, res, read_var: float, method: str) -> np.ndarray:
+    """The likelihood-ratio significance (:func:`significance`) of each fit.
+
+    The likelihood ratio needs the maximum of the likelihood. An MLE fit is at it; a
+    least-squares fit (data-weighted, so its photons and background are biased) is not, and
+    the ratio at the LSQ estimate would drop dim spots that the MLE keeps. For LSQ the
+    likelihood is therefore maximised over photons and background with the fitted position
+    and width held (a concave problem: Newton steps, :func:`profile_loglik`)."""
+    if method != "lsq":
+        return significance(boxes, res.loglik, read_var)
+    return significance(boxes, profile_loglik(boxes, res.params, read_var), read_var)
+
+
+def profile_loglik(
+    boxes: np.ndarray, params: np.ndarray, read_var: float, *, iterations: int = 8
+) -> np.ndarray:
+    """Poisson + read-noise log-likelihood (the fit's, same dropped constant) maximised over
+    photons ``N`` and background ``b`` for the given positions and widths in ``params``.
+
+    The model ``mu = N * psf + b`` is linear in ``(N, b)`` and the log-likelihood concave in
+    them, so a few Newton steps from the given values converge."""
+    n = len(boxes)
+    box = boxes.shape[-1]
+    if n == 0:
+        return np.empty(0)
+    d = np.maximum(boxes.reshape(n, -1) + read_var, 0.0)
+    unit = np.asarray(params, float).copy()
+    unit[:, 2], unit[:, 3] = 1.0, 0.0
+    psf = model_boxes(unit, box).reshape(n, -1)
+    nb = np.column_stack([np.maximum(params[:, 2], 1e-3), params[:, 3] + read_var])
+    floor = 1e-6
+    nb[:, 1] = np.maximum(nb[:, 1], floor)
+    for _ in range(iterations):
+        mu = np.maximum(nb[:, :1] * psf + nb[:, 1:], 1e-9)
+        r = d / mu - 1.0
+        g = np.column_stack([(r * psf).sum(1), r.sum(1)])
+        q = d / mu**2
+        h11, h12, h22 = (q * psf * psf).sum(1), (q * psf).sum(1), q.sum(1)
+        det = np.maximum(h11 * h22 - h12 * h12, 1e-12)
+        step = np.column_stack([h22 * g[:, 0] - h12 * g[:, 1], h11 * g[:, 1] - h12 * g[:, 0]])
+        step /= det[:, None]
+        nb = nb + step
+        nb[:, 0] = np.maximum(nb[:, 0], 0.0)
+        nb[:, 1] = np.maximum(nb[:, 1], floor)
+    mu = np.maximum(nb[:, :1] * psf + nb[:, 1:], 1e-9)
+    return np.sum(d * np.log(mu) - mu, axis=1)
 
 
 def significance(boxes: np.ndarray, loglik: np.ndarray, read_var: float) -> np.ndarray:
