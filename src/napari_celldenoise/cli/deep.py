@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from ..config import ReaderConfig
@@ -121,11 +122,10 @@ def _read(path: str, axes: str | None):
 
 
 def _strip_singleton_channel(image):
-    import numpy as np
-
+    """``(data, axes)`` without a length-1 C axis (a view: lazy data stays lazy)."""
     if "C" in image.axes and image.shape[image.axes.index("C")] == 1:
         i = image.axes.index("C")
-        return np.take(np.asarray(image.data), 0, axis=i), image.axes.replace("C", "")
+        return image.data[(slice(None),) * i + (0,)], image.axes.replace("C", "")
     return image.data, image.axes
 
 
@@ -194,6 +194,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..deep.api import predict
     from ..deep.config import PredictConfig
     from ..deep.data import DeepInputError
@@ -210,16 +212,34 @@ def run_predict(args: argparse.Namespace) -> int:
         raise CliError(f"{args.output}: already exists (use --overwrite to replace it)")
     data, axes = _strip_singleton_channel(image)
     config = PredictConfig(tile=args.tile, tta=args.tta, weights=args.weights)
-    try:
-        out = run(predict(args.model, data, axes, config), StderrProgress())
-    except (DeepInputError, ModelFolderError) as exc:
-        raise CliError(str(exc)) from None
-    result = out.reshape(image.shape) if out.size == image.data.size else out
-    write_ome_tiff(
-        args.output, image.with_data(result), overwrite=args.overwrite, inputs=[args.input]
-    )
+    lazy = image.lazy or hasattr(data, "dask")
+    with tempfile.TemporaryDirectory(prefix=".celldenoise-", dir=_parent(args.output)) as tmp:
+        # a lazy (big) input is predicted tile by tile into a memory-mapped file next to OUT,
+        # then written plane by plane: memory holds a tile window and a plane, not the stack
+        store = str(Path(tmp) / "denoised.npy") if lazy else None
+        try:
+            result = run(predict(args.model, data, axes, config, out=store), StderrProgress())
+        except (DeepInputError, ModelFolderError) as exc:
+            raise CliError(str(exc)) from None
+        if lazy:
+            result = result.open()
+        if len(image.axes) != len(axes):  # the stripped length-1 channel axis
+            result = np.expand_dims(result, image.axes.index("C"))
+        write_ome_tiff(
+            args.output,
+            image.with_data(result, lazy=lazy),
+            overwrite=args.overwrite,
+            inputs=[args.input],
+        )
+        del result
     print(args.output)
     return 0
+
+
+def _parent(path: str) -> str | None:
+    """A local output's folder (big temporary files go there), or None for gs://."""
+    parent = Path(path).resolve().parent
+    return str(parent) if "://" not in path and parent.is_dir() else None
 
 
 def run_export(args: argparse.Namespace) -> int:

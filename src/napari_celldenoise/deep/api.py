@@ -9,7 +9,9 @@ before TensorFlow is imported or anything is written; a bad one raises
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -139,12 +141,17 @@ def predict(
     axes: str,
     config: PredictConfig | None = None,
     *,
+    out: str | os.PathLike | None = None,
     should_stop: ShouldStop = never_stop,
 ) -> Iterator[Event]:
     """Denoise ``data`` (numpy or dask, axes ``axes``) with the model in ``model_dir``.
 
     Tiles with overlap so that no seams show; the result (float32, same shape and axes as
     ``data``, in its intensity units) is carried by the final :class:`Done`.
+
+    With ``out`` (a new ``.npy`` path) the result is written tile by tile into that file
+    (memory-mapped) and ``Done`` carries a :class:`StoredResult` to open it lazily: with a
+    dask input, memory then holds one tile window at a time, whatever the stack's size.
     """
     config = config or PredictConfig()
     folder = ModelFolder(model_dir)
@@ -177,7 +184,12 @@ def predict(
                 raise ModelFolderError(f"{folder.path}: a vst model without noise.yaml")
             predictor = _Stabilised(predictor, stabiliser(noise["a"], noise["b"]))
     yield Log(f"predicting with {folder.weights(config.weights).name}")
-    out = np.empty(arr.shape, np.float32)
+    stored = None
+    if out is None:
+        result = np.empty(arr.shape, np.float32)
+    else:
+        stored = StoredResult(os.fspath(out), tuple(lead), tuple(int(p) for p in perm))
+        result = np.lib.format.open_memmap(stored.path, "w+", np.float32, tuple(arr.shape))
     overlap = max(info.overlap, config.overlap) if config.overlap else info.overlap
     from .tiling import tile_windows
 
@@ -192,7 +204,7 @@ def predict(
             overlap=overlap,
             align=2**info.train.depth,
             should_stop=should_stop,
-            out=out[i],
+            out=result[i],
             progress_offset=i * per,
             progress_total=n * per,
             message=f"denoising {i + 1}/{n}",
@@ -201,9 +213,30 @@ def predict(
         if should_stop():
             yield Done(None, stopped=True)
             return
-    out = out.reshape((*lead, *out.shape[1:]))
-    out = np.transpose(out, np.argsort(perm))
-    yield Done(out)
+    if stored is not None:
+        result.flush()
+        del result
+        yield Done(stored)
+        return
+    yield Done(stored_view(result, lead, perm))
+
+
+def stored_view(array: np.ndarray, lead: tuple[int, ...], perm: tuple[int, ...]) -> np.ndarray:
+    """``(n, *spatial)`` prediction order back to the data's shape and axis order (a view)."""
+    return np.transpose(array.reshape((*lead, *array.shape[1:])), np.argsort(perm))
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A prediction written to a ``.npy`` file; small to pickle across processes."""
+
+    path: str
+    lead: tuple[int, ...]
+    perm: tuple[int, ...]
+
+    def open(self) -> np.ndarray:
+        """The result, memory-mapped read-only, in the input's shape and axis order."""
+        return stored_view(np.load(self.path, mmap_mode="r"), self.lead, self.perm)
 
 
 class _N2VPredictor:
