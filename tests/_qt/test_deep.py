@@ -73,6 +73,44 @@ def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
     assert "tensorflow" not in sys.modules
 
 
+def test_validation_region_from_a_shapes_layer(dock):
+    viewer, w = dock
+    assert w.val_combo.currentText() == "random split" and w.config().val_region is None
+    # a rectangle drawn in world units (the image has 0.2 um pixels)
+    viewer.add_shapes(
+        [[[2.0, 4.0], [2.0, 12.0], [8.0, 12.0], [8.0, 4.0]]], name="val", shape_type="rectangle"
+    )
+    w.val_combo.setCurrentText("val")
+    assert w.config().val_region == [[10, 40], [20, 60]]
+
+
+def test_lazy_layer_is_denoised_tile_by_tile_then_exported(dock, qtbot, tmp_path, monkeypatch):
+    import tifffile
+
+    viewer, w = dock
+    w.epochs.setValue(1)
+    with qtbot.waitSignal(w.panel.finished, timeout=180_000):
+        w.start_training()
+    stack = np.stack([viewer.layers["noisy"].data] * 3).astype(np.float32)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, imagej=True, metadata={"axes": "TYX"})
+    monkeypatch.setenv("CELLDENOISE_LAZY_LIMIT", "1000")
+    (layer,) = viewer.open(tmp_path / "stack.tif", plugin="napari-celldenoise")
+    assert hasattr(layer.data, "dask")
+    w.layer_combo.setCurrentText(layer.name)
+    with qtbot.waitSignal(w.panel.finished, timeout=180_000):
+        w.predict_button.click()
+    result = viewer.layers[f"{layer.name} (denoised)"]
+    assert isinstance(result.data, np.memmap) and result.data.shape == stack.shape
+    np.testing.assert_allclose(
+        result.data[0], result.data[2], atol=1e-4 * float(np.abs(result.data).max())
+    )
+    out = tmp_path / "model.zip"
+    with qtbot.waitSignal(w.panel.finished, timeout=300_000):
+        w.start_export(str(out))
+    assert out.is_file() and "passed" in w.last_export[1].splitlines()[0]
+    assert "tensorflow" not in sys.modules
+
+
 def test_stop_keeps_weights_and_continue_adds_epochs(dock, qtbot, tmp_path):
     _, w = dock
     w.epochs.setValue(500)

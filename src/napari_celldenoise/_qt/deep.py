@@ -157,6 +157,11 @@ class DeepDenoiseWidget(QWidget):
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder, 1)
         folder_row.addWidget(browse)
+        self.val_combo = QComboBox()
+        self.val_combo.setToolTip(
+            "validation patches: a random 10 % of the patches, or those inside the first "
+            "rectangle of a Shapes layer (training patches then come from outside it)"
+        )
         self.tta = QCheckBox("test-time adaptation (PG)")
         self.tta.setChecked(True)
 
@@ -167,6 +172,7 @@ class DeepDenoiseWidget(QWidget):
         form.addRow("steps/epoch:", self.steps)
         form.addRow("patch:", self.patch)
         form.addRow("batch:", self.batch)
+        form.addRow("validation:", self.val_combo)
         form.addRow("model folder:", folder_row)
 
         self.mask_box = QWidget()
@@ -189,11 +195,17 @@ class DeepDenoiseWidget(QWidget):
         self.train_button = QPushButton("Train")
         self.continue_button = QPushButton("Continue")
         self.predict_button = QPushButton("Denoise")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip(
+            "save the model folder (N2V, structN2V) as a BioImage Model Zoo package (.zip), "
+            "checked by bioimage.io's own test inference"
+        )
+        self.export_button.clicked.connect(lambda: self.start_export())
         self.train_button.clicked.connect(lambda: self.start_training(resume=False))
         self.continue_button.clicked.connect(lambda: self.start_training(resume=True))
         self.predict_button.clicked.connect(self.start_predict)
         buttons = QHBoxLayout()
-        for b in (self.train_button, self.continue_button, self.predict_button):
+        for b in (self.train_button, self.continue_button, self.predict_button, self.export_button):
             buttons.addWidget(b)
         self.panel = JobPanel()
         self.panel.cancel_button.setText("Stop")
@@ -240,6 +252,17 @@ class DeepDenoiseWidget(QWidget):
         if current in names:
             self.layer_combo.setCurrentText(current)
         self.layer_combo.blockSignals(False)
+        from napari.layers import Shapes
+
+        chosen = self.val_combo.currentText()
+        shapes = [layer.name for layer in self.viewer.layers if isinstance(layer, Shapes)]
+        self.val_combo.blockSignals(True)
+        self.val_combo.clear()
+        self.val_combo.addItem(RANDOM_SPLIT)
+        self.val_combo.addItems(shapes)
+        if chosen in shapes:
+            self.val_combo.setCurrentText(chosen)
+        self.val_combo.blockSignals(False)
 
     def _method_changed(self, method: str) -> None:
         self.mask_box.setVisible(method == "structn2v")
@@ -247,7 +270,7 @@ class DeepDenoiseWidget(QWidget):
         self._update_estimate()
 
     def _busy(self, busy: bool) -> None:
-        for b in (self.train_button, self.continue_button, self.predict_button):
+        for b in (self.train_button, self.continue_button, self.predict_button, self.export_button):
             b.setEnabled(not busy)
 
     def _browse(self) -> None:
@@ -264,7 +287,21 @@ class DeepDenoiseWidget(QWidget):
             "patch": self.patch.value(),
             "batch": self.batch.value(),
             "mask": self.mask_editor.mask() if self.method.currentText() == "structn2v" else None,
+            "val_region": self.validation_region(),
         }
+
+    def validation_region(self) -> list[list[int]] | None:
+        """The chosen Shapes layer's first rectangle in the image's YX pixels (None: random)."""
+        name = self.val_combo.currentText()
+        layer = self.selected_layer()
+        if name == RANDOM_SPLIT or not name or name not in self.viewer.layers or layer is None:
+            return None
+        region = shape_region(self.viewer.layers[name], layer)
+        return (
+            [[region[0].start, region[0].stop], [region[1].start, region[1].stop]]
+            if region
+            else None
+        )
 
     def config(self) -> TrainConfig:
         return train_config_from_widget(self.values())
@@ -294,12 +331,7 @@ class DeepDenoiseWidget(QWidget):
             return
         region = None
         if "noise region" in self.viewer.layers:
-            shapes = self.viewer.layers["noise region"]
-            if len(shapes.data):
-                box = np.asarray(shapes.data[0])[:, -2:] / np.asarray(layer.scale[-2:])
-                y0, x0 = np.floor(box.min(axis=0)).astype(int)
-                y1, x1 = np.ceil(box.max(axis=0)).astype(int)
-                region = (slice(max(y0, 0), y1), slice(max(x0, 0), x1))
+            region = shape_region(self.viewer.layers["noise region"], layer)
         try:
             proposal = mask_from_data(np.asarray(layer.data), layer_axes(layer), region=region)
         except ValueError as exc:
@@ -403,10 +435,12 @@ class DeepDenoiseWidget(QWidget):
         if layer is None:
             show_error("Select an image layer to denoise.")
             return None
-        data, axes = np.asarray(layer.data), layer_axes(layer)
-        folder = self.folder.text().strip()
+        axes, folder = layer_axes(layer), self.folder.text().strip()
         config = PredictConfig(tta=self.tta.isChecked())
         self._source_layer = layer
+        if hasattr(layer.data, "dask"):
+            return self._predict_lazy(layer, axes, folder, config)
+        data = np.asarray(layer.data)
 
         def factory(should_stop):
             return run_in_process(
@@ -414,6 +448,56 @@ class DeepDenoiseWidget(QWidget):
             )
 
         return self.panel.start(factory, on_done=self._predict_done, label="denoising")
+
+    def _predict_lazy(self, layer: Any, axes: str, folder: str, config: PredictConfig) -> Any:
+        """A lazy layer: the child reopens its file and predicts into a memory-mapped .npy."""
+        from ..deep.api import predict_file
+
+        path = getattr(layer.source, "path", None)
+        if not path:
+            show_error("This lazy layer has no file to stream from: save it first.")
+            return None
+        out = str(Path(tempfile.mkdtemp(prefix="celldenoise-predict-")) / f"{layer.name}.npy")
+        shape = tuple(layer.data.shape)
+
+        def factory(should_stop):
+            return run_in_process(
+                predict_file, folder, path, shape, axes, config, out=out,
+                should_stop=should_stop, grace=30,
+            )  # fmt: skip
+
+        return self.panel.start(
+            factory,
+            on_done=lambda stored: self._predict_done(stored.open() if stored else None),
+            label="denoising tile by tile (lazy layer)",
+        )
+
+    def start_export(self, path: str | None = None) -> Any:
+        """Export the model folder to a bioimage.io zip (two child processes: export, check)."""
+        from ..deep.export import export_and_check
+
+        folder = self.folder.text().strip()
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "BioImage Model Zoo package", str(Path(folder).with_suffix(".zip")),
+                "bioimage.io package (*.zip)",
+            )  # fmt: skip
+            if not path:
+                return None
+        kwargs: dict[str, Any] = {}
+        layer = self.selected_layer()
+        if layer is not None:
+            kwargs = {"image": _test_crop(layer), "axes": layer_axes(layer)}
+
+        def factory(should_stop):
+            return export_and_check(folder, path, overwrite=True, should_stop=should_stop, **kwargs)
+
+        return self.panel.start(factory, on_done=self._export_done, label="exporting")
+
+    def _export_done(self, result: Any) -> None:
+        if result is not None:
+            self.last_export = result
+            show_info(f"exported {result[0]} ({result[1].splitlines()[0]})")
 
     def _predict_done(self, result: Any) -> None:
         if result is None:
@@ -433,6 +517,28 @@ class DeepDenoiseWidget(QWidget):
             self.viewer.layers[name].data = result
         else:
             self.viewer.add_image(result, name=name, **kwargs)
+
+
+RANDOM_SPLIT = "random split"
+
+
+def shape_region(shapes: Any, layer: Any) -> tuple[slice, slice] | None:
+    """The first shape's bounding box in ``layer``'s YX pixels (world coordinates between)."""
+    if not len(shapes.data):
+        return None
+    vertices = np.asarray(shapes.data[0])
+    world = np.array([shapes.data_to_world(v) for v in vertices])
+    pixels = np.array([layer.world_to_data(w) for w in world])[:, -2:]
+    y0, x0 = np.floor(pixels.min(axis=0)).astype(int)
+    y1, x1 = np.ceil(pixels.max(axis=0)).astype(int)
+    return slice(max(int(y0), 0), int(y1)), slice(max(int(x0), 0), int(x1))
+
+
+def _test_crop(layer: Any) -> np.ndarray:
+    """A small numpy crop of the layer for the export's test input (lazy layers included)."""
+    data = layer.data
+    window = tuple(slice(max(0, n // 2 - 128), n // 2 + 128) for n in data.shape)
+    return np.asarray(data[window], np.float32)
 
 
 def _message(exc: Exception) -> str:

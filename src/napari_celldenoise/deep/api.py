@@ -239,6 +239,33 @@ class StoredResult:
         return stored_view(np.load(self.path, mmap_mode="r"), self.lead, self.perm)
 
 
+def predict_file(
+    model_dir: str,
+    path: str,
+    shape: tuple[int, ...],
+    axes: str,
+    config: PredictConfig | None = None,
+    *,
+    out: str,
+    should_stop: ShouldStop = never_stop,
+) -> Iterator[Event]:
+    """:func:`predict` of the image file ``path`` opened lazily here, into the ``.npy`` ``out``.
+
+    For a dock's lazy layer, whose dask array cannot cross a process boundary (it holds the
+    open file): the child reopens the file. ``shape`` is the layer's, to refuse a file that
+    opens differently (a channel split into layers).
+    """
+    from ..io import read_image
+
+    data = read_image(path, lazy=True).data
+    if tuple(data.shape) != tuple(shape):
+        raise DeepInputError(
+            f"{path} opens as {tuple(data.shape)}, the layer is {tuple(shape)}: "
+            "save the layer as a file and denoise that"
+        )
+    yield from predict(model_dir, data, axes, config, out=out, should_stop=should_stop)
+
+
 class _N2VPredictor:
     def __init__(self, keras_model: Any, info: ModelInfo):
         self.model, self.mean, self.std = keras_model, info.mean, info.std
