@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from ..config import Config
@@ -43,7 +44,9 @@ class TrainConfig(Config):
     )
     perc_pix: float = Field(default=0.198, gt=0, le=10, description="N2V: % of pixels masked")
     radius: int = Field(default=5, ge=1, le=20, description="N2V: neighbourhood of replacements")
-    mask: list[list[int]] | None = Field(default=None, description="structN2V mask (1 = hidden)")
+    mask: list[list[int]] | list[list[list[int]]] | None = Field(
+        default=None, description="structN2V mask (1 = hidden): YX rows, or ZYX planes for dims 3"
+    )
     learn_noise: bool = Field(default=False, description="PG: learn noise parameters a, b")
     vst: bool = Field(
         default=False,
@@ -61,17 +64,21 @@ class TrainConfig(Config):
 
     @field_validator("mask")
     @classmethod
-    def _mask_shape(cls, mask: list[list[int]] | None) -> list[list[int]] | None:
+    def _mask_shape(cls, mask: list | None) -> list | None:
         if mask is None:
             return mask
-        if not mask or len({len(r) for r in mask}) != 1:
-            raise ValueError("the mask must be a non-empty rectangle of 0/1 values")
-        h, w = len(mask), len(mask[0])
-        if h % 2 == 0 or w % 2 == 0:
-            raise ValueError(f"the mask must have odd sides (a centre pixel), got {h}x{w}")
-        if any(v not in (0, 1) for r in mask for v in r):
+        try:
+            arr = np.array(mask)
+        except ValueError:
+            arr = np.array([], dtype=object)
+        if arr.ndim not in (2, 3) or arr.size == 0 or arr.dtype == object:
+            raise ValueError("the mask must be a non-empty rectangle (or box) of 0/1 values")
+        if any(n % 2 == 0 for n in arr.shape):
+            sides = "x".join(map(str, arr.shape))
+            raise ValueError(f"the mask must have odd sides (a centre pixel), got {sides}")
+        if not np.isin(arr, (0, 1)).all():
             raise ValueError("mask values must be 0 or 1")
-        if mask[h // 2][w // 2] != 1:
+        if arr[tuple(n // 2 for n in arr.shape)] != 1:
             raise ValueError("the mask's centre pixel must be 1 (it is the blind spot)")
         return mask
 
@@ -97,11 +104,14 @@ class TrainConfig(Config):
             raise ValueError(f"a mask is only used by structn2v, not {self.method}")
         if self.vst and self.method == "pg-blindspot":
             raise ValueError("pg-blindspot models the Poisson-Gaussian noise itself: no vst")
-        if self.method == "structn2v" and self.dims == 3:
-            raise ValueError("structn2v masks are 2D here: use dims 2 (Z slices as images)")
+        if self.mask is not None and np.ndim(self.mask) != self.dims:
+            raise ValueError(
+                f"a {np.ndim(self.mask)}D mask for a {self.dims}D network: use a "
+                f"{'ZYX' if self.dims == 3 else 'YX'} mask"
+            )
         if self.method == "pg-blindspot" and self.dims == 3:
             raise ValueError("pg-blindspot is 2D: Z slices are trained as separate images")
-        if self.mask is not None and self.dims == 2 and len(self.mask) > self.patch:
+        if self.mask is not None and max(np.shape(self.mask)[-2:]) > self.patch:
             raise ValueError("the mask is larger than the patch")
         return self
 
