@@ -31,30 +31,32 @@ class MaskProposal:
     floor_std: float
 
 
-def noise_autocorrelation(noise: np.ndarray, *, radius: int = 7) -> np.ndarray:
-    """Mean normalised autocorrelation of 2D noise patches (``...YX``), shape ``2r+1``.
+def noise_autocorrelation(noise: np.ndarray, *, radius: int = 7, ndim: int = 2) -> np.ndarray:
+    """Mean normalised autocorrelation of noise patches (``...YX`` or ``...ZYX``), ``2r+1`` wide.
 
-    Each patch's mean is removed; lags are estimated without wrap-around (zero padding,
-    divided by the number of overlapping pixel pairs). The centre is 1.
+    ``ndim`` trailing axes are the patch (2: YX, 3: ZYX). Each patch's mean is removed; lags are
+    estimated without wrap-around (zero padding, divided by the number of overlapping pixel
+    pairs). The centre is 1.
     """
     noise = np.asarray(noise, np.float64)
-    patches = noise.reshape((-1, *noise.shape[-2:]))
-    h, w = patches.shape[-2:]
-    if h <= radius or w <= radius:
+    patches = noise.reshape((-1, *noise.shape[-ndim:]))
+    sides = patches.shape[1:]
+    if any(n <= radius for n in sides):
         raise DeepInputError(
-            f"noise region {h}x{w} is too small for a {2 * radius + 1} wide autocorrelation"
+            f"noise region {'x'.join(map(str, sides))} is too small for a {2 * radius + 1} "
+            "wide autocorrelation"
         )
-    shape = (2 * h, 2 * w)
-    ones = np.fft.rfft2(np.ones((h, w)), s=shape)
-    pairs = np.fft.irfft2(ones * np.conj(ones), s=shape)
+    shape = tuple(2 * n for n in sides)
+    axes = tuple(range(ndim))
+    ones = np.fft.rfftn(np.ones(sides), s=shape, axes=axes)
+    pairs = np.fft.irfftn(ones * np.conj(ones), s=shape, axes=axes)
     acc = np.zeros(shape)
     for p in patches:
-        f = np.fft.rfft2(p - p.mean(), s=shape)
-        acc += np.fft.irfft2(f * np.conj(f), s=shape)
+        f = np.fft.rfftn(p - p.mean(), s=shape, axes=axes)
+        acc += np.fft.irfftn(f * np.conj(f), s=shape, axes=axes)
     ac = np.fft.fftshift(acc / np.maximum(pairs, 1.0))
-    c = (shape[0] // 2, shape[1] // 2)
-    ac = ac[c[0] - radius : c[0] + radius + 1, c[1] - radius : c[1] + radius + 1]
-    centre = ac[radius, radius]
+    ac = ac[tuple(slice(n // 2 - radius, n // 2 + radius + 1) for n in shape)]
+    centre = ac[(radius,) * ndim]
     if centre <= 0:
         raise DeepInputError("the noise region has no variance (constant pixels)")
     return (ac / centre).astype(np.float32)
@@ -70,27 +72,32 @@ def propose_mask(
     smallest odd, centred rectangle holding it.
     """
     ac = np.asarray(autocorrelation, np.float64)
-    r0, r1 = ac.shape[0] // 2, ac.shape[1] // 2
-    off = np.delete(ac.ravel(), r0 * ac.shape[1] + r1)
+    c = tuple(n // 2 for n in ac.shape)
+    off = np.delete(ac.ravel(), np.ravel_multi_index(c, ac.shape))
     med = float(np.median(off))
     floor = 1.4826 * float(np.median(np.abs(off - med)))
     threshold = max(med + k * floor, min_correlation)
     above = ac > threshold
-    above[r0, r1] = True
+    above[c] = True
     labels, _ = ndi.label(above)
-    mask = labels == labels[r0, r1]
-    ys, xs = np.nonzero(mask)
-    ry, rx = int(np.abs(ys - r0).max()), int(np.abs(xs - r1).max())
-    mask = mask[r0 - ry : r0 + ry + 1, r1 - rx : r1 + rx + 1]
+    mask = labels == labels[c]
+    reach = [int(np.abs(idx - ci).max()) for idx, ci in zip(np.nonzero(mask), c)]
+    mask = mask[tuple(slice(ci - r, ci + r + 1) for ci, r in zip(c, reach))]
     return MaskProposal(ac.astype(np.float32), mask.astype(np.uint8), threshold, floor)
 
 
-def flat_blocks(image: np.ndarray, *, block: int = 32, fraction: float = 0.15) -> np.ndarray:
-    """The ``fraction`` of ``block``-sized tiles of a 2D image with the lowest variance."""
+def flat_blocks(
+    image: np.ndarray, *, block: int = 32, fraction: float = 0.15, ndim: int = 2
+) -> np.ndarray:
+    """The ``fraction`` of ``block``-sized YX tiles with the lowest variance.
+
+    ``ndim`` 3: tiles keep the whole Z axis (``...ZYX`` in, ``N, Z, block, block`` out).
+    """
     h, w = image.shape[-2:]
     block = min(block, h, w)
+    depth = image.shape[-ndim:-2]
     tiles = [
-        image[..., y : y + block, x : x + block].reshape(-1, block, block)
+        image[..., y : y + block, x : x + block].reshape(-1, *depth, block, block)
         for y in range(0, h - block + 1, block)
         for x in range(0, w - block + 1, block)
     ]
@@ -108,6 +115,7 @@ def mask_from_data(
     residual: np.ndarray | None = None,
     radius: int = 7,
     k: float = 5.0,
+    dims: int = 2,
 ) -> MaskProposal:
     """Propose a structN2V mask for ``data`` (axes ``...YX``).
 
@@ -123,19 +131,28 @@ def mask_from_data(
         ``raw - prediction`` of a first N2V model (same shape as ``data``), if available.
     radius, k
         Half-size of the autocorrelation window; floor multiplier (see :func:`propose_mask`).
+    dims
+        2: a YX mask (every non-YX axis is samples); 3: a ZYX mask for a 3D network (the data
+        needs a Z axis; the radius along Z is cut to fit it).
     """
     axes = check_axes(axes, np.ndim(data))
     source = np.asarray(residual if residual is not None else data, np.float64)
-    order = [axes.index(a) for a in axes if a not in "YX"] + [axes.index("Y"), axes.index("X")]
-    shape_yx = (source.shape[axes.index("Y")], source.shape[axes.index("X")])
-    stack = np.transpose(source, order).reshape((-1, *shape_yx))
+    spatial = "ZYX" if dims == 3 else "YX"
+    if dims == 3 and "Z" not in axes:
+        raise DeepInputError(f"a 3D mask needs a Z axis, the data has {axes}")
+    order = [axes.index(a) for a in axes if a not in spatial] + [axes.index(a) for a in spatial]
+    shape = tuple(source.shape[axes.index(a)] for a in spatial)
+    stack = np.transpose(source, order).reshape((-1, *shape))
     if not np.isfinite(stack).all():
         raise DeepInputError("the image holds NaN or infinite values")
     if region is not None:
-        noise = stack[:, region[0], region[1]]
+        noise = stack[(Ellipsis, region[0], region[1])]
     elif residual is not None:
         noise = stack
     else:
-        noise = flat_blocks(stack, block=max(4 * radius, 32))
-    ac = noise_autocorrelation(noise, radius=radius)
+        noise = flat_blocks(stack, block=max(4 * radius, 32), ndim=dims)
+    ac = noise_autocorrelation(noise, radius=radius, ndim=dims)
+    if dims == 3:  # lags along Z up to what the volume supports
+        rz = min(radius, (shape[0] - 1) // 2)
+        ac = ac[radius - rz : radius + rz + 1]
     return propose_mask(ac, k=k)
