@@ -152,7 +152,7 @@ def run_train(args: argparse.Namespace) -> int:
             from ..deep.masks import mask_from_data
 
             try:
-                mask = mask_from_data(data, axes).mask.tolist()
+                mask = mask_from_data(data, axes, dims=args.dims).mask.tolist()
             except DeepInputError as exc:
                 raise CliError(f"--mask auto: {exc}") from None
         else:
