@@ -135,3 +135,67 @@ def test_classify_with_a_rules_file(tmp_path):
     assert main(["spots", str(img), "-o", str(out), "--classify", str(rules), "-q"]) == 0
     table = read_spots_csv(out)
     assert len(table) > 0 and (table["class"] == "bad").all()
+
+
+def _sim(tmp_path, frames=12, seed="0"):
+    img, truth = tmp_path / "sim.ome.tif", tmp_path / "truth.csv"
+    args = ["simulate-spots", "-o", str(img), "--truth", str(truth), "--frames", str(frames)]
+    args += ["--size", "64", "64", "--spots", "12", "--background", "5", "40", "--seed", seed]
+    assert main(args) == 0
+    return img, read_spots_csv(truth)
+
+
+def _centroid_line(err: str) -> str:
+    return next(x for x in err.splitlines() if x.startswith("centroid ") and " -> " in x)
+
+
+def _matched(found, true):
+    return match_points(
+        found[["y", "x"]].to_numpy(),
+        true[["y", "x"]].to_numpy(),
+        found_frame=found["frame"].to_numpy(),
+        true_frame=true["frame"].to_numpy(),
+    )
+
+
+def test_train_a_ridge_centroid_from_the_fits_then_localise_with_it(tmp_path, capsys):
+    img, true = _sim(tmp_path)
+    model, fitted, fast = tmp_path / "c.npz", tmp_path / "fit.csv", tmp_path / "fast.csv"
+    args = ["spots", str(img), "-o", str(fitted), "--train-centroid", "ridge"]
+    assert main([*args, "--centroid-out", str(model)]) == 0
+    line = _centroid_line(capsys.readouterr().err)
+    assert line.startswith("centroid ridge (") and "predictions/s" in line and model.exists()
+    std = float(line.split(": std ")[1].split(" / ")[0])
+    assert 0 < std < 0.1  # against the held-out fits
+    assert main(["spots", str(img), "-o", str(fast), "--centroid", str(model), "-q"]) == 0
+    found = read_spots_csv(fast)
+    m = _matched(found, true)
+    assert m.f1 > 0.95 and m.rmse < 0.25, m.summary()
+    # the model's positions are sub-pixel, not the candidates' integer pixels
+    assert np.abs(found["x"] - np.rint(found["x"])).mean() > 0.1
+
+
+def test_centroid_options_bad_input(tmp_path, capsys):
+    img, _ = _sim(tmp_path, frames=1)
+    out = tmp_path / "o.csv"
+    assert main(["spots", str(img), "-o", str(out), "--train-centroid", "ridge"]) == 2
+    assert "--centroid-out" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a model")
+    assert main(["spots", str(img), "-o", str(out), "--centroid", str(bad)]) == 2
+    assert "not a centroid model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_the_network_on_simulated_spots_in_a_child_process(tmp_path, capsys):
+    img, _ = _sim(tmp_path, frames=3)
+    model, out = tmp_path / "mlp.npz", tmp_path / "o.csv"
+    args = ["spots", str(img), "-o", str(out), "--train-centroid", "mlp"]
+    args += ["--centroid-from", "simulated", "--centroid-epochs", "2"]
+    assert main([*args, "--centroid-out", str(model)]) == 0
+    line = _centroid_line(capsys.readouterr().err)
+    assert "against the simulated truth" in line and "good fits" in line
+    assert float(line.split(": std ")[1].split(" / ")[0]) < 0.2
+    import sys
+
+    assert "tensorflow" not in sys.modules  # trained in the child, predicted with numpy

@@ -136,10 +136,16 @@ def default_rules(sigma: float = 1.3, *, pixel_size: float | None = None) -> Rul
 
 
 def spot_images(
-    frames: np.ndarray, table: pd.DataFrame, box: int = 7, axes: str | None = None
+    frames: np.ndarray,
+    table: pd.DataFrame,
+    box: int = 7,
+    axes: str | None = None,
+    *,
+    normalise: bool = True,
 ) -> np.ndarray:
-    """``(n, box, box)`` crops around each spot, background-subtracted and scaled to sum 1
-    (:func:`~.centroid.normalise_boxes`). Spots near the edge get edge-replicated crops.
+    """``(n, box, box)`` crops around each spot's rounded position, background-subtracted and
+    scaled to sum 1 (:func:`~.centroid.normalise_boxes`; ``normalise=False``: as they are).
+    Spots near the edge get edge-replicated crops.
 
     ``frames`` is a 2D frame or a stack whose leading axes are ``T`` (the table's ``frame``)
     and/or ``Z`` (its ``z``), as in ``axes`` (default ``TYX`` / ``TZYX``).
@@ -165,7 +171,7 @@ def spot_images(
         ys = np.clip(ys_all[idx], half, padded.shape[0] - half - 1)
         xs = np.clip(xs_all[idx], half, padded.shape[1] - half - 1)
         out[idx] = padded[ys[:, None, None] + offs[None, :, None], xs[:, None, None] + offs]
-    return normalise_boxes(out)
+    return normalise_boxes(out) if normalise else out
 
 
 def feature_matrix(
