@@ -154,3 +154,26 @@ def test_reader_opens_a_table_as_points(make_napari_viewer, tmp_path):
     assert layer.__class__.__name__ == "Points" and layer.ndim == 3
     assert layer.scale[-1] == pytest.approx(0.065)
     assert list(layer.features["class"]) == ["good", "bad"]
+
+
+def test_train_a_centroid_model_on_the_fits_and_localise_with_it(dock, qtbot):
+    viewer, widget, truth = dock
+    _run(widget, qtbot)
+    widget.centroid_kind.setCurrentText("ridge")
+    widget.centroid_source.setCurrentIndex(0)  # the good fitted spots
+    with qtbot.waitSignal(widget.jobs.finished, timeout=60000):
+        assert widget.train_centroid() is not None
+    text = widget.centroid_label.text()
+    assert text.startswith("centroid ridge: std") and "predictions/s" in text
+    assert float(text.split("std ")[1].split(" / ")[0]) < 0.15
+    with qtbot.waitSignal(widget.jobs.finished, timeout=60000):
+        assert widget.apply_centroid() is not None
+    points = viewer.layers["movie spots"]
+    assert np.isnan(points.features["sigma"]).all()  # placed by the model, not fitted
+    m = match_points(
+        points.data[:, 1:],
+        np.column_stack([truth["y"], truth["x"]]),
+        found_frame=points.data[:, 0],
+        true_frame=truth["frame"],
+    )
+    assert m.f1 > 0.9 and m.rmse < 0.3, m.summary()

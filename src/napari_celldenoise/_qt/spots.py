@@ -218,7 +218,28 @@ class SpotsWidget(QWidget):
         self.classifier_label = QLabel("classifier: none (rules)")
         col.addWidget(self.classifier_label)
         layout.addWidget(box)
+
+        # --- ML centroids
+        box = QGroupBox("ML centroids (faster than fitting)")
+        form = QFormLayout(box)
+        self.centroid_kind = QComboBox()
+        self.centroid_kind.addItems(["ridge", "mlp"])
+        self.centroid_source = QComboBox()
+        self.centroid_source.addItems(["good fitted spots", "simulated spots"])
+        self.centroid_train_button = QPushButton("Train")
+        self.centroid_apply_button = QPushButton("Localise with the model")
+        self.centroid_label = QLabel("centroid model: none")
+        self.centroid_label.setWordWrap(True)
+        form.addRow("model", self.centroid_kind)
+        form.addRow("train on", self.centroid_source)
+        row = QHBoxLayout()
+        row.addWidget(self.centroid_train_button)
+        row.addWidget(self.centroid_apply_button)
+        form.addRow(row)
+        form.addRow(self.centroid_label)
+        layout.addWidget(box)
         layout.addStretch(1)
+        self.centroid_model: Any = None
 
         # --- wiring
         for w in (self.filter_combo,):
@@ -244,6 +265,8 @@ class SpotsWidget(QWidget):
         self.retrain_button.clicked.connect(self.retrain)
         self.save_model_button.clicked.connect(self._save_model_dialog)
         self.load_model_button.clicked.connect(self._load_model_dialog)
+        self.centroid_train_button.clicked.connect(self.train_centroid)
+        self.centroid_apply_button.clicked.connect(self.apply_centroid)
         self.filter.changed.connect(self._filter_points)
         self.table_view.spot_clicked.connect(self._go_to_spot)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
@@ -569,6 +592,74 @@ class SpotsWidget(QWidget):
             f"classifier: trained on {clf.info.get('n_good')} good, "
             f"{clf.info.get('n_bad')} bad spots"
         )
+
+    # ----------------------------------------------------------------- ML centroids
+    def train_centroid(self) -> Any:
+        """Train the centroid model in a worker (the network in a child process) on the good
+        fitted spots or simulated ones; the label shows its std and predictions/s."""
+        from ..spots.centroid import train_centroid, training_set_from_spots, training_set_simulated
+
+        kind = self.centroid_kind.currentText()
+        simulated = self.centroid_source.currentIndex() == 1
+        cfg = self.config()
+        if simulated:
+            source = None
+        elif self.table is None or self._source is None:
+            show_info("Run the spot finder first, or train on simulated spots.")
+            return None
+        else:
+            source = (self._source[0], self.table.copy(), self._source[1])
+
+        def factory(should_stop):
+            if source is None:
+                boxes, offsets = training_set_simulated(
+                    5000, cfg.box, sigma=cfg.sigma, camera=cfg.camera
+                )
+            else:
+                boxes, offsets = training_set_from_spots(source[0], source[1], cfg.box, source[2])
+            return train_centroid(
+                boxes,
+                offsets,
+                kind=kind,
+                should_stop=should_stop,
+                **({"epochs": 10} if kind == "mlp" else {}),
+            )
+
+        self._centroid_against = "simulated truth" if simulated else "the fit"
+        return self.jobs.start(
+            factory, on_done=self._centroid_trained, label=f"training the {kind} centroid model"
+        )
+
+    def _centroid_trained(self, model: Any) -> None:
+        if model is None:
+            return
+        self.centroid_model = model
+        i = model.info
+        self.centroid_label.setText(
+            f"centroid {model.kind}: std {i['std_x']:.3f} / {i['std_y']:.3f} px (x / y) vs "
+            f"{self._centroid_against} on {i['n']} held-out spots; "
+            f"{i['per_second']:,.0f} predictions/s"
+        )
+
+    def apply_centroid(self) -> Any:
+        """Detect and place every spot with the trained model in a worker; a Points layer."""
+        from ..spots.centroid import locate_with_model
+
+        if self.centroid_model is None:
+            show_info("Train a centroid model first.")
+            return None
+        layer = self.image_layer()
+        axes = layer_axes(layer) if layer is not None else ""
+        if not axes:
+            show_info("Open an image first: the Spots dock works on an image layer.")
+            return None
+        cfg, model, stack = self.config(), self.centroid_model, layer.data
+        self._source = (stack, axes, layer.name, tuple(layer.scale), tuple(layer.units))
+
+        def factory(should_stop):
+            return locate_with_model(stack, model, cfg, axes=axes, should_stop=should_stop)
+
+        return self.jobs.start(factory, on_done=self._show_result, label="ML centroids")
 
     def save_classifier(self, path: str) -> Path:
         if self.classifier is None:
