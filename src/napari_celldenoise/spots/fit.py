@@ -91,10 +91,11 @@ def _cholesky(a, m, lmat):
 @njit(cache=True)
 def _solve(a, g, m, out):
     """Solve a (m x m, SPD) out = g by Cholesky in place on a copy; False if not SPD."""
-    lmat = np.zeros((6, 6))
+    size = a.shape[0]
+    lmat = np.zeros((size, size))
     if not _cholesky(a, m, lmat):
         return False
-    y = np.zeros(6)
+    y = np.zeros(size)
     for i in range(m):
         s = g[i]
         for k in range(i):

@@ -22,6 +22,7 @@ from .config import SpotsConfig
 from .detect import detect_frame, local_maxima
 from .filters import apply_filter
 from .fit import extract_boxes, fit_boxes, read_variance, to_photoelectrons
+from .multifit import fit_emitters
 
 FIT_FIELDS = ("params", "crlb", "loglik", "chi2", "iterations", "converged")
 
@@ -328,28 +329,12 @@ def fit_frame(frame, electrons, coords, config: SpotsConfig, rvar: float, thresh
     return coords, res, boxes
 
 
-def _deviance(q, data, grid, s2, rvar):
-    """Poisson deviance residuals of spots (y, x, N per spot, then the background) of width
-    ``s2 / sqrt(2)`` on a box: least squares on them is the maximum-likelihood fit."""
-
-    def profile(c):
-        return 0.5 * (erf((grid - c + 0.5) / s2) - erf((grid - c - 0.5) / s2))
-
-    m = np.full(data.shape, q[-1] + rvar)
-    for k in range(0, len(q) - 1, 3):
-        m += q[k + 2] * np.outer(profile(q[k]), profile(q[k + 1]))
-    m = np.maximum(m, 1e-9)
-    ratio = np.where(data > 0, data * np.log(np.maximum(data, 1e-12) / m), 0.0)
-    return np.sqrt(np.maximum(2 * (m - data + ratio), 0)).ravel()
-
-
 def split_pairs(electrons, coords, res, boxes, config: SpotsConfig, rvar: float):
     """Candidates for two spots fitted as one: a crowded fit wider than the frame's PSF is
     refitted as two spots of the PSF's width (Poisson likelihood, 2 x box+2 px around it, the
     trusted neighbours subtracted); when two spots explain it clearly better (2 ln LR > 25) and
     lie more than one PSF sigma apart, both become candidates in its place. Returns the new
     candidate array, or None when nothing was split."""
-    from scipy.optimize import least_squares
     from scipy.spatial import cKDTree
 
     p = res.params
@@ -372,7 +357,6 @@ def split_pairs(electrons, coords, res, boxes, config: SpotsConfig, rvar: float)
     big = half + 2
     rows, cols = electrons.shape
     grid = np.arange(-big, big + 1)
-    s2 = np.sqrt(2) * psf
     out = [c for c in coords]
     replaced: set[int] = set()
     added: list[np.ndarray] = []
@@ -384,21 +368,14 @@ def split_pairs(electrons, coords, res, boxes, config: SpotsConfig, rvar: float)
         own = np.zeros(electrons.shape)
         if trusted[i]:
             render_spots(own, yx_all[i : i + 1], p[i : i + 1, 2], p[i : i + 1, 4], p[i : i + 1, 5])
-        data = electrons[sl] - (spots[sl] - own[sl]) + rvar
-        data = np.maximum(data, 0.0)
+        data = electrons[sl] - (spots[sl] - own[sl])
 
-        y0, x0 = yx_all[i] - (cy, cx)
+        y0, x0 = yx_all[i] - (cy, cx) + big
         bg = max(float(p[i, 3]), 0.0)
         n0 = float(p[i, 2])
-        one = least_squares(
-            _deviance,
-            [y0, x0, n0, bg],
-            method="trf",
-            bounds=([-big, -big, 0, -rvar], [big, big, np.inf, np.inf]),
-            args=(data, grid, s2, rvar),
-        )
+        _, ll_one = fit_emitters(data, np.array([y0, x0, n0, bg]), 1, psf, rvar)
         # start the pair along the fit's long axis (second moments of the data)
-        w = np.clip(data - rvar - bg, 0, None)
+        w = np.clip(data - bg, 0, None)
         yy, xx = np.meshgrid(grid, grid, indexing="ij")
         tot = max(w.sum(), 1e-9)
         my, mx = (w * yy).sum() / tot, (w * xx).sum() / tot
@@ -414,22 +391,14 @@ def split_pairs(electrons, coords, res, boxes, config: SpotsConfig, rvar: float)
         vals, vecs = np.linalg.eigh(cov)
         axis = vecs[:, -1] * np.sqrt(max(vals[-1] - psf**2, 0.25))
         q0 = [y0 + axis[0], x0 + axis[1], n0 / 2, y0 - axis[0], x0 - axis[1], n0 / 2, bg]
-        two = least_squares(
-            _deviance,
-            q0,
-            method="trf",
-            bounds=(
-                [-big, -big, 0, -big, -big, 0, -rvar],
-                [big, big, np.inf, big, big, np.inf, np.inf],
-            ),
-            args=(data, grid, s2, rvar),
-        )
-        gain = one.cost * 2 - two.cost * 2  # cost = deviance / 2
-        sep = np.hypot(two.x[0] - two.x[3], two.x[1] - two.x[4])
-        if gain > 25 and sep > psf and min(two.x[2], two.x[5]) > 0.1 * n0:
+        two, ll_two = fit_emitters(data, np.array(q0), 2, psf, rvar)
+        two[[0, 1, 3, 4]] -= big
+        gain = 2 * (ll_two - ll_one)  # the deviance one spot leaves and two spots explain
+        sep = np.hypot(two[0] - two[3], two[1] - two[4])
+        if gain > 25 and sep > psf and min(two[2], two[5]) > 0.1 * n0:
             replaced.add(int(i))
             for k in (0, 3):
-                added.append(np.rint([cy + two.x[k], cx + two.x[k + 1]]).astype(np.intp))
+                added.append(np.rint([cy + two[k], cx + two[k + 1]]).astype(np.intp))
     if not replaced:
         return None
     keep = [c for j, c in enumerate(out) if j not in replaced]
