@@ -51,3 +51,23 @@ def test_degenerate_fits_keep_the_identity():
     assert fit_affine(np.arange(50.0), np.full(50, 3.0)) == (1.0, 0.0)
     assert fit_affine(np.arange(50.0), -np.arange(50.0)) == (1.0, 0.0)  # negative slope
     assert fit_affine(np.arange(5.0), np.arange(5.0)) == (1.0, 0.0)  # too few pixels
+
+
+def test_every_validation_patch_has_hidden_pixels_in_2d_and_small_3d():
+    from napari_celldenoise.deep.config import TrainConfig
+    from napari_celldenoise.deep.n2v import _validation_targets
+
+    rng = np.random.default_rng(0)
+    for shape, config in (
+        ((3, 64, 64), TrainConfig(patch=64)),
+        ((3, 8, 16, 16), TrainConfig(patch=16, dims=3)),  # n2v's own hiding leaves these empty
+        ((3, 64, 64), TrainConfig(method="structn2v", patch=64, mask=[[1, 1, 1]])),
+    ):
+        clean = rng.normal(size=shape).astype(np.float32)
+        x, y = _validation_targets(clean, config, rng)
+        assert x.shape == (*shape, 1) and y.shape == (*shape, 2)
+        flags = y[..., 1].reshape(shape[0], -1)
+        assert (flags.sum(axis=1) >= 1).all()
+        hidden = y[..., 1] == 1
+        np.testing.assert_array_equal(y[..., 0][hidden], clean[hidden])  # targets: true values
+        assert (x[..., 0][hidden] != clean[hidden]).all()  # inputs: hidden

@@ -143,6 +143,10 @@ def test_3d_n2v_trains_and_predicts_a_volume(tmp_path, tiny_config):
     whole = run(predict(str(tmp_path / "m"), noisy, "ZYX", PredictConfig(tile=512)))
     tiled = run(predict(str(tmp_path / "m"), noisy, "ZYX", PredictConfig(tile=32)))
     assert whole.shape == noisy.shape
+    # small 3D patches once gave n2v batches without a hidden pixel: NaN loss and output
+    assert np.isfinite(whole).all()
+    history = json.loads((tmp_path / "m" / "history.json").read_text())
+    assert all(np.isfinite(h["loss"]) and np.isfinite(h["val_loss"]) for h in history)
     np.testing.assert_allclose(tiled, whole, atol=1e-4 * float(np.abs(whole).max()))
     with pytest.raises(DeepInputError, match="Z axis"):
         run(predict(str(tmp_path / "m"), noisy[0], "YX"))

@@ -21,7 +21,7 @@ from ..jobs import Event, Log
 from ._tf import device_description, import_n2v, import_tensorflow, quiet_stdout
 from .calibration import CALIBRATION, forget_lines, read_lines
 from .config import TrainConfig
-from .data import augment
+from .data import DeepInputError, augment
 from .model import N2V_CONFIG, ModelFolder, ModelInfo
 
 
@@ -178,30 +178,30 @@ def train_n2v(
     rng = np.random.default_rng(config.seed)
 
     def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        i = 0
+        i = empty = 0
         while True:
             with quiet_stdout():
                 bx, by = wrapper[i % len(wrapper)]
             i += 1
             if i % len(wrapper) == 0:
                 wrapper.on_epoch_end()
+            if not by[..., 1].any():
+                # n2v's masked loss is 0/0 = NaN on a batch without a hidden pixel (small 3D
+                # patches: its 3D grid hides one pixel per 22^3 voxels): draw another batch
+                empty += 1
+                if empty > 200:
+                    raise DeepInputError(
+                        f"n2v hides no pixel in batches of {config.batch} patches of "
+                        f"{x.shape[1:-1]}: use a larger patch, batch or perc_pix"
+                    )
+                continue
+            empty = 0
             yield augment(bx, rng, by) if config.augment else (bx.copy(), by.copy())
 
     vx = (val[..., None].astype(np.float32) - mean) / std
     clean_all = vx[..., 0].copy()
     clean_val = vx[:1].copy()
-    vy = np.concatenate([vx, np.zeros_like(vx)], axis=-1)
-    import contextlib
-    import io
-
-    with contextlib.redirect_stderr(io.StringIO()):
-        n.utils.manipulate_val_data(
-            vx,
-            vy,
-            perc_pix=config.perc_pix,
-            shape=tuple(vx.shape[1:-1]),
-            value_manipulation=manipulator,
-        )
+    vx, vy = _validation_targets(clean_all, config, rng)
 
     def preview(keras_model: Any) -> np.ndarray:
         out = keras_model(clean_val, training=False).numpy()[0, ..., 0]
@@ -222,6 +222,27 @@ def train_n2v(
     )
     yield from _calibrate_weights(model.keras_model, folder, clean_all, config)
     return result
+
+
+def _validation_targets(
+    clean: np.ndarray, config: TrainConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validation inputs and n2v targets (value, hidden flag) with hidden pixels in every patch.
+
+    The pixels are hidden as in training (:func:`.calibration.hide_points`: a neighbour's value,
+    the structN2V mask's other pixels randomised), one per cell of ``perc_pix`` density, so no
+    patch is without a target (n2v's own validation hiding leaves small 3D patches empty).
+    """
+    from .calibration import hide_points
+
+    spacing = round((100 / config.perc_pix) ** (1 / (clean.ndim - 1)))
+    spacing = max(2, min(spacing, *clean.shape[1:]))
+    mask = np.array(config.mask) if config.mask is not None else None
+    hidden, where = hide_points(clean, rng, spacing=spacing, radius=config.radius, mask=mask)
+    target = np.zeros((*clean.shape, 2), np.float32)
+    target[(*where, 0)] = clean[where]
+    target[(*where, 1)] = 1.0
+    return hidden[..., None], target
 
 
 def _jsonable(value: Any) -> Any:
