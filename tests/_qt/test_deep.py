@@ -55,6 +55,31 @@ def test_propose_mask_shows_the_autocorrelation(dock):
     assert "noise autocorrelation" in viewer.layers
 
 
+def test_3d_network_proposes_and_edits_a_zyx_mask(dock):
+    from scipy import ndimage as ndi
+
+    viewer, w = dock
+    rng = np.random.default_rng(1)
+    smeared = ndi.convolve1d(rng.normal(size=(24, 64, 64)), [1.0, 1.0, 1.0], axis=0) + 100
+    viewer.add_image(smeared, name="volume", axis_labels=("z", "y", "x"))
+    w.layer_combo.setCurrentText("volume")
+    w.method.setCurrentText("structn2v")
+    assert w.three_d.isVisibleTo(w)
+    w.three_d.setChecked(True)
+    assert w.mask_editor.z_offset.isVisibleTo(w)
+    w.propose_mask()  # noise correlated along Z: a column of the box
+    assert np.array(w.mask_editor.mask()).shape == (5, 1, 1)
+    assert viewer.layers["noise autocorrelation"].data.ndim == 3
+    w.mask_editor.z_offset.setValue(0)
+    w.mask_editor.buttons[3][4].click()  # hide the right neighbour in the centre plane too
+    mask = np.array(w.mask_editor.mask())
+    assert mask.shape == (5, 1, 3) and mask[2, 0].tolist() == [0, 1, 1]
+    config = w.config()
+    assert config.dims == 3 and np.array(config.mask).shape == (5, 1, 3)
+    w.three_d.setChecked(False)  # back to 2D: the centre plane only
+    assert w.mask_editor.mask() == [[0, 1, 1]]
+
+
 def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
     viewer, w = dock
     w.epochs.setValue(2)

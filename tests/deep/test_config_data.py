@@ -40,6 +40,11 @@ def test_config_from_widget_values():
     assert train_config_from_widget({**values, "method": "n2v"}).mask is None
     assert parse_mask(format_mask([[1, 1, 1]])) == [[1, 1, 1]]
     assert parse_mask("111") == [[1, 1, 1]]
+    # 3D: ZYX planes separated by a blank line (files) or "/" (one line)
+    box = [[[0, 1, 0]], [[1, 1, 1]], [[0, 1, 0]]]
+    assert parse_mask(format_mask(box)) == box
+    assert parse_mask("010/111/010") == [[[0, 1, 0]], [[1, 1, 1]], [[0, 1, 0]]]
+    assert TrainConfig(method="structn2v", dims=3, patch=32, mask=box).mask == box
 
 
 def test_to_samples_axes():

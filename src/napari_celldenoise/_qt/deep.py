@@ -54,14 +54,31 @@ def layer_axes(layer: Any) -> str:
 
 
 class MaskEditor(QWidget):
-    """A 7x7 grid of toggles: the structN2V mask (the centre is the blind spot, always on)."""
+    """A 7x7 grid of toggles: the structN2V mask (the centre is the blind spot, always on).
+
+    For a 3D network the mask is a 7x7x7 box edited one Z plane at a time (the "Z offset"
+    spin box, shown in 3D only).
+    """
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        grid = QGridLayout(self)
-        grid.setSpacing(1)
-        self.buttons: list[list[QPushButton]] = []
         c = MASK_SIDE // 2
+        self.cells = np.zeros((MASK_SIDE,) * 3, bool)
+        self.cells[c, c, c] = True
+        self.plane = c
+        self.three_d = False
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.z_offset = QSpinBox()
+        self.z_offset.setRange(-c, c)
+        self.z_offset.setPrefix("Z offset ")
+        self.z_offset.valueChanged.connect(lambda z: self._show_plane(c + z))
+        self.z_offset.setVisible(False)
+        outer.addWidget(self.z_offset, 0, Qt.AlignmentFlag.AlignLeft)
+        grid = QGridLayout()
+        grid.setSpacing(1)
+        outer.addLayout(grid)
+        self.buttons: list[list[QPushButton]] = []
         for y in range(MASK_SIDE):
             row = []
             for x in range(MASK_SIDE):
@@ -69,30 +86,52 @@ class MaskEditor(QWidget):
                 b.setCheckable(True)
                 b.setFixedSize(18, 18)
                 b.setStyleSheet("QPushButton:checked { background: #e08020; }")
-                if (y, x) == (c, c):
-                    b.setChecked(True)
-                    b.setEnabled(False)
+                b.toggled.connect(lambda on, y=y, x=x: self._toggled(y, x, on))
                 grid.addWidget(b, y, x)
                 row.append(b)
             self.buttons.append(row)
+        self._show_plane(c)
 
-    def set_mask(self, mask: np.ndarray) -> None:
-        mask = np.asarray(mask)
-        c = MASK_SIDE // 2
-        m0y, m0x = mask.shape[0] // 2, mask.shape[1] // 2
-        for y in range(MASK_SIDE):
-            for x in range(MASK_SIDE):
-                my, mx = y - c + m0y, x - c + m0x
-                on = 0 <= my < mask.shape[0] and 0 <= mx < mask.shape[1] and bool(mask[my, mx])
-                self.buttons[y][x].setChecked(on or (y, x) == (c, c))
+    def _toggled(self, y: int, x: int, on: bool) -> None:
+        self.cells[self.plane, y, x] = on
 
-    def mask(self) -> list[list[int]]:
-        """The smallest odd centred rectangle holding the checked cells."""
-        full = np.array([[int(b.isChecked()) for b in row] for row in self.buttons])
+    def _show_plane(self, plane: int) -> None:
         c = MASK_SIDE // 2
-        ys, xs = np.nonzero(full)
-        ry, rx = int(np.abs(ys - c).max()), int(np.abs(xs - c).max())
-        return full[c - ry : c + ry + 1, c - rx : c + rx + 1].tolist()
+        self.plane = plane
+        for y, row in enumerate(self.buttons):
+            for x, b in enumerate(row):
+                b.blockSignals(True)
+                b.setChecked(bool(self.cells[plane, y, x]))
+                b.setEnabled((plane, y, x) != (c, c, c))
+                b.blockSignals(False)
+
+    def set_three_d(self, on: bool) -> None:
+        """Edit a ZYX mask (True) or the centre plane only (False)."""
+        self.three_d = bool(on)
+        self.z_offset.setVisible(self.three_d)
+        if not self.three_d:
+            self.z_offset.setValue(0)
+
+    def set_mask(self, mask: Any) -> None:
+        """Show ``mask`` (YX or ZYX, odd sides) centred in the grid; ZYX switches to 3D."""
+        mask = np.asarray(mask, bool)
+        box = mask if mask.ndim == 3 else mask[None]
+        c = MASK_SIDE // 2
+        self.cells[:] = False
+        lo = [c - s // 2 for s in box.shape]
+        src = tuple(slice(max(0, -o), min(s, MASK_SIDE - o)) for o, s in zip(lo, box.shape))
+        dst = tuple(slice(max(0, o), min(o + s, MASK_SIDE)) for o, s in zip(lo, box.shape))
+        self.cells[dst] = box[src]
+        self.cells[c, c, c] = True
+        self.set_three_d(mask.ndim == 3)
+        self._show_plane(self.plane)
+
+    def mask(self) -> list:
+        """The smallest odd centred rectangle (3D: box) holding the checked cells."""
+        c = MASK_SIDE // 2
+        full = self.cells if self.three_d else self.cells[c]
+        reach = [int(np.abs(idx - c).max()) for idx in np.nonzero(full)]
+        return full[tuple(slice(c - r, c + r + 1) for r in reach)].astype(int).tolist()
 
 
 class LossPlot(QWidget):
@@ -164,6 +203,8 @@ class DeepDenoiseWidget(QWidget):
         )
         self.tta = QCheckBox("test-time adaptation (PG)")
         self.tta.setChecked(True)
+        self.three_d = QCheckBox("3D network (ZYX patches; else Z slices as images)")
+        self.three_d.toggled.connect(self._dims_changed)
 
         form = QFormLayout()
         form.addRow("image:", self.layer_combo)
@@ -215,6 +256,7 @@ class DeepDenoiseWidget(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.three_d)
         layout.addWidget(self.mask_box)
         layout.addWidget(self.tta)
         layout.addWidget(self.estimate)
@@ -230,6 +272,7 @@ class DeepDenoiseWidget(QWidget):
         for w in (self.epochs, self.steps, self.patch, self.batch):
             w.valueChanged.connect(self._update_estimate)
         self.method.currentTextChanged.connect(self._method_changed)
+        self.layer_combo.currentTextChanged.connect(self._dims_changed)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
@@ -252,6 +295,7 @@ class DeepDenoiseWidget(QWidget):
         if current in names:
             self.layer_combo.setCurrentText(current)
         self.layer_combo.blockSignals(False)
+        self._dims_changed()
         from napari.layers import Shapes
 
         chosen = self.val_combo.currentText()
@@ -267,6 +311,18 @@ class DeepDenoiseWidget(QWidget):
     def _method_changed(self, method: str) -> None:
         self.mask_box.setVisible(method == "structn2v")
         self.tta.setVisible(method == "pg-blindspot")
+        self._dims_changed()
+
+    def is_3d(self) -> bool:
+        """A 3D network: chosen, the layer has a Z axis, and the method has a 3D network."""
+        layer = self.selected_layer()
+        has_z = layer is not None and "Z" in layer_axes(layer)
+        possible = has_z and self.method.currentText() != "pg-blindspot"
+        self.three_d.setVisible(possible)
+        return possible and self.three_d.isChecked()
+
+    def _dims_changed(self, *_: Any) -> None:
+        self.mask_editor.set_three_d(self.is_3d())
         self._update_estimate()
 
     def _busy(self, busy: bool) -> None:
@@ -287,6 +343,7 @@ class DeepDenoiseWidget(QWidget):
             "patch": self.patch.value(),
             "batch": self.batch.value(),
             "mask": self.mask_editor.mask() if self.method.currentText() == "structn2v" else None,
+            "dims": 3 if self.is_3d() else 2,
             "val_region": self.validation_region(),
         }
 
@@ -333,7 +390,10 @@ class DeepDenoiseWidget(QWidget):
         if "noise region" in self.viewer.layers:
             region = shape_region(self.viewer.layers["noise region"], layer)
         try:
-            proposal = mask_from_data(np.asarray(layer.data), layer_axes(layer), region=region)
+            dims = 3 if self.is_3d() else 2
+            proposal = mask_from_data(
+                np.asarray(layer.data), layer_axes(layer), region=region, dims=dims
+            )
         except ValueError as exc:
             show_error(str(exc))
             return
@@ -343,12 +403,13 @@ class DeepDenoiseWidget(QWidget):
             self.viewer.layers[name].data = proposal.autocorrelation
         else:
             # lags are in pixels of the source: give them its physical size and units
-            geometry = {"scale": tuple(layer.scale)[-2:], "units": tuple(layer.units)[-2:]}
+            n = proposal.autocorrelation.ndim
+            geometry = {"scale": tuple(layer.scale)[-n:], "units": tuple(layer.units)[-n:]}
             self.viewer.add_image(
                 proposal.autocorrelation, name=name, colormap="magma", visible=False, **geometry
             )
         show_info(
-            f"proposed mask {proposal.mask.shape[0]}x{proposal.mask.shape[1]} "
+            f"proposed mask {'x'.join(str(n) for n in proposal.mask.shape)} "
             f"(correlation threshold {proposal.threshold:.3f})"
         )
 

@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mask",
         metavar="FILE|auto",
         default=None,
-        help="structN2V mask: a text file of 0/1 rows (centre = 1), or 'auto' to "
-        "derive it from the noise autocorrelation (default auto for structn2v)",
+        help="structN2V mask: a text file of 0/1 rows (centre = 1; for --dims 3, ZYX planes "
+        "separated by a blank line), or 'auto' to derive it from the noise autocorrelation "
+        "(default auto for structn2v)",
     )
     t.add_argument(
         "--resume",

@@ -143,8 +143,21 @@ def train_config_from_widget(values: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def parse_mask(text: str) -> list[list[int]]:
-    """``"0 1 0\\n0 1 0\\n0 1 0"`` (or ``010,010,010``) -> nested list of 0/1."""
+def parse_mask(text: str) -> list:
+    """Mask text -> nested lists of 0/1: YX rows, or ZYX planes.
+
+    Rows are lines (or ``,``/``;``-separated: ``010,010,010``), digits separated by spaces or
+    not; planes of a 3D mask are separated by a blank line or ``/``
+    (``000,010,000/010,111,010/000,010,000``).
+    """
+    import re
+
+    blocks = [b for b in re.split(r"/|\n\s*\n", text) if b.strip()]
+    planes = [_parse_rows(b) for b in blocks]
+    return planes[0] if len(planes) == 1 else planes
+
+
+def _parse_rows(text: str) -> list[list[int]]:
     rows = [r for r in text.replace(",", "\n").replace(";", "\n").splitlines() if r.strip()]
     out = []
     for r in rows:
@@ -170,8 +183,10 @@ def parse_region(text: str) -> list[list[int]]:
     return out
 
 
-def format_mask(mask: list[list[int]]) -> str:
-    """Inverse of :func:`parse_mask`."""
+def format_mask(mask: list) -> str:
+    """Inverse of :func:`parse_mask` (3D: planes separated by a blank line)."""
+    if np.ndim(mask) == 3:
+        return "\n\n".join(format_mask(plane) for plane in mask)
     return "\n".join(" ".join(str(v) for v in row) for row in mask)
 
 
