@@ -168,8 +168,16 @@ def test_train_a_centroid_model_on_the_fits_and_localise_with_it(dock, qtbot):
     assert float(text.split("std ")[1].split(" / ")[0]) < 0.15
     with qtbot.waitSignal(widget.jobs.finished, timeout=60000):
         assert widget.apply_centroid() is not None
-    points = viewer.layers["movie spots"]
+    points = viewer.layers["movie ridge centroids"]
+    fitted = viewer.layers["movie spots"]  # kept beside the model's layer
+    assert not np.isnan(fitted.features["sigma"]).any()
+    assert widget.points is points
     assert np.isnan(points.features["sigma"]).all()  # placed by the model, not fitted
+    # a background maximum is not a spot even without a fit: the box's likelihood-ratio test
+    assert set(points.features["class"]) <= {"good", "bad"}
+    sig = points.features["significance"].to_numpy()
+    cut = widget.config().min_significance
+    assert np.array_equal(points.features["class"] == "good", sig >= cut)
     m = match_points(
         points.data[:, 1:],
         np.column_stack([truth["y"], truth["x"]]),

@@ -111,3 +111,36 @@ def test_tensorflow_centroid_trains_in_a_child_process():
     assert model.kind == "mlp"
     test_boxes, test_offsets = training_set_simulated(500, seed=4, photons=(1000, 5000))
     assert (model.predict(test_boxes) - test_offsets).std(0).max() < 0.15
+
+
+def test_centroid_mode_classes_background_maxima_bad():
+    """No fit in centroid mode: the per-box likelihood-ratio test keeps the spots good and
+    classes the background maxima a low threshold lets through bad."""
+    from napari_celldenoise.spots.centroid import locate_with_model
+    from napari_celldenoise.spots.match import match_points
+    from napari_celldenoise.spots.simulate import simulate_spots
+
+    frames, truth = simulate_spots(
+        3, (96, 96), n_spots=25, min_distance=8.0, background=20.0, photons=(400, 3000), seed=8
+    )
+    model = train_ridge(*training_set_simulated(4000, seed=1))
+    config = SpotsConfig(threshold="0.3*localnoise(Wave.F1)")
+    table = run(locate_with_model(frames, model, config))
+    assert table["significance"].notna().all() and (table["photons"] > 0).any()
+
+    def match(t):
+        return match_points(
+            t[["y", "x"]].to_numpy(),
+            np.column_stack([truth["y"], truth["x"]]),
+            found_frame=t["frame"].to_numpy(),
+            true_frame=truth["frame"],
+            tolerance=1.0,
+        )
+
+    everything = match(table)
+    good = match(table[table["class"] == "good"])
+    assert everything.precision < 0.8, everything.summary()  # the threshold is low on purpose
+    assert good.precision >= 0.97 and good.recall >= 0.97, good.summary()
+    bright = truth["photons"] > 1000
+    sure = match(table[table["class"] == "good"]).true_index
+    assert np.isin(np.flatnonzero(bright), sure).all()

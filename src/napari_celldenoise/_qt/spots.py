@@ -470,8 +470,11 @@ class SpotsWidget(QWidget):
         meta["units"] = units
         meta.pop("axis_labels", None)
         layer_name = meta.pop("name")
-        if self.points is not None and self.points in self.viewer.layers:
-            self.viewer.layers.remove(self.points)
+        kind = table.attrs.get("centroid_model")
+        if kind:  # placed by an ML model: its own layer, beside the fitted one
+            layer_name = f"{name} {kind} centroids"
+        if layer_name in self.viewer.layers:  # a rerun replaces the layer of its own kind
+            self.viewer.layers.remove(layer_name)
         self.points = self.viewer.add_points(data.reshape(-1, ndim), name=layer_name, **meta)
         self.points.bind_key("g", lambda _layer: self.mark_selected("good"), overwrite=True)
         self.points.bind_key("b", lambda _layer: self.mark_selected("bad"), overwrite=True)

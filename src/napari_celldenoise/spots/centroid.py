@@ -439,12 +439,18 @@ def locate_with_model(
     """Job generator: detect candidates as :func:`~.pipeline.find_spots` does, then place each
     spot with ``model`` instead of fitting (fast: for data as it is acquired).
 
-    The table has the pipeline's columns; the fit's (sigma, bounds, likelihood) are NaN,
-    photons and background are the box sums of the unfitted path, every spot is ``good`` and
+    Nothing is fitted, so every candidate, background maxima included, would be a spot: each
+    box gets a cheap likelihood-ratio test instead (:func:`~.pipeline.box_significance`: a
+    spot of the configured PSF ``sigma`` at the predicted centre, its photons and background
+    maximised, against a flat background, under the camera's Poisson + read-noise model).
+    ``significance``, ``photons`` and ``background`` come from that test; a spot is ``good``
+    when its significance reaches ``config.min_significance`` (the fit path's cut), ``bad``
+    otherwise. The fit's other columns (width, bounds, likelihood) are NaN and
     ``table.attrs["centroid_model"]`` names the model.
     """
     from .config import SpotsConfig
-    from .pipeline import find_spots
+    from .fit import read_variance, to_photoelectrons
+    from .pipeline import box_significance, find_spots
 
     config = (config or SpotsConfig()).model_copy(update={"fit": "none", "box": model.box})
     table = None
@@ -464,5 +470,12 @@ def locate_with_model(
         table = table.copy()
         table["x"] = table["x"].to_numpy(float) + d[:, 0]
         table["y"] = table["y"].to_numpy(float) + d[:, 1]
+        camera = config.camera
+        electrons = to_photoelectrons(boxes, camera)
+        centre = d + model.box // 2
+        sig, nb = box_significance(electrons, centre, config.sigma, read_variance(camera))
+        table["significance"] = sig
+        table["photons"], table["background"] = nb[:, 0] / camera.qe, nb[:, 1] / camera.qe
+        table["class"] = np.where(sig >= config.min_significance, "good", "bad").astype(object)
     table.attrs["centroid_model"] = model.kind
     yield Done(table, stopped=stopped)

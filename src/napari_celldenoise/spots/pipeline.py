@@ -291,7 +291,15 @@ def psf_sigma(table: pd.DataFrame, default: float, *, min_spots: int = 10) -> fl
 def fit_frame(frame, electrons, coords, config: SpotsConfig, rvar: float, threshold):
     """Fit every candidate; in crowded places refit with the neighbours subtracted, refit
     too-broad fits (two spots taken for one) with the PSF's width fixed, and look for spots
-    hidden by brighter neighbours in the residual frame. Returns (coords, FitResult, boxes)."""
+    hidden by brighter neighbours in the residual frame. Returns (coords, FitResult, boxes).
+
+    With ``lsq`` these decisions (which candidates are spots, which are two, what the
+    neighbours are that each box has subtracted) are taken on Poisson maximum-likelihood
+    fits, and the least-squares fit is then made on the boxes so cleaned. Weighted least
+    squares is not the likelihood's optimum: its data weighting underestimates the photons of
+    dim spots (Mortensen et al. 2010), so neighbours were under-subtracted, crowded fits slid
+    onto the brighter neighbour and dim spots among dense ones were lost (benchmark dense F1
+    0.9954 with LSQ decisions against 0.9966 with MLE ones)."""
     camera = config.camera
 
     def fit(b: np.ndarray, fixed: float | None = None):
@@ -306,6 +314,23 @@ def fit_frame(frame, electrons, coords, config: SpotsConfig, rvar: float, thresh
             max_iter=config.max_iter,
             tol=config.tol,
         )
+
+    if config.fit == "lsq" and config.subtract_neighbours:
+        mle = config.model_copy(update={"fit": "mle"})
+        coords, ref, boxes = fit_frame(frame, electrons, coords, mle, rvar, threshold)
+        res = fit(boxes)
+        # where least squares fails on a crowded box (no convergence, a width absorbing the
+        # neighbours' residue and a centre pulled away from the likelihood's) it is refitted
+        # with the width held at the frame's PSF, as :func:`refit_broad` does for broad fits
+        psf = frame_psf(ref, boxes, rvar, mle)
+        moved = np.hypot(*(res.params[:, :2] - ref.params[:, :2]).T) > 0.5
+        broad = np.sqrt(res.params[:, 4] * res.params[:, 5]) > 1.25 * psf
+        redo = np.flatnonzero(~res.converged | moved | broad)
+        if len(redo):
+            held = fit(boxes[redo], fixed=psf)
+            for name in FIT_FIELDS:
+                getattr(res, name)[redo] = getattr(held, name)
+        return coords, res, boxes
 
     def one_round(coords, split: bool):
         boxes = extract_boxes(electrons, coords, config.box)
@@ -584,17 +609,23 @@ def fit_significance(boxes: np.ndarray, res, read_var: float, method: str) -> np
 
 
 def profile_loglik(
-    boxes: np.ndarray, params: np.ndarray, read_var: float, *, iterations: int = 8
-) -> np.ndarray:
+    boxes: np.ndarray,
+    params: np.ndarray,
+    read_var: float,
+    *,
+    iterations: int = 8,
+    return_params: bool = False,
+):
     """Poisson + read-noise log-likelihood (the fit's, same dropped constant) maximised over
     photons ``N`` and background ``b`` for the given positions and widths in ``params``.
 
     The model ``mu = N * psf + b`` is linear in ``(N, b)`` and the log-likelihood concave in
-    them, so a few Newton steps from the given values converge."""
+    them, so a few Newton steps from the given values converge. With ``return_params`` also
+    the ``(n, 2)`` maximising ``(N, b)`` (photoelectrons)."""
     n = len(boxes)
     box = boxes.shape[-1]
     if n == 0:
-        return np.empty(0)
+        return (np.empty(0), np.empty((0, 2))) if return_params else np.empty(0)
     d = np.maximum(boxes.reshape(n, -1) + read_var, 0.0)
     unit = np.asarray(params, float).copy()
     unit[:, 2], unit[:, 3] = 1.0, 0.0
@@ -615,7 +646,32 @@ def profile_loglik(
         nb[:, 0] = np.maximum(nb[:, 0], 0.0)
         nb[:, 1] = np.maximum(nb[:, 1], floor)
     mu = np.maximum(nb[:, :1] * psf + nb[:, 1:], 1e-9)
-    return np.sum(d * np.log(mu) - mu, axis=1)
+    ll = np.sum(d * np.log(mu) - mu, axis=1)
+    if return_params:
+        nb[:, 1] -= read_var
+        return ll, nb
+    return ll
+
+
+def box_significance(
+    boxes: np.ndarray, xy: np.ndarray, sigma: float, read_var: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Significance (:func:`significance`) of a spot of width ``sigma`` centred at ``xy``
+    (``(n, 2)`` x, y in box pixels) in each box (photoelectrons), without a fit.
+
+    For positions that do not come from a fit (the ML centroids): the Poisson + read-noise
+    likelihood of the spot, maximised over its photons and background only
+    (:func:`profile_loglik`, the generalised likelihood-ratio test of a known-shape source,
+    Smith et al. 2010 Nat. Methods 7:373; Huang et al. 2013), against a flat background.
+    Returns the significance and the ``(n, 2)`` photons and background."""
+    n = len(boxes)
+    flat = boxes.reshape(n, -1)
+    bg = np.median(flat, axis=1)
+    params = np.column_stack(
+        [xy, np.maximum((flat - bg[:, None]).sum(1), 1.0), bg, np.full((n, 2), float(sigma))]
+    )
+    ll, nb = profile_loglik(boxes, params, read_var, return_params=True)
+    return significance(boxes, ll, read_var), nb
 
 
 def significance(boxes: np.ndarray, loglik: np.ndarray, read_var: float) -> np.ndarray:
