@@ -445,12 +445,13 @@ def locate_with_model(
     maximised, against a flat background, under the camera's Poisson + read-noise model).
     ``significance``, ``photons`` and ``background`` come from that test; a spot is ``good``
     when its significance reaches ``config.min_significance`` (the fit path's cut), ``bad``
-    otherwise. The fit's other columns (width, bounds, likelihood) are NaN and
-    ``table.attrs["centroid_model"]`` names the model.
+    otherwise. Two candidates placed on the same centre are one spot (the more significant is
+    kept, :func:`~.pipeline.drop_duplicates`). The fit's other columns (width, bounds,
+    likelihood) are NaN and ``table.attrs["centroid_model"]`` names the model.
     """
     from .config import SpotsConfig
     from .fit import read_variance, to_photoelectrons
-    from .pipeline import box_significance, find_spots
+    from .pipeline import box_significance, drop_duplicates, find_spots
 
     config = (config or SpotsConfig()).model_copy(update={"fit": "none", "box": model.box})
     table = None
@@ -477,5 +478,7 @@ def locate_with_model(
         table["significance"] = sig
         table["photons"], table["background"] = nb[:, 0] / camera.qe, nb[:, 1] / camera.qe
         table["class"] = np.where(sig >= config.min_significance, "good", "bad").astype(object)
+        # two candidates on one spot are placed on the same centre: keep one, as the fit does
+        table = drop_duplicates(table, config.duplicate_distance)
     table.attrs["centroid_model"] = model.kind
     yield Done(table, stopped=stopped)
