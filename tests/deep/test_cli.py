@@ -106,3 +106,27 @@ def test_bad_input_is_one_line_exit_2(tmp_path, stack, capsys, extra, message):
 def test_predict_bad_model_folder(tmp_path, stack, capsys):
     assert main(["predict", str(tmp_path), str(stack), "-o", str(tmp_path / "o.tif")]) == 2
     assert "not a model folder" in capsys.readouterr().err
+
+
+def test_3d_structn2v_from_the_cli_trains_continues_and_predicts(tmp_path):
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(4)
+    vol = (ndi.convolve1d(rng.normal(size=(16, 48, 48)), [1.0, 1.0, 1.0], axis=0) + 10).astype(
+        np.float32
+    )
+    path = tmp_path / "vol.tif"
+    tifffile.imwrite(path, vol, imagej=True, metadata={"axes": "ZYX"})
+    model = tmp_path / "m3"
+    base = ["train", str(path), "-o", str(model), "--epochs", "1", "--steps", "2",
+            "--patch", "16", "--batch", "2"]  # fmt: skip
+    assert main([*base, "--method", "structn2v", "--dims", "3", "--mask", "auto"]) == 0
+    text = (model / "celldenoise.yaml").read_text()
+    assert "dims: 3" in text
+    # continuing needs neither --dims nor --mask: the folder's 3D network and ZYX mask are kept
+    assert main([*base, "--method", "n2v", "--resume"]) == 0
+    assert "epochs_done: 2" in (model / "celldenoise.yaml").read_text()
+    out = tmp_path / "out.tif"
+    assert main(["predict", str(model), str(path), "-o", str(out)]) == 0
+    result = tifffile.imread(out)
+    assert result.shape == vol.shape and np.isfinite(result).all()

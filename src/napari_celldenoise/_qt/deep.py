@@ -363,6 +363,18 @@ class DeepDenoiseWidget(QWidget):
     def config(self) -> TrainConfig:
         return train_config_from_widget(self.values())
 
+    def _resume_config(self, folder: str) -> TrainConfig:
+        """The folder's architecture (method, mask, dims...) and this run's epochs/steps/batch."""
+        from ..deep.model import ModelFolder
+
+        saved = ModelFolder(folder).read_info().train
+        run = {
+            "epochs": self.epochs.value(),
+            "steps": self.steps.value(),
+            "batch": self.batch.value(),
+        }
+        return TrainConfig(**{**saved.model_dump(), **run})
+
     def _update_estimate(self, *_: Any) -> None:
         try:
             seconds = estimate_epoch_seconds(self.config())
@@ -421,14 +433,14 @@ class DeepDenoiseWidget(QWidget):
         if layer is None:
             show_error("Select an image layer to train on.")
             return None
+        folder = self.folder.text().strip()
         try:
-            config = self.config()
+            config = self._resume_config(folder) if resume else self.config()
         except ValueError as exc:
             show_error(f"Invalid settings: {_message(exc)}")
             return None
         data = np.asarray(layer.data)
         axes = layer_axes(layer)
-        folder = self.folder.text().strip()
         if not resume and os.path.isdir(folder) and os.listdir(folder):
             show_error(f"{folder} is not empty: choose a new folder, or press Continue")
             return None

@@ -138,15 +138,15 @@ def run_train(args: argparse.Namespace) -> int:
     image = _read(args.input, args.axes)
     data, axes = _strip_singleton_channel(image)
     mask = None
-    method = args.method
-    if args.resume:  # the folder's architecture (method, mask) is kept
+    method, dims = args.method, args.dims
+    if args.resume:  # the folder's architecture (method, mask, dims) is kept
         from ..deep.model import ModelFolder
 
         try:
             saved = ModelFolder(args.output).read_info().train
         except ModelFolderError as exc:
             raise CliError(str(exc)) from None
-        method, mask = saved.method, saved.mask
+        method, mask, dims = saved.method, saved.mask, saved.dims
     elif args.method == "structn2v":
         spec = args.mask or "auto"
         if spec == "auto":
@@ -179,7 +179,7 @@ def run_train(args: argparse.Namespace) -> int:
         patch=args.patch,
         batch=args.batch,
         mask=mask,
-        dims=args.dims,
+        dims=dims,
         learning_rate=args.learning_rate,
         seed=args.seed,
     )
