@@ -130,3 +130,26 @@ def test_3d_structn2v_from_the_cli_trains_continues_and_predicts(tmp_path):
     assert main(["predict", str(model), str(path), "-o", str(out)]) == 0
     result = tifffile.imread(out)
     assert result.shape == vol.shape and np.isfinite(result).all()
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_training_after_the_batch_and_keeps_the_weights(tmp_path, stack):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    model = tmp_path / "m"
+    cmd = [sys.executable, "-m", "napari_celldenoise.cli", "train", str(stack), "-o", str(model),
+           "--method", "n2v",
+           "--epochs", "50", "--steps", "10000", "--patch", "32", "--batch", "2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait until batches run
+        if ", batch " in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "stopping after this batch" in err and "continue with --resume" in err
+    assert "1 epochs" in out  # the interrupted epoch is closed and saved
+    assert (model / "weights_last.h5").is_file() and os.path.getsize(model / "weights_last.h5")

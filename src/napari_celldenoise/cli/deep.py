@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import ReaderConfig
 from .errors import CliError
-from .progress import StderrProgress
+from .progress import StderrProgress, StopOnInterrupt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -187,10 +187,16 @@ def run_train(args: argparse.Namespace) -> int:
     from ..jobs import run
 
     try:
-        info = run(train(data, axes, config, args.output, resume=args.resume), StderrProgress())
+        with StopOnInterrupt() as stop:
+            job = train(data, axes, config, args.output, resume=args.resume, should_stop=stop)
+            info = run(job, StderrProgress())
     except (DeepInputError, ModelFolderError) as exc:
         raise CliError(str(exc)) from None
-    print(f"{args.output}: {info.epochs_done} epochs, best val loss {info.best_val_loss:.5g}")
+    best = f"{info.best_val_loss:.5g}" if info.best_val_loss is not None else "none"
+    print(f"{args.output}: {info.epochs_done} epochs, best val loss {best}")
+    if stop.requested:
+        print("stopped: best and last weights kept; continue with --resume", file=sys.stderr)
+        return 130
     return 0
 
 

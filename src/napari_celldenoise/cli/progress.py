@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from typing import TextIO
@@ -49,3 +50,34 @@ class StderrProgress:
         elif isinstance(event, Epoch):
             val = f" val_loss {event.val_loss:.5g}" if event.val_loss is not None else ""
             self.stream.write(f"epoch {event.epoch}: loss {event.loss:.5g}{val}\n")
+
+
+class StopOnInterrupt:
+    """Ctrl-C asks a job to stop cleanly; a second Ctrl-C aborts at once.
+
+    Use as ``with StopOnInterrupt() as stop: run(job(..., should_stop=stop))``: the first
+    SIGINT makes ``stop()`` true (training then finishes its batch and keeps its best and last
+    weights), the second raises :class:`KeyboardInterrupt`. Main thread only (signal handlers).
+    """
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.stream.write("\nstopping after this batch (Ctrl-C again to abort)\n")
+        self.stream.flush()
+
+    def __call__(self) -> bool:
+        return self.requested
