@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         f"| {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['seconds']:.0f} |" for r in rows
     ]
+    lines += goal_lines(rows)
     lines += [
         "",
         "PSNR (dB) against training minutes:",
@@ -258,6 +259,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, curve in curves.items():
         lines.append(f"| {name} | " + " | ".join(f"{p:.2f} @ {m:.1f} min" for m, p in curve) + " |")
     return _finish(lines, args, work)
+
+
+def goal_lines(rows: list[dict]) -> list[str]:
+    """The issue's goals for the PG network (+ TTA) against N2V and VST + BM3D, as measured."""
+    psnr = {r["method"]: r["psnr"] for r in rows}
+    pg = next((v for k, v in psnr.items() if k.startswith("PG") and "+ TTA" in k), None)
+    n2v = psnr.get("N2V")
+    bm3d = next((v for k, v in psnr.items() if k.startswith("VST + BM3D")), None)
+    if pg is None or n2v is None or bm3d is None:
+        return []
+    verdict = "met" if pg - n2v >= 0.5 and pg - bm3d >= 1.0 else "**not met**"
+    return [
+        "",
+        f"Goals (PG + TTA >= N2V + 0.5 dB and >= VST + BM3D + 1.0 dB): measured "
+        f"{pg - n2v:+.2f} dB and {pg - bm3d:+.2f} dB: {verdict}.",
+    ]
 
 
 def _machine() -> str:
