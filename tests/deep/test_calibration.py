@@ -71,3 +71,10 @@ def test_every_validation_patch_has_hidden_pixels_in_2d_and_small_3d():
         hidden = y[..., 1] == 1
         np.testing.assert_array_equal(y[..., 0][hidden], clean[hidden])  # targets: true values
         assert (x[..., 0][hidden] != clean[hidden]).all()  # inputs: hidden
+
+
+def test_the_log_says_when_no_line_was_fitted():
+    from napari_celldenoise.deep.calibration import describe
+
+    assert describe((0.974, -0.007)) == "0.974 x -0.007"
+    assert "no reliable line" in describe((1.0, 0.0), "mu")

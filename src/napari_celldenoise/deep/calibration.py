@@ -117,3 +117,11 @@ def forget_lines(folder: Any) -> None:
     """Drop the lines before the weights they belong to change (training starts)."""
     if folder.file(CALIBRATION).is_file():
         folder.file(CALIBRATION).unlink()
+
+
+def describe(line: tuple[float, float] | list[float], variable: str = "x") -> str:
+    """``"0.974 x - 0.007"``, or why the identity was kept."""
+    alpha, beta = line
+    if (alpha, beta) == (1.0, 0.0):
+        return f"none (no reliable line yet: {variable} kept as it is)"
+    return f"{alpha:.3f} {variable} {beta:+.3f}"

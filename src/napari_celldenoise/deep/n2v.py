@@ -19,7 +19,7 @@ import numpy as np
 
 from ..jobs import Event, Log
 from ._tf import device_description, import_n2v, import_tensorflow, quiet_stdout
-from .calibration import CALIBRATION, forget_lines, read_lines
+from .calibration import CALIBRATION, describe, forget_lines, read_lines
 from .config import TrainConfig
 from .data import DeepInputError, augment
 from .model import N2V_CONFIG, ModelFolder, ModelInfo
@@ -116,7 +116,7 @@ def _calibrate_weights(
             run_net, clean_val, spacing=spacing, radius=config.radius, mask=mask, seed=config.seed
         )
         lines[path.name] = [alpha, beta]
-        yield Log(f"output calibration of {path.name}: {alpha:.3f} x + {beta:+.3f} (normalised)")
+        yield Log(f"output calibration of {path.name}: {describe((alpha, beta))} (normalised)")
     folder.write_json(CALIBRATION, lines)
 
 

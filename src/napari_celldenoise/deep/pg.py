@@ -34,7 +34,7 @@ import numpy as np
 
 from ..jobs import Event, Log, Progress, ShouldStop, never_stop
 from ._tf import device_description, import_tensorflow, keras
-from .calibration import CALIBRATION, fit_affine, forget_lines, read_lines
+from .calibration import CALIBRATION, describe, fit_affine, forget_lines, read_lines
 from .config import PredictConfig, TrainConfig
 from .data import augment
 from .model import ModelFolder, ModelInfo
@@ -356,8 +356,7 @@ def train_pg(
         path = folder.weights(which)
         model.load_weights(str(path))
         lines[path.name] = list(prior_line(model, vn))
-        yield Log(f"prior-mean calibration of {path.name}: {lines[path.name][0]:.3f} mu "
-                  f"{lines[path.name][1]:+.3f} (normalised)")  # fmt: skip
+        yield Log(f"prior-mean calibration of {path.name}: {describe(lines[path.name], 'mu')}")
     folder.write_json(CALIBRATION, lines)
     return result
 
@@ -418,9 +417,7 @@ class PGPredictor:
         crops = _batches(xn, 8, patch, np.random.default_rng(1), False)
         crop = np.concatenate([next(crops)[0] for _ in range(8)])
         self.line = prior_line(self.model, crop)
-        yield Log(
-            f"prior-mean calibration on this image: {self.line[0]:.3f} mu {self.line[1]:+.3f}"
-        )
+        yield Log(f"prior-mean calibration on this image: {describe(self.line, 'mu')}")
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         m, s = self.info.mean, self.info.std
