@@ -8,7 +8,9 @@ the device, and the result layer.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -530,7 +532,10 @@ class DeepDenoiseWidget(QWidget):
         if not path:
             show_error("This lazy layer has no file to stream from: save it first.")
             return None
-        out = str(Path(tempfile.mkdtemp(prefix="celldenoise-predict-")) / f"{layer.name}.npy")
+        scratch = tempfile.mkdtemp(prefix="celldenoise-predict-")
+        # the result layer maps this file: it lives until napari exits, then goes
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        out = str(Path(scratch) / "denoised.npy")
         shape = tuple(layer.data.shape)
 
         def factory(should_stop):
