@@ -5,7 +5,8 @@ noisy frames only; ``gt/avg50.png`` (the mean of the 50 captures) is used only f
 Every trained method gets the same training budget in CPU-minutes of this machine (process CPU
 time / cores, so other jobs on the machine do not skew it; the budget is a command-line argument
 and is written into the table); training runs in chunks
-(continue = resume from the last weights, Adam restarted) so that PSNR can be reported
+(continue = resume from the last weights, Adam restarted; PG's cosine learning rate runs one
+cycle per chunk, its epochs planned from a short timing probe) so that PSNR can be reported
 against training minutes. Scored on the first raw frame, PSNR/SSIM with data range 255.
 
     nice -n 10 python benchmarks/deep.py --minutes 3 --frames 50 > /tmp/deepbench.log 2>&1 &
@@ -120,10 +121,40 @@ def machine_seconds() -> float:
     return time.process_time() / (os.cpu_count() or 1)
 
 
+def seconds_per_epoch(stack, method, folder, *, patch, batch, steps) -> float:
+    """Machine seconds per epoch of ``method``, from a 2 x 8-batch probe (not counted).
+
+    A network whose learning rate follows a schedule over the run (PG: cosine) needs to know
+    how many epochs fit its budget. Batches are timed between the stop checks that follow
+    each one (the set-up excluded); the gap across the epoch boundary adds validation,
+    checkpoints and the preview.
+    """
+    from napari_celldenoise.deep.api import train
+    from napari_celldenoise.deep.config import TrainConfig
+    from napari_celldenoise.jobs import run
+
+    stamps: list[float] = []
+
+    def stamp() -> bool:
+        stamps.append(machine_seconds())
+        return False
+
+    config = TrainConfig(method=method, epochs=2, steps=8, patch=patch, batch=batch)
+    run(train(stack, "TYX", config, str(folder), should_stop=stamp))
+    shutil.rmtree(folder, ignore_errors=True)
+    gaps = np.diff(stamps)
+    per_batch = float(np.median(np.concatenate([gaps[2:7], gaps[8:]])))
+    return steps * per_batch + max(float(gaps[7]) - per_batch, 0.0)
+
+
 def train_timed(
     stack, method, minutes, chunks, folder, *, patch, batch, steps, mask=None, frame=None, gt=None
 ):
-    """Train in ``chunks`` equal time slices; returns curve [(minutes, psnr)] and the info."""
+    """Train in ``chunks`` equal time slices; returns curve [(minutes, psnr)] and the info.
+
+    Methods without a scheduled learning rate train until the slice is used up; a scheduled
+    one (PG, cosine per run) plans the epochs that fit the slice, with the same stop as guard.
+    """
     from napari_celldenoise.deep.api import predict, train
     from napari_celldenoise.deep.config import PredictConfig, TrainConfig
     from napari_celldenoise.jobs import run
@@ -131,10 +162,16 @@ def train_timed(
     curve = []
     budget = minutes * 60 / chunks
     spent = 0.0
+    epochs = 10_000
+    if TrainConfig(method=method, mask=mask).lr_schedule != "constant":
+        per_epoch = seconds_per_epoch(stack, method, folder, patch=patch, batch=batch, steps=steps)
+        # 3 % of the slice for TensorFlow set-up and the calibration at the end
+        epochs = max(1, int(0.97 * budget / per_epoch))
+        print(f"{method}: {per_epoch:.1f} machine-s per epoch, {epochs} per slice", flush=True)
     for c in range(chunks):
         start = machine_seconds()
         config = TrainConfig(
-            method=method, epochs=10_000, steps=steps, patch=patch, batch=batch, mask=mask
+            method=method, epochs=epochs, steps=steps, patch=patch, batch=batch, mask=mask
         )
 
         def stop(start=start) -> bool:

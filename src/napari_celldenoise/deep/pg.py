@@ -299,7 +299,7 @@ def train_pg(
     should_stop: ShouldStop,
 ) -> Iterator[Event]:
     """Train (or continue) the PG blind-spot network; yields events, returns ``(info, stopped)``."""
-    from .training import fit_events
+    from .training import cosine_schedule, fit_events
 
     tf = import_tensorflow()
     tf.random.set_seed(config.seed)
@@ -346,6 +346,9 @@ def train_pg(
         should_stop=should_stop,
         preview=preview,
         preview_name="pg-blindspot preview",
+        extra_callbacks=[cosine_schedule(config.learning_rate, config.epochs * config.steps)]
+        if config.lr_schedule == "cosine"
+        else [],
     )
     if config.learn_noise:
         layer = model.get_layer("noise")

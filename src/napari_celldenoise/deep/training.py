@@ -26,6 +26,29 @@ from .model import ModelFolder, ModelInfo
 _END = object()
 
 
+def cosine_schedule(learning_rate: float, total_steps: int) -> Any:
+    """A callback setting ``lr = lr0 * (1 + cos(pi * step / total)) / 2`` before every batch.
+
+    Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017
+    (one cycle per run; a continued run starts a new one).
+    """
+    k = keras()
+
+    class _Cosine(k.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.step = 0
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            done = min(self.step / max(total_steps, 1), 1.0)
+            self.model.optimizer.learning_rate.assign(
+                learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
+            )
+            self.step += 1
+
+    return _Cosine()
+
+
 def fit_events(
     keras_model: Any,
     batches: Iterator[tuple[np.ndarray, np.ndarray]],
