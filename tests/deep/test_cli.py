@@ -52,6 +52,12 @@ def test_train_resume_predict(tmp_path, stack, capsys):
     assert res.shape == src.shape and res.axes == src.axes
     assert res.scale["X"] == pytest.approx(src.scale["X"])
     assert abs(float(np.mean(res.data)) - float(np.mean(src.data))) < float(np.std(src.data))
+    # the 8-fold self-ensemble: same shape, a different (averaged) result
+    both = tmp_path / "ensemble.ome.tif"
+    assert main(["predict", str(model), str(stack), "-o", str(both), "--ensemble"]) == 0
+    averaged = read_image(both).data
+    assert averaged.shape == src.shape and np.isfinite(averaged).all()
+    assert not np.allclose(averaged, res.data)
 
 
 def test_structn2v_auto_mask(tmp_path, stack):

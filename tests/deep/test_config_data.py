@@ -145,3 +145,23 @@ def test_new_model_folder_rules(tmp_path):
         prepare_new_folder(tmp_path / "full", resume=True)
     prepare_new_folder(tmp_path / "new", resume=False)
     assert not (tmp_path / "new").exists()  # nothing created by the check
+
+
+def test_dihedral_ensemble_averages_the_eight_transforms():
+    from scipy.ndimage import uniform_filter
+
+    from napari_celldenoise.deep.api import _Dihedral
+
+    rng = np.random.default_rng(3)
+    img = rng.normal(size=(16, 16)).astype(np.float32)
+    # an operator that commutes with flips and rotations comes out unchanged
+    box = _Dihedral(lambda w: uniform_filter(w, 3, mode="wrap"))(img)
+    np.testing.assert_allclose(box, uniform_filter(img, 3, mode="wrap"), atol=1e-5)
+    # "the left neighbour" averaged over the 8 transforms is the mean of the 4 neighbours
+    left = _Dihedral(lambda w: np.roll(w, 1, axis=-1))(img)
+    four = sum(np.roll(img, s, axis=a) for s in (1, -1) for a in (0, 1)) / 4
+    np.testing.assert_allclose(left, four, atol=1e-5)
+    # ZYX windows: only the YX plane is transformed
+    vol = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    up = _Dihedral(lambda w: np.roll(w, 1, axis=0))(vol)
+    np.testing.assert_allclose(up, np.roll(vol, 1, axis=0), atol=1e-5)

@@ -78,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=True,
         help="PG blind-spot: adapt to this image first (default on)",
     )
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="average over the 8 flips/90-degree rotations of each tile (8x the time)",
+    )
     p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
     p.add_argument("--weights", choices=["best", "last"], default="best")
     p.add_argument("--axes", help="axes of IN (default: from the file)")
@@ -218,7 +223,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if Path(args.output).exists() and not args.overwrite:
         raise CliError(f"{args.output}: already exists (use --overwrite to replace it)")
     data, axes = _strip_singleton_channel(image)
-    config = PredictConfig(tile=args.tile, tta=args.tta, weights=args.weights)
+    config = PredictConfig(
+        tile=args.tile, tta=args.tta, weights=args.weights, ensemble=args.ensemble
+    )
     lazy = image.lazy or hasattr(data, "dask")
     with tempfile.TemporaryDirectory(prefix=".celldenoise-", dir=_parent(args.output)) as tmp:
         # a lazy (big) input is predicted tile by tile into a memory-mapped file next to OUT,

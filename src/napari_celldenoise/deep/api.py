@@ -183,7 +183,12 @@ def predict(
             if noise is None:
                 raise ModelFolderError(f"{folder.path}: a vst model without noise.yaml")
             predictor = _Stabilised(predictor, stabiliser(noise["a"], noise["b"]))
-    yield Log(f"predicting with {folder.weights(config.weights).name}")
+    if config.ensemble:
+        predictor = _Dihedral(predictor)
+    yield Log(
+        f"predicting with {folder.weights(config.weights).name}"
+        + (", averaged over 8 flips and rotations" if config.ensemble else "")
+    )
     stored = None
     if out is None:
         result = np.empty(arr.shape, np.float32)
@@ -283,6 +288,27 @@ class _Stabilised:
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         return self.gat.inverse(self.inner(self.gat.forward(window)), exact=True)
+
+
+class _Dihedral:
+    """Self-ensemble: the mean of the predictions of the 8 flips/90° rotations of the YX plane.
+
+    The "geometric self-ensemble" of Lim et al., "Enhanced Deep Residual Networks for Single
+    Image Super-Resolution", CVPRW 2017; each prediction is transformed back before averaging.
+    """
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        total = np.zeros(window.shape, np.float64)
+        for flip in (False, True):
+            w = window[..., ::-1] if flip else window
+            for turns in range(4):
+                out = np.rot90(self.inner(np.ascontiguousarray(np.rot90(w, turns, (-2, -1)))),
+                               -turns, (-2, -1))  # fmt: skip
+                total += out[..., ::-1] if flip else out
+        return (total / 8).astype(np.float32)
 
 
 __all__ = ["DeepInputError", "ModelFolderError", "predict", "train"]

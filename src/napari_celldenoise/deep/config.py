@@ -137,6 +137,11 @@ class PredictConfig(Config):
     tta_steps: int = Field(
         default=100, ge=1, le=10_000, description="PG: fine-tuning batches on this image"
     )
+    ensemble: bool = Field(
+        default=False,
+        description="average the predictions of the 8 flips and 90° rotations of each tile "
+        "(YX plane): 8x the time, about +0.1 dB on FMD",
+    )
 
 
 def train_config_from_widget(values: dict[str, Any]) -> TrainConfig:
