@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=20,
         help="epochs to train in this run; with --resume they are ADDED to the epochs "
-        "already trained (default 20)",
+        "already trained (default 20). pg-blindspot's learning rate decays to 0 over this "
+        "run's epochs (cosine): choose them for the time you have",
     )
     t.add_argument("--steps", type=int, default=100, help="batches per epoch (default 100)")
     t.add_argument("--patch", type=int, default=64, help="patch side in pixels (default 64)")

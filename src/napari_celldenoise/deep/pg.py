@@ -40,6 +40,7 @@ from .data import augment
 from .model import ModelFolder, ModelInfo
 
 _EPS = 1e-6
+TTA_LR = 0.5  # test-time fine-tuning's (peak) learning rate, as a fraction of training's
 
 
 def receptive_radius(depth: int) -> int:
@@ -408,12 +409,18 @@ class PGPredictor:
         if patch < div:
             return
         xn = ((data - self.info.mean) / self.info.std)[..., None].astype(np.float32)
-        _compile(self.model, self.info.train.learning_rate * 0.5)
+        peak = self.info.train.learning_rate * TTA_LR
+        _compile(self.model, peak)
         gen = _batches(xn, min(self.info.train.batch, 8), patch, np.random.default_rng(0), True)
         steps = self.config.tta_steps
         for step in range(steps):
             if should_stop():
                 return
+            if self.info.train.lr_schedule == "cosine":
+                # a short cycle of its own: the trained weights were annealed to a low rate
+                self.model.optimizer.learning_rate.assign(
+                    peak * 0.5 * (1.0 + np.cos(np.pi * step / steps))
+                )
             bx, by = next(gen)
             self.model.train_on_batch(bx, by)
             yield Progress(step + 1, steps, f"adapting to this image {step + 1}/{steps}")
