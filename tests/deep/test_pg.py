@@ -137,3 +137,18 @@ def test_pg_learning_rate_follows_a_cosine_over_the_run(tmp_path, small_noisy, t
     # set before batches 2, 4, 6 of 6: lr0 * (1 + cos(pi * k / 6)) / 2 for k = 1, 3, 5
     expected = [cfg.learning_rate * 0.5 * (1 + np.cos(np.pi * k / 6)) for k in (1, 3, 5)]
     np.testing.assert_allclose(rates, expected, rtol=1e-5)
+
+
+def test_tta_fine_tuning_rate_follows_its_own_cosine(pg_model, small_noisy):
+    from napari_celldenoise.deep.model import ModelFolder
+    from napari_celldenoise.deep.pg import TTA_LR, PGPredictor
+    from napari_celldenoise.deep.training import cosine_rate
+
+    folder, info = pg_model
+    predictor = PGPredictor(ModelFolder(folder), info, PredictConfig(tta=True, tta_steps=4))
+    list(predictor.adapt(small_noisy[None]))
+    peak = info.train.learning_rate * TTA_LR
+    # the last of 4 batches ran at step 3 of the cycle: well below the peak, above 0
+    rate = float(predictor.model.optimizer.learning_rate.numpy())
+    assert rate == pytest.approx(cosine_rate(peak, 3, 4), rel=1e-5)
+    assert 0 < rate < 0.2 * peak

@@ -38,6 +38,7 @@ from .calibration import CALIBRATION, describe, fit_affine, forget_lines, read_l
 from .config import PredictConfig, TrainConfig
 from .data import augment
 from .model import ModelFolder, ModelInfo
+from .training import cosine_rate
 
 _EPS = 1e-6
 TTA_LR = 0.5  # test-time fine-tuning's (peak) learning rate, as a fraction of training's
@@ -418,9 +419,7 @@ class PGPredictor:
                 return
             if self.info.train.lr_schedule == "cosine":
                 # a short cycle of its own: the trained weights were annealed to a low rate
-                self.model.optimizer.learning_rate.assign(
-                    peak * 0.5 * (1.0 + np.cos(np.pi * step / steps))
-                )
+                self.model.optimizer.learning_rate.assign(cosine_rate(peak, step, steps))
             bx, by = next(gen)
             self.model.train_on_batch(bx, by)
             yield Progress(step + 1, steps, f"adapting to this image {step + 1}/{steps}")

@@ -26,12 +26,18 @@ from .model import ModelFolder, ModelInfo
 _END = object()
 
 
-def cosine_schedule(learning_rate: float, total_steps: int) -> Any:
-    """A callback setting ``lr = lr0 * (1 + cos(pi * step / total)) / 2`` before every batch.
+def cosine_rate(peak: float, step: int, total_steps: int) -> float:
+    """``peak * (1 + cos(pi * step / total)) / 2``: from ``peak`` at step 0 down to 0.
 
     Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017
     (one cycle per run; a continued run starts a new one).
     """
+    done = min(step / max(total_steps, 1), 1.0)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+def cosine_schedule(learning_rate: float, total_steps: int) -> Any:
+    """A Keras callback setting the :func:`cosine_rate` of each batch before it runs."""
     k = keras()
 
     class _Cosine(k.callbacks.Callback):
@@ -40,10 +46,8 @@ def cosine_schedule(learning_rate: float, total_steps: int) -> Any:
             self.step = 0
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            done = min(self.step / max(total_steps, 1), 1.0)
-            self.model.optimizer.learning_rate.assign(
-                learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
-            )
+            rate = cosine_rate(learning_rate, self.step, total_steps)
+            self.model.optimizer.learning_rate.assign(rate)
             self.step += 1
 
     return _Cosine()
