@@ -95,6 +95,13 @@ def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
     result = viewer.layers["noisy (denoised)"]
     assert result.data.shape == (96, 96)
     np.testing.assert_allclose(result.scale, (0.2, 0.2))
+    single = np.array(result.data)
+    # the self-ensemble checkbox reaches the prediction: same layer, averaged values
+    w.ensemble.setChecked(True)
+    with qtbot.waitSignal(w.panel.finished, timeout=180_000):
+        w.predict_button.click()
+    averaged = np.asarray(viewer.layers["noisy (denoised)"].data)
+    assert averaged.shape == single.shape and not np.allclose(averaged, single)
     assert "tensorflow" not in sys.modules
 
 
