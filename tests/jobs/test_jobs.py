@@ -99,3 +99,22 @@ def test_child_that_dies_is_reported():
     with pytest.raises(ChildProcessFailed, match="died") as info:
         run(run_in_process(crash))
     assert info.value.exitcode == 3
+
+
+def test_unguarded_script_gets_a_hint_instead_of_a_bare_death(tmp_path):
+    """A job defined in a script without a main guard: the child dies re-importing it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from napari_celldenoise.jobs import Log, run, run_in_process\n"
+        "def job(should_stop):\n"
+        "    yield Log('hi')\n"
+        "run(run_in_process(job))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode != 0
+    assert "if __name__ == '__main__':" in done.stderr.splitlines()[-1]

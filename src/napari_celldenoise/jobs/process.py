@@ -66,6 +66,12 @@ class ProcessJob:
         self._stop = ctx.Event()
         self.grace = grace
         self._stop_requested_at: float | None = None
+        self._hint = ""
+        if getattr(target, "__module__", None) == "__main__":
+            self._hint = (
+                "; the job function is defined in the script being run: spawned children "
+                "re-import that script, so its entry point needs `if __name__ == '__main__':`"
+            )
         self._process = ctx.Process(
             target=_child_main,
             args=(target, args, kwargs, self._queue, self._stop),
@@ -123,7 +129,8 @@ class ProcessJob:
                         except queue.Empty:
                             code = self._process.exitcode
                             raise ChildProcessFailed(
-                                f"the worker process died (exit code {code})", exitcode=code
+                                f"the worker process died (exit code {code}){self._hint}",
+                                exitcode=code,
                             ) from None
                     else:
                         continue
