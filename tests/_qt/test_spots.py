@@ -185,3 +185,11 @@ def test_train_a_centroid_model_on_the_fits_and_localise_with_it(dock, qtbot):
         true_frame=truth["frame"],
     )
     assert m.f1 > 0.9 and m.rmse < 0.3, m.summary()
+
+
+def test_spots_layer_name_does_not_repeat_spots():
+    from napari_celldenoise._qt.spots import points_name
+
+    assert points_name("movie") == "movie spots"
+    assert points_name("spots") == "spots (found)"
+    assert points_name("Telomere spots") == "Telomere spots (found)"

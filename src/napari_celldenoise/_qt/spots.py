@@ -88,6 +88,11 @@ def layer_pixel_size_nm(layer: Any) -> float | None:
     return nm if 1.0 <= nm <= 100_000.0 else None  # some TIFFs claim picometre pixels
 
 
+def points_name(image: str) -> str:
+    """The spots layer of ``image``: "cells spots", but "spots (found)" for an image "spots"."""
+    return f"{image} (found)" if "spot" in image.lower() else f"{image} spots"
+
+
 class SpotsWidget(QWidget):
     """Dock: layer, filter + threshold with live preview, camera, fit, run, classify, save."""
 
@@ -461,7 +466,7 @@ class SpotsWidget(QWidget):
         _, axes, name, scale, units = self._source
         table = self.table
         ndim = len(axes)
-        data, meta, _ = table_to_points(table, name=f"{name} spots", ndim=3 if ndim >= 3 else 2)
+        data, meta, _ = table_to_points(table, name=points_name(name), ndim=3 if ndim >= 3 else 2)
         if ndim == 4:  # (T, Z, Y, X)
             data = np.column_stack([table["frame"], table["z"], table["y"], table["x"]])
         elif ndim == 3 and axes[0] == "Z":

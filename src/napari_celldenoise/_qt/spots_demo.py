@@ -29,7 +29,7 @@ def step_spots(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, Any]:
     seconds = time.monotonic() - t0
     if widget.table is None or "spots (truth)" not in viewer.layers:
         return {"spots": "no result"}
-    points = viewer.layers["spots spots"]
+    points = viewer.layers["spots (found)"]
     truth = viewer.layers["spots (truth)"].data
     good = points.features["class"].to_numpy() == "good"
     found = points.data[good]
@@ -37,7 +37,7 @@ def step_spots(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, Any]:
         found[:, 1:], truth[:, 1:], found_frame=found[:, 0], true_frame=truth[:, 0], tolerance=1.0
     )
     # bring the movie and its spots to the top and the view onto them (other layers stay)
-    for name in ("spots", "spots spots"):
+    for name in ("spots", "spots (found)"):
         viewer.layers.move(viewer.layers.index(name), len(viewer.layers))
     image = viewer.layers["spots"]
     (lo, hi) = image.extent.world[:, -2:]
