@@ -64,3 +64,14 @@ def test_pg_model_is_refused_in_one_line(tmp_path, small_noisy, capsys):
     assert main(["export", str(folder), "-o", str(tmp_path / "pg.zip")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "only N2V and structN2V" in err[0]
+
+
+def test_stopped_export_leaves_the_old_package(n2v_folder, small_noisy, tmp_path):
+    out = tmp_path / "n2v.zip"
+    out.write_bytes(b"old package")
+    events = export_and_check(
+        str(n2v_folder), out, overwrite=True, image=small_noisy, axes="YX", should_stop=lambda: True
+    )
+    assert run(events) is None
+    assert out.read_bytes() == b"old package"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n2v.zip"]

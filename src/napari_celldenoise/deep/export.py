@@ -378,31 +378,26 @@ def export_and_check(
         raise DeepInputError(f"{output}: already exists (use overwrite to replace it)")
     if not output.parent.is_dir():
         raise DeepInputError(f"{output.parent}: no such folder")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".zip", dir=output.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(output, overwrite=True, suffix=".zip") as tmp:
         exported = yield from _in_child(export_bioimageio, model_dir, tmp, overwrite=True,
                                         should_stop=should_stop, **kwargs)  # fmt: skip
-        if exported is None:
+        report = "bioimage.io validation: not run"
+        stopped = exported is None
+        if not stopped and check:
+            checked = yield from _in_child(check_package, tmp, should_stop=should_stop)
+            stopped = checked is None
+            if not stopped:
+                passed, report = checked
+                if not passed:
+                    raise ExportCheckFailed(report)
+        if stopped:  # abandon the package: output stays as it was
+            tmp.unlink(missing_ok=True)
             yield Done(None, stopped=True)
             return
-        report = "bioimage.io validation: not run"
-        if check:
-            checked = yield from _in_child(check_package, tmp, should_stop=should_stop)
-            if checked is None:
-                yield Done(None, stopped=True)
-                return
-            passed, report = checked
-            if not passed:
-                raise ExportCheckFailed(report)
         if output.exists() and not overwrite:
             raise DeepInputError(f"{output}: appeared while exporting; not replaced")
-        os.replace(tmp, output)
-        yield Log(report)
-        yield Done((str(output), report))
-    finally:
-        tmp.unlink(missing_ok=True)
+    yield Log(report)
+    yield Done((str(output), report))
 
 
 def _in_child(target: Any, *args: Any, **kwargs: Any) -> Iterator[Event]:
