@@ -99,6 +99,7 @@ def test_structn2v_auto_mask(tmp_path, stack):
         (["--patch", "256"], "smaller than the training patch"),
         (["--patch", "30"], "multiple of"),
         (["--mask", "nofile.txt", "--method", "structn2v"], "cannot read"),
+        (["--precision", "bfloat16"], "bfloat16 is for pg-blindspot"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, stack, capsys, extra, message):

@@ -33,6 +33,9 @@ def test_config_bounds_and_cross_fields():
     with pytest.raises(ValidationError, match="cosine schedule is for pg"):
         TrainConfig(method="n2v", lr_schedule="cosine")
     assert TrainConfig(method="pg-blindspot", lr_schedule="constant").lr_schedule == "constant"
+    with pytest.raises(ValidationError, match="bfloat16 is for pg-blindspot"):
+        TrainConfig(method="n2v", precision="bfloat16")
+    assert TrainConfig(method="structn2v", mask=[[1]]).precision == "auto"
 
 
 def test_config_from_widget_values():

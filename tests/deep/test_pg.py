@@ -14,11 +14,11 @@ from napari_celldenoise.jobs import Log, run
 pytestmark = pytest.mark.tf
 
 
-@pytest.fixture(scope="module")
-def net():
+@pytest.fixture(scope="module", params=["float32", "mixed_bfloat16"])
+def net(request):
     from napari_celldenoise.deep.pg import build_blindspot
 
-    return build_blindspot(depth=2, features=8)
+    return build_blindspot(depth=2, features=8, precision=request.param)
 
 
 def _centre_change(net, x, dy, dx, amount=5.0):
@@ -149,6 +149,42 @@ def test_tta_fine_tuning_rate_follows_its_own_cosine(pg_model, small_noisy):
     list(predictor.adapt(small_noisy[None]))
     peak = info.train.learning_rate * TTA_LR
     # the last of 4 batches ran at step 3 of the cycle: well below the peak, above 0
-    rate = float(predictor.model.optimizer.learning_rate.numpy())
+    rate = float(predictor.tuned.optimizer.learning_rate.numpy())
     assert rate == pytest.approx(cosine_rate(peak, 3, 4), rel=1e-5)
     assert 0 < rate < 0.2 * peak
+
+
+def test_bfloat16_training_predicts_in_float32(tmp_path, small_noisy, tiny_config):
+    from napari_celldenoise.deep.model import ModelFolder
+    from napari_celldenoise.deep.pg import PGPredictor
+
+    folder = tmp_path / "m"
+    logs = []
+    cfg = tiny_config("pg-blindspot", precision="bfloat16")
+    info = run(train(small_noisy, "YX", cfg, str(folder)), logs.append)
+    assert any(isinstance(e, Log) and "in bfloat16:" in e.message for e in logs)
+    assert info.device.endswith(" in bfloat16")
+    predictor = PGPredictor(ModelFolder(folder), info, PredictConfig(tta=True, tta_steps=2))
+    before = predictor.model.get_weights()
+    list(predictor.adapt(small_noisy[None]))
+    # the fine-tuning ran in a bfloat16 twin; its weights came back into the float32 network
+    assert predictor.tuned is not predictor.model
+    assert predictor.tuned.layers[-1].compute_dtype == "float32"  # the head stays float32
+    assert predictor.model.get_layer("rot90").compute_dtype == "float32"
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(before, predictor.model.get_weights()))
+    out = run(predict(str(folder), small_noisy, "YX", PredictConfig(tta=True, tta_steps=2)))
+    assert out.dtype == np.float32 and out.shape == small_noisy.shape and np.isfinite(out).all()
+
+
+def test_precision_settings(tmp_path):
+    from napari_celldenoise.deep._tf import compute_precision, cpu_has_bfloat16
+
+    assert compute_precision("float32") == "float32"
+    assert compute_precision("bfloat16") == "mixed_bfloat16"
+    assert compute_precision("auto") in ("float32", "mixed_bfloat16")
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags : fpu sse2 avx512f avx512_bf16 fma\n")
+    assert cpu_has_bfloat16(str(info))
+    info.write_text("processor : 0\nflags : fpu sse2 avx2 fma\n")
+    assert not cpu_has_bfloat16(str(info))
+    assert not cpu_has_bfloat16(str(tmp_path / "missing"))

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..jobs import Event, Log, Progress, ShouldStop, never_stop
-from ._tf import device_description, import_tensorflow, keras
+from ._tf import compute_precision, device_description, import_tensorflow, keras
 from .calibration import CALIBRATION, describe, fit_affine, forget_lines, read_lines
 from .config import PredictConfig, TrainConfig
 from .data import augment
@@ -130,7 +130,7 @@ def _layers() -> Any:
         def __init__(self, filters: int, **kwargs: Any):
             super().__init__(**kwargs)
             self.filters = filters
-            self.conv = k.layers.Conv2D(filters, 3, padding="valid")
+            self.conv = k.layers.Conv2D(filters, 3, padding="valid", dtype=kwargs.get("dtype"))
 
         def call(self, x: Any) -> Any:
             # rows y-2..y and columns x-1..x+1 of the input feed output (y, x)
@@ -188,50 +188,54 @@ def build_blindspot(
     b: float = 1.0,
     floor: float = 0.0,
     learn: bool = False,
+    precision: str = "float32",
 ) -> Any:
     """The four-branch blind-spot network; output channels ``mu, s2, noise_var``.
 
     Input ``(batch, H, W, 1)`` normalised, H and W multiples of ``2**depth``.
+    ``precision="mixed_bfloat16"`` computes the branches and the merging 1x1 convolutions in
+    bfloat16 (weights stay float32); the prior head, the noise model and the loss stay float32.
     """
     tf, k, Rot90, ShiftDown, UpConv, NoiseVariance = _layers()
     L = k.layers
+    dt = {"dtype": precision}
 
     # one branch with shared weights, applied to four rotations
     x_in = L.Input((None, None, 1))
     skips = []
-    h = UpConv(features)(x_in)
+    h = UpConv(features, **dt)(x_in)
     for level in range(depth):
-        h = UpConv(features)(h)
+        h = UpConv(features, **dt)(h)
         skips.append(h)
-        h = L.MaxPooling2D(2)(ShiftDown(1)(h))
+        h = L.MaxPooling2D(2, **dt)(ShiftDown(1, **dt)(h))
         del level
-    h = UpConv(features)(h)
+    h = UpConv(features, **dt)(h)
     for skip in reversed(skips):
-        h = L.UpSampling2D(2)(h)
-        h = L.Concatenate()([h, skip])
-        h = UpConv(2 * features)(h)
-        h = UpConv(2 * features)(h)
-    h = ShiftDown(1)(h)  # the blind spot: the output row never sees its own pixel
+        h = L.UpSampling2D(2, **dt)(h)
+        h = L.Concatenate(**dt)([h, skip])
+        h = UpConv(2 * features, **dt)(h)
+        h = UpConv(2 * features, **dt)(h)
+    h = ShiftDown(1, **dt)(h)  # the blind spot: the output row never sees its own pixel
     branch = k.Model(x_in, h, name="half_plane_branch")
 
     inp = L.Input((None, None, 1), name="noisy")
     rotations = [
-        Rot90(0, name="rot0"),
-        Rot90(1, name="rot90"),
-        Rot90(2, name="rot180"),
-        Rot90(3, name="rot270"),
+        Rot90(0, name="rot0", **dt),
+        Rot90(1, name="rot90", **dt),
+        Rot90(2, name="rot180", **dt),
+        Rot90(3, name="rot270", **dt),
     ]
     undo = [
-        Rot90(0, name="unrot0"),
-        Rot90(3, name="unrot90"),
-        Rot90(2, name="unrot180"),
-        Rot90(1, name="unrot270"),
+        Rot90(0, name="unrot0", **dt),
+        Rot90(3, name="unrot90", **dt),
+        Rot90(2, name="unrot180", **dt),
+        Rot90(1, name="unrot270", **dt),
     ]
     outs = [u(branch(r(inp))) for r, u in zip(rotations, undo)]
-    h = L.Concatenate()(outs)
-    h = L.Conv2D(4 * features, 1, activation=lambda t: tf.nn.leaky_relu(t, 0.1))(h)
-    h = L.Conv2D(2 * features, 1, activation=lambda t: tf.nn.leaky_relu(t, 0.1))(h)
-    raw = L.Conv2D(2, 1, name="prior")(h)
+    h = L.Concatenate(**dt)(outs)
+    h = L.Conv2D(4 * features, 1, activation=lambda t: tf.nn.leaky_relu(t, 0.1), **dt)(h)
+    h = L.Conv2D(2 * features, 1, activation=lambda t: tf.nn.leaky_relu(t, 0.1), **dt)(h)
+    raw = L.Conv2D(2, 1, name="prior", dtype="float32")(h)
     mu = raw[..., :1]
     s2 = tf.nn.softplus(raw[..., 1:2]) + _EPS
     noise_var = NoiseVariance(a, b, floor, learn, name="noise")(mu)
@@ -316,17 +320,24 @@ def train_pg(
         a, b, floor = estimate_noise_model(train[: min(len(train), 64)])
         folder.write_noise(a, b, floor=floor)
     an, bn, fn = normalised_noise(a, b, mean, std, floor)
+    precision = compute_precision(config.precision)
     model = build_blindspot(
-        depth=config.depth, features=config.features, a=an, b=bn, floor=fn, learn=config.learn_noise
+        depth=config.depth,
+        features=config.features,
+        a=an,
+        b=bn,
+        floor=fn,
+        learn=config.learn_noise,
+        precision=precision,
     )
     _compile(model, config.learning_rate)
     if resume:
         model.load_weights(str(folder.weights("last")))
-    info = info.model_copy(update={"mean": mean, "std": std, "device": device_description()})
+    device = device_description() + (" in bfloat16" if precision != "float32" else "")
+    info = info.model_copy(update={"mean": mean, "std": std, "device": device})
     folder.write_info(info)
     yield Log(
-        f"training pg-blindspot on {device_description()}: "
-        f"noise var = max({a:.4g} x + {b:.4g}, {floor:.4g})"
+        f"training pg-blindspot on {device}: noise var = max({a:.4g} x + {b:.4g}, {floor:.4g})"
     )
     xn = ((train - mean) / std)[..., None].astype(np.float32)
     vn = ((val - mean) / std)[..., None].astype(np.float32)
@@ -356,6 +367,15 @@ def train_pg(
         layer = model.get_layer("noise")
         an_, bn_ = float(np.maximum(layer.a.numpy(), 0)), float(layer.b.numpy())
         folder.write_noise(an_ * std, bn_ * std**2 - an_ * std * mean, floor=floor)
+    if precision != "float32":  # calibrate the float32 network that predictions use
+        model = build_blindspot(
+            depth=config.depth,
+            features=config.features,
+            a=an,
+            b=bn,
+            floor=fn,
+            learn=config.learn_noise,
+        )
     lines = {}
     for which in ("last", "best"):
         path = folder.weights(which)
@@ -380,6 +400,7 @@ class PGPredictor:
         path = folder.weights(config.weights)
         self.model.load_weights(str(path))
         self.line = tuple(read_lines(folder).get(path.name, (1.0, 0.0)))
+        self.tuned: Any = None  # the network test-time adaptation fine-tuned (model or twin)
         self._set_noise()
 
     def _set_noise(self) -> None:
@@ -411,7 +432,8 @@ class PGPredictor:
             return
         xn = ((data - self.info.mean) / self.info.std)[..., None].astype(np.float32)
         peak = self.info.train.learning_rate * TTA_LR
-        _compile(self.model, peak)
+        tuned = self.tuned = self._training_copy()
+        _compile(tuned, peak)
         gen = _batches(xn, min(self.info.train.batch, 8), patch, np.random.default_rng(0), True)
         steps = self.config.tta_steps
         for step in range(steps):
@@ -419,14 +441,32 @@ class PGPredictor:
                 return
             if self.info.train.lr_schedule == "cosine":
                 # a short cycle of its own: the trained weights were annealed to a low rate
-                self.model.optimizer.learning_rate.assign(cosine_rate(peak, step, steps))
+                tuned.optimizer.learning_rate.assign(cosine_rate(peak, step, steps))
             bx, by = next(gen)
-            self.model.train_on_batch(bx, by)
+            tuned.train_on_batch(bx, by)
             yield Progress(step + 1, steps, f"adapting to this image {step + 1}/{steps}")
+        self.model.set_weights(tuned.get_weights())
         crops = _batches(xn, 8, patch, np.random.default_rng(1), False)
         crop = np.concatenate([next(crops)[0] for _ in range(8)])
         self.line = prior_line(self.model, crop)
         yield Log(f"prior-mean calibration on this image: {describe(self.line, 'mu')}")
+
+    def _training_copy(self) -> Any:
+        """The network to fine-tune: the model itself, or a bfloat16 twin with its weights.
+
+        Predictions always run in float32 (the posterior mean needs the precision); the
+        fine-tuning follows the training's ``precision`` on this machine.
+        """
+        precision = compute_precision(self.info.train.precision)
+        if precision == "float32":
+            return self.model
+        twin = build_blindspot(
+            depth=self.info.train.depth,
+            features=self.info.train.features,
+            precision=precision,
+        )
+        twin.set_weights(self.model.get_weights())
+        return twin
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         m, s = self.info.mean, self.info.std
