@@ -279,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(stack)} raw frames (patch {args.patch}, batch {args.batch}, {args.steps} "
         "steps/epoch, best-validation weights). "
         "Time = the training calls (TensorFlow set-up of each curve chunk included) plus "
-        "prediction (with TTA where marked).",
+        "prediction (with TTA where marked). "
+        f"PG blind-spot computes in {_pg_precision()} here (precision 'auto'; predictions in "
+        "float32).",
         "",
         "| method | PSNR (dB) | SSIM | time (s) |",
         "|---|---:|---:|---:|",
@@ -317,6 +319,12 @@ def goal_lines(rows: list[dict]) -> list[str]:
         f"Goals (PG blind-spot >= N2V + 0.5 dB and >= VST + BM3D + 1.0 dB), best rows "
         f"({pg[0]}; {n2v[0]}): measured {to_n2v:+.2f} dB and {to_bm3d:+.2f} dB: {verdict}.",
     ]
+
+
+def _pg_precision() -> str:
+    from napari_celldenoise.deep._tf import compute_precision
+
+    return compute_precision("auto").replace("mixed_", "")
 
 
 def _machine() -> str:
