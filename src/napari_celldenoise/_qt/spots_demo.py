@@ -41,9 +41,11 @@ def step_spots(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, Any]:
         viewer.layers.move(viewer.layers.index(name), len(viewer.layers))
     image = viewer.layers["spots"]
     (lo, hi) = image.extent.world[:, -2:]
-    viewer.camera.center = tuple((lo + hi) / 2)
+    # napari >= 0.9 keeps the camera on viewer.scene (viewer.camera is deprecated there)
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    camera.center = tuple((lo + hi) / 2)
     canvas = viewer.window._qt_viewer.canvas.size
-    viewer.camera.zoom = 0.9 * min(canvas[0] / (hi[0] - lo[0]), canvas[1] / (hi[1] - lo[1]))
+    camera.zoom = 0.9 * min(canvas[0] / (hi[0] - lo[0]), canvas[1] / (hi[1] - lo[1]))
     viewer.layers.selection.active = points
     return {
         "spots": {
