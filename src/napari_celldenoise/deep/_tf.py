@@ -16,14 +16,52 @@ Nothing in this module imports TensorFlow at import time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+
+# TensorFlow's C++ start-up lines that tell a user nothing (they are printed before absl's
+# logging is set up, so TF_CPP_MIN_LOG_LEVEL does not hide them); "failed call to cuInit" is
+# what a machine without a GPU says when TensorFlow looks for one
+STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "failed call to cuInit",
+    "This TensorFlow binary is optimized",
+    "To enable the following instructions",
+    "TF-TRT Warning",
+    "Unable to register cu",
+)
+
+
+@contextlib.contextmanager
+def quiet_startup() -> Iterator[None]:
+    """Hold back file descriptor 2 for the block; then print every line but the noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode(errors="replace").splitlines(keepends=True)
+            kept = [line for line in lines if not any(n in line for n in STARTUP_NOISE)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 class LegacyKerasError(RuntimeError):
@@ -40,10 +78,23 @@ def import_tensorflow() -> Any:
             "TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set; n2v needs the legacy "
             "Keras: import napari_celldenoise.deep._tf.import_tensorflow() first"
         )
-    import tensorflow as tf
+    first = "tensorflow" not in sys.modules
+    with quiet_startup() if first else contextlib.nullcontext():
+        import tensorflow as tf
+
+        if first:
+            gpus()  # the device look-up's own noise, once, now
 
     tf.get_logger().setLevel(logging.ERROR)
     return tf
+
+
+@functools.cache
+def gpus() -> tuple:
+    """TensorFlow's GPUs (looked up once, without the start-up noise of a GPU-less machine)."""
+    tf = import_tensorflow()
+    with quiet_startup():
+        return tuple(tf.config.list_physical_devices("GPU"))
 
 
 def keras() -> Any:
@@ -60,7 +111,7 @@ def import_n2v() -> SimpleNamespace:
         # removed in NumPy 2, used by n2v; setattr so that linters do not "fix" it
         setattr(np, "product", np.prod)  # noqa: B010
     import_tensorflow()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), quiet_startup():
         from n2v.internals import N2V_DataWrapper as wrapper_module
         from n2v.models import N2V, N2VConfig
         from n2v.utils import n2v_utils
@@ -76,13 +127,13 @@ def import_n2v() -> SimpleNamespace:
 def device_description() -> str:
     """``"GPU (name)"`` when TensorFlow sees a GPU, else ``"CPU (n cores)"``."""
     tf = import_tensorflow()
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
+    found = gpus()
+    if found:
         try:
-            name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+            name = tf.config.experimental.get_device_details(found[0]).get("device_name", "")
         except Exception:  # details are optional
             name = ""
-        return f"GPU ({name or gpus[0].name})"
+        return f"GPU ({name or found[0].name})"
     return f"CPU ({os.cpu_count()} cores)"
 
 
@@ -107,8 +158,7 @@ def compute_precision(setting: str = "auto") -> str:
         return "mixed_bfloat16"
     if setting == "float32":
         return "float32"
-    tf = import_tensorflow()
-    if tf.config.list_physical_devices("GPU") or not cpu_has_bfloat16():
+    if gpus() or not cpu_has_bfloat16():
         return "float32"
     return "mixed_bfloat16"
 
