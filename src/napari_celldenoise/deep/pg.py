@@ -27,6 +27,7 @@ adaptation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -321,15 +322,16 @@ def train_pg(
         folder.write_noise(a, b, floor=floor)
     an, bn, fn = normalised_noise(a, b, mean, std, floor)
     precision = compute_precision(config.precision)
-    model = build_blindspot(
+    network = functools.partial(
+        build_blindspot,
         depth=config.depth,
         features=config.features,
         a=an,
         b=bn,
         floor=fn,
         learn=config.learn_noise,
-        precision=precision,
     )
+    model = network(precision=precision)
     _compile(model, config.learning_rate)
     if resume:
         model.load_weights(str(folder.weights("last")))
@@ -368,14 +370,7 @@ def train_pg(
         an_, bn_ = float(np.maximum(layer.a.numpy(), 0)), float(layer.b.numpy())
         folder.write_noise(an_ * std, bn_ * std**2 - an_ * std * mean, floor=floor)
     if precision != "float32":  # calibrate the float32 network that predictions use
-        model = build_blindspot(
-            depth=config.depth,
-            features=config.features,
-            a=an,
-            b=bn,
-            floor=fn,
-            learn=config.learn_noise,
-        )
+        model = network()
     lines = {}
     for which in ("last", "best"):
         path = folder.weights(which)
