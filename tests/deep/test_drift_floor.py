@@ -1,0 +1,38 @@
+"""The deep benchmark's estimate of how far avg50 lies from frame 0's clean image."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from deep import drift_floor, psnr_to_clean
+
+
+def _stack(drift: float, sigma: float = 5.0, n: int = 50) -> tuple[np.ndarray, float]:
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(20, 200, (128, 128))
+    slope = drift * rng.normal(size=clean.shape)  # grey levels per frame, varying per pixel
+    t = np.arange(n)[:, None, None]
+    frames = clean + (t - (n - 1) / 2) * slope + rng.normal(0, sigma, (n, *clean.shape))
+    expected = float(np.mean((((n - 1) / 2) * slope) ** 2))  # frame 0 against the mean
+    return frames, expected
+
+
+def test_a_steady_drift_is_recovered_from_the_frames_alone():
+    frames, expected = _stack(drift=0.08)
+    assert expected == pytest.approx(3.84, rel=0.05)
+    assert drift_floor(frames) == pytest.approx(expected, rel=0.1)
+
+
+def test_no_drift_gives_a_floor_near_zero():
+    frames, _ = _stack(drift=0.0)
+    assert drift_floor(frames) < 0.1  # noise variance 25: its part is taken out
+
+
+def test_psnr_to_clean_takes_the_floor_out_of_the_squared_error():
+    mse = 5.0
+    psnr = 10 * np.log10(255.0**2 / mse)
+    assert psnr_to_clean(psnr, 0.0) == pytest.approx(psnr)
+    assert psnr_to_clean(psnr, 3.0) == pytest.approx(10 * np.log10(255.0**2 / 2.0))
