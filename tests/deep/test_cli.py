@@ -44,6 +44,7 @@ def test_train_resume_predict(tmp_path, stack, capsys):
         "2",
     ]
     assert main(args) == 0
+    assert "learning_rate: 0.0004" in (model / "celldenoise.yaml").read_text()  # n2v's default
     assert main([*args, "--resume"]) == 0
     assert "2 epochs" in capsys.readouterr().out
     out = tmp_path / "out.ome.tif"
@@ -81,11 +82,14 @@ def test_structn2v_auto_mask(tmp_path, stack):
                 "2",
                 "--mask",
                 "auto",
+                "--learning-rate",
+                "0.002",
             ]
         )
         == 0
     )
     assert "mask:" in (model / "celldenoise.yaml").read_text()
+    assert "learning_rate: 0.002" in (model / "celldenoise.yaml").read_text()
     # continuing keeps the folder's method and mask, whatever --method says
     assert main(["train", str(stack), "--method", "n2v", "-o", str(model), "--epochs", "1",
                  "--steps", "1", "--patch", "32", "--batch", "2", "--resume"]) == 0  # fmt: skip

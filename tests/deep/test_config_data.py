@@ -168,3 +168,9 @@ def test_dihedral_ensemble_averages_the_eight_transforms():
     vol = rng.normal(size=(3, 8, 8)).astype(np.float32)
     up = _Dihedral(lambda w: np.roll(w, 1, axis=0))(vol)
     np.testing.assert_allclose(up, np.roll(vol, 1, axis=0), atol=1e-5)
+
+
+def test_pg_learning_rate_defaults_to_1e_3_and_a_given_rate_is_kept():
+    assert TrainConfig(method="pg-blindspot").learning_rate == 1e-3
+    assert TrainConfig(method="n2v").learning_rate == 4e-4
+    assert TrainConfig(method="pg-blindspot", learning_rate=2e-4).learning_rate == 2e-4

@@ -60,7 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: a random 10%% of the patches)",
     )
     t.add_argument("--dims", type=int, choices=[2, 3], default=2, help="2D or 3D network")
-    t.add_argument("--learning-rate", type=float, default=4e-4)
+    t.add_argument(
+        "--learning-rate",
+        type=float,
+        help="Adam's (peak) learning rate (default 1e-3 for pg-blindspot, 4e-4 otherwise)",
+    )
     t.add_argument(
         "--precision",
         choices=["auto", "float32", "bfloat16"],
@@ -184,6 +188,7 @@ def run_train(args: argparse.Namespace) -> int:
             val_region = parse_region(args.val_region)
         except ValueError as exc:
             raise CliError(f"--val-region: {exc}") from None
+    rate = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
     config = TrainConfig(
         val_region=val_region,
         method=method,
@@ -193,8 +198,8 @@ def run_train(args: argparse.Namespace) -> int:
         batch=args.batch,
         mask=mask,
         dims=dims,
-        learning_rate=args.learning_rate,
         precision=args.precision,
+        **rate,
         seed=args.seed,
     )
     from ..deep.api import train

@@ -42,7 +42,9 @@ from .model import ModelFolder, ModelInfo
 from .training import cosine_rate
 
 _EPS = 1e-6
-TTA_LR = 0.5  # test-time fine-tuning's (peak) learning rate, as a fraction of training's
+# test-time fine-tuning's (peak) learning rate, as a fraction of training's: 4e-4 after the
+# default 1e-3 (on a 5-minute model, peaks of 0.8, 2 and 4 x 1e-4 gave +0.13, +0.29, +0.33 dB)
+TTA_LR = 0.4
 
 
 def receptive_radius(depth: int) -> int:
