@@ -14,11 +14,40 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
 def machine() -> str:
-    """One line describing where the numbers were measured."""
+    """One line describing where the numbers were measured.
+
+    Names the CPU model and its widest vector instructions: the same 2-core machine kind comes
+    with or without AVX-512 (and bfloat16), and TensorFlow runs several times slower without.
+    """
     import os
 
     cpu = platform.processor() or platform.machine()
+    model, flags = _cpuinfo()
+    if model:
+        cpu = f"{cpu} ({model}, {_vector_level(flags)})"
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
+
+
+def _cpuinfo() -> tuple[str, set[str]]:
+    """Model name and flags from /proc/cpuinfo (the CPUs of a VM are alike; empty off Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "", set()
+    fields = dict(
+        (k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in text.splitlines()) if v
+    )
+    return fields.get("model name", ""), set(fields.get("flags", "").split())
+
+
+def _vector_level(flags: set[str]) -> str:
+    if {"avx512_bf16", "amx_bf16"} & flags:
+        return "AVX-512 with bfloat16"
+    if "avx512f" in flags:
+        return "AVX-512"
+    if "avx2" in flags:
+        return "AVX2, no AVX-512"
+    return "no AVX2"
 
 
 def write_section(name: str, markdown: str, doc: Path = DOC) -> Path:
