@@ -77,7 +77,9 @@ def step_classical(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, A
     """Auto-tune TV (VST) on the noisy cells, apply, PSNR against the clean layer."""
     from .classical import demo_step
 
-    return demo_step(viewer, out, docks)
+    result = demo_step(viewer, out, docks)
+    viewer.reset_view()  # the spots step zoomed onto the movie; show the cells whole again
+    return result
 
 
 Step = Callable[[Any, Path, dict[str, Any]], dict[str, Any]]
