@@ -21,27 +21,20 @@ def machine() -> str:
     """
     import os
 
+    from napari_celldenoise.deep._tf import cpu_model_and_flags
+
     cpu = platform.processor() or platform.machine()
-    model, flags = _cpuinfo()
+    model, flags = cpu_model_and_flags()
     if model:
         cpu = f"{cpu} ({model}, {_vector_level(flags)})"
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
-    """Model name and flags from /proc/cpuinfo (the CPUs of a VM are alike; empty off Linux)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "", set()
-    fields = dict(
-        (k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in text.splitlines()) if v
-    )
-    return fields.get("model name", ""), set(fields.get("flags", "").split())
-
-
 def _vector_level(flags: set[str]) -> str:
-    if {"avx512_bf16", "amx_bf16"} & flags:
+    """The widest vector instructions among ``flags`` (TensorFlow's CPU speed follows them)."""
+    from napari_celldenoise.deep._tf import BFLOAT16_FLAGS
+
+    if BFLOAT16_FLAGS & flags:
         return "AVX-512 with bfloat16"
     if "avx512f" in flags:
         return "AVX-512"

@@ -29,3 +29,17 @@ def test_write_section_replaces_only_its_own_block(tmp_path):
     write_section("a", "second", doc)
     text = doc.read_text()
     assert "second" in text and "first" not in text and "other" in text
+
+
+def test_cpu_model_and_flags_reads_the_first_cpu(tmp_path):
+    from napari_celldenoise.deep._tf import cpu_model_and_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\n"
+        "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n"
+    )
+    model, flags = cpu_model_and_flags(str(info))
+    assert model == "AMD EPYC 9R14"
+    assert _vector_level(flags) == "AVX-512 with bfloat16"
+    assert cpu_model_and_flags(str(tmp_path / "missing")) == ("", set())

@@ -137,14 +137,29 @@ def device_description() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16), from ``cpuinfo``."""
+BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_model_and_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, set[str]]:
+    """The first CPU's model name and instruction flags from ``cpuinfo`` (empty off Linux)."""
+    model, flags = "", set()
     try:
         with open(cpuinfo, encoding="ascii", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
     except OSError:  # not Linux
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        pass
+    return model, flags
+
+
+def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16), from ``cpuinfo``."""
+    return bool(BFLOAT16_FLAGS & cpu_model_and_flags(cpuinfo)[1])
 
 
 def compute_precision(setting: str = "auto") -> str:
