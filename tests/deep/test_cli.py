@@ -104,6 +104,7 @@ def test_structn2v_auto_mask(tmp_path, stack):
         (["--patch", "30"], "multiple of"),
         (["--mask", "nofile.txt", "--method", "structn2v"], "cannot read"),
         (["--precision", "bfloat16"], "bfloat16 is for pg-blindspot"),
+        (["--structure-share", "0.5"], "structure_share is for pg-blindspot"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, stack, capsys, extra, message):

@@ -13,7 +13,13 @@ from napari_celldenoise.deep.config import (
     parse_mask,
     train_config_from_widget,
 )
-from napari_celldenoise.deep.data import DeepInputError, augment, make_patches, to_samples
+from napari_celldenoise.deep.data import (
+    DeepInputError,
+    augment,
+    make_patches,
+    structure_weights,
+    to_samples,
+)
 from napari_celldenoise.deep.masks import mask_from_data, noise_autocorrelation
 from napari_celldenoise.deep.model import ModelFolderError, prepare_new_folder
 from napari_celldenoise.deep.tiling import reflect_index, run_tiled
@@ -174,3 +180,41 @@ def test_pg_learning_rate_defaults_to_1e_3_and_a_given_rate_is_kept():
     assert TrainConfig(method="pg-blindspot").learning_rate == 1e-3
     assert TrainConfig(method="n2v").learning_rate == 4e-4
     assert TrainConfig(method="pg-blindspot", learning_rate=2e-4).learning_rate == 2e-4
+
+
+def test_structure_weights_favour_structured_patches():
+    rng = np.random.default_rng(0)
+    flat = rng.normal(10, 1, (6, 32, 32))  # background: noise only
+    cells = rng.normal(10, 1, (2, 32, 32))
+    cells[:, 8:24, 8:24] += 50  # a bright object in two patches
+    patches = np.concatenate([flat, cells]).astype(np.float32)
+    assert structure_weights(patches, 0.0) is None
+    half = structure_weights(patches, 0.5)
+    assert half.sum() == pytest.approx(1.0)
+    # half of the draws uniform (1/16 each), the other half almost all on the object patches
+    assert half[:6] == pytest.approx(0.5 / 8, abs=0.01)
+    assert half[6:].sum() > 0.55  # uniform draws alone would give them 0.25
+    only = structure_weights(patches, 1.0)
+    assert only[6:].sum() > 0.9
+    assert structure_weights(np.zeros((3, 8, 8), np.float32), 0.5) is None  # flat: uniform
+
+
+def test_pg_batches_follow_the_weights():
+    from napari_celldenoise.deep.pg import _batches
+
+    x = np.stack([np.full((8, 8, 1), i, np.float32) for i in range(4)])
+    weights = np.array([0.0, 0.0, 0.0, 1.0])
+    batch, _ = next(_batches(x, 16, 8, np.random.default_rng(0), True, weights))
+    assert (batch == 3).all()
+    batch, _ = next(_batches(x, 64, 8, np.random.default_rng(0), False))
+    assert set(np.unique(batch)) == {0, 1, 2, 3}  # uniform without weights
+
+
+def test_structure_share_is_half_for_pg_and_pg_only():
+    assert TrainConfig(method="pg-blindspot").structure_share == 0.5
+    assert TrainConfig(method="pg-blindspot", structure_share=0).structure_share == 0
+    assert TrainConfig(method="n2v").structure_share == 0
+    with pytest.raises(ValidationError, match="structure_share is for pg-blindspot"):
+        TrainConfig(method="n2v", structure_share=0.5)
+    with pytest.raises(ValidationError):
+        TrainConfig(method="pg-blindspot", structure_share=1.5)

@@ -66,6 +66,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Adam's (peak) learning rate (default 1e-3 for pg-blindspot, 4e-4 otherwise)",
     )
     t.add_argument(
+        "--structure-share",
+        type=float,
+        metavar="F",
+        help="pg-blindspot: share (0-1) of training patches drawn in proportion to their "
+        "structure instead of uniformly, so a mostly-background field does not spend most "
+        "steps on background (default 0.5)",
+    )
+    t.add_argument(
         "--precision",
         choices=["auto", "float32", "bfloat16"],
         default="auto",
@@ -188,7 +196,9 @@ def run_train(args: argparse.Namespace) -> int:
             val_region = parse_region(args.val_region)
         except ValueError as exc:
             raise CliError(f"--val-region: {exc}") from None
-    rate = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
+    chosen = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
+    if args.structure_share is not None:
+        chosen["structure_share"] = args.structure_share
     config = TrainConfig(
         val_region=val_region,
         method=method,
@@ -199,7 +209,7 @@ def run_train(args: argparse.Namespace) -> int:
         mask=mask,
         dims=dims,
         precision=args.precision,
-        **rate,
+        **chosen,
         seed=args.seed,
     )
     from ..deep.api import train

@@ -37,7 +37,7 @@ from ..jobs import Event, Log, Progress, ShouldStop, never_stop
 from ._tf import compute_precision, device_description, import_tensorflow, keras
 from .calibration import CALIBRATION, describe, fit_affine, forget_lines, read_lines
 from .config import PredictConfig, TrainConfig
-from .data import augment
+from .data import augment, structure_weights
 from .model import ModelFolder, ModelInfo
 from .training import cosine_rate
 
@@ -283,10 +283,24 @@ def _compile(model: Any, learning_rate: float) -> None:
     model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss=pg_loss)
 
 
-def _batches(x: np.ndarray, batch: int, patch: int, rng: np.random.Generator, aug: bool):
-    """Random crops of ``patch`` from the patch set ``x`` (``N,Y,X,1``), augmented."""
+def _batches(
+    x: np.ndarray,
+    batch: int,
+    patch: int,
+    rng: np.random.Generator,
+    aug: bool,
+    weights: np.ndarray | None = None,
+):
+    """Random crops of ``patch`` from the patch set ``x`` (``N,Y,X,1``), augmented.
+
+    ``weights``: each patch's probability of being drawn (:func:`.data.structure_weights`);
+    uniform when ``None``.
+    """
     while True:
-        idx = rng.integers(0, len(x), batch)
+        if weights is None:
+            idx = rng.integers(0, len(x), batch)
+        else:
+            idx = rng.choice(len(x), batch, p=weights)
         out = np.empty((batch, patch, patch, 1), np.float32)
         for j, i in enumerate(idx):
             y0 = int(rng.integers(0, x.shape[1] - patch + 1))
@@ -346,6 +360,7 @@ def train_pg(
     xn = ((train - mean) / std)[..., None].astype(np.float32)
     vn = ((val - mean) / std)[..., None].astype(np.float32)
     rng = np.random.default_rng(config.seed)
+    weights = structure_weights(train, config.structure_share)
     first = vn[:1]
 
     def preview(keras_model: Any) -> np.ndarray:
@@ -354,7 +369,7 @@ def train_pg(
 
     result = yield from fit_events(
         model,
-        _batches(xn, config.batch, config.patch, rng, config.augment),
+        _batches(xn, config.batch, config.patch, rng, config.augment, weights),
         (vn, vn),
         folder=folder,
         info=info,
