@@ -218,3 +218,15 @@ def test_structure_share_is_half_for_pg_and_pg_only():
         TrainConfig(method="n2v", structure_share=0.5)
     with pytest.raises(ValidationError):
         TrainConfig(method="pg-blindspot", structure_share=1.5)
+
+
+def test_continued_config_takes_the_models_method_and_its_defaults():
+    pg = TrainConfig(method="pg-blindspot", patch=32, features=8)
+    run = TrainConfig(method="n2v", epochs=3)  # e.g. a CLI --resume that left --method as n2v
+    merged = run.continued(pg)
+    assert merged.method == "pg-blindspot" and merged.patch == 32 and merged.features == 8
+    assert merged.epochs == 3  # this run's own setting
+    assert merged.lr_schedule == "cosine" and merged.structure_share == 0.5
+    assert merged.learning_rate == 1e-3
+    own = TrainConfig(method="pg-blindspot", structure_share=0.2, learning_rate=5e-4)
+    assert own.continued(pg).structure_share == 0.2 and own.continued(pg).learning_rate == 5e-4

@@ -44,20 +44,7 @@ def train(
     info: ModelInfo | None = None
     if resume:
         info = folder.read_info()
-        keep = (
-            "method",
-            "dims",
-            "depth",
-            "features",
-            "mask",
-            "patch",
-            "radius",
-            "perc_pix",
-            "learn_noise",
-            "batch_norm",
-            "vst",
-        )
-        config = TrainConfig(**{**config.model_dump(), **info.train.model_dump(include=set(keep))})
+        config = config.continued(info.train)
         if config.dims == 3 and "Z" not in check_axes(axes, np.ndim(data)):
             raise DeepInputError(f"the model is 3D (trained on {info.axes}), the data has {axes}")
     samples, _ = to_samples(data, axes, config.dims)

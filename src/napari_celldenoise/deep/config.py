@@ -153,6 +153,32 @@ class TrainConfig(Config):
             raise ValueError("the mask is larger than the patch")
         return self
 
+    def continued(self, trained: TrainConfig) -> TrainConfig:
+        """This run's settings on an existing model: the architecture is the model's.
+
+        Only the settings given for this run are kept (defaults are left out), so that when
+        they were made for another method, the model's method brings its own defaults (PG's
+        cosine rate and structure draws) instead of the other method's.
+        """
+        kept = trained.model_dump(include=set(KEPT_ON_RESUME))
+        return TrainConfig(**{**self.model_dump(exclude_unset=True), **kept})
+
+
+# what a continued run takes from the model folder
+KEPT_ON_RESUME = (
+    "method",
+    "dims",
+    "depth",
+    "features",
+    "mask",
+    "patch",
+    "radius",
+    "perc_pix",
+    "learn_noise",
+    "batch_norm",
+    "vst",
+)
+
 
 class PredictConfig(Config):
     """How a trained network denoises an image."""
