@@ -19,6 +19,7 @@ from napari_celldenoise.deep.data import (
     make_patches,
     structure_weights,
     to_samples,
+    validation_subset,
 )
 from napari_celldenoise.deep.masks import mask_from_data, noise_autocorrelation
 from napari_celldenoise.deep.model import ModelFolderError, prepare_new_folder
@@ -230,3 +231,13 @@ def test_continued_config_takes_the_models_method_and_its_defaults():
     assert merged.learning_rate == 1e-3
     own = TrainConfig(method="pg-blindspot", structure_share=0.2, learning_rate=5e-4)
     assert own.continued(pg).structure_share == 0.2 and own.continued(pg).learning_rate == 5e-4
+
+
+def test_validation_subset_caps_pixels_and_keeps_one_patch():
+    val = np.arange(10 * 4 * 8, dtype=np.float32).reshape(10, 4, 8)
+    three = validation_subset(val, pixels=100)  # 32 pixels a patch: 3 fit
+    assert three.shape == (3, 4, 8)
+    np.testing.assert_array_equal(three, val[:3])
+    assert len(validation_subset(val, pixels=10)) == 1
+    assert len(validation_subset(val, pixels=10**6)) == 10
+    assert len(validation_subset(np.zeros((400, 64, 64), np.float32))) == 64

@@ -37,7 +37,7 @@ from ..jobs import Event, Log, Progress, ShouldStop, never_stop
 from ._tf import compute_precision, device_description, import_tensorflow, keras
 from .calibration import CALIBRATION, describe, fit_affine, forget_lines, read_lines
 from .config import PredictConfig, TrainConfig
-from .data import augment, structure_weights
+from .data import augment, structure_weights, validation_subset
 from .model import ModelFolder, ModelInfo
 from .training import cosine_rate
 
@@ -358,7 +358,7 @@ def train_pg(
         f"training pg-blindspot on {device}: noise var = max({a:.4g} x + {b:.4g}, {floor:.4g})"
     )
     xn = ((train - mean) / std)[..., None].astype(np.float32)
-    vn = ((val - mean) / std)[..., None].astype(np.float32)
+    vn = ((validation_subset(val) - mean) / std)[..., None].astype(np.float32)
     rng = np.random.default_rng(config.seed)
     weights = structure_weights(train, config.structure_share)
     first = vn[:1]
