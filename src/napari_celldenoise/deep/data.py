@@ -206,9 +206,9 @@ def structure_weights(patches: np.ndarray, share: float) -> np.ndarray | None:
     return (1 - share) / n + share * structure / structure.sum()
 
 
-# PG's loss counts every pixel, so 2**18 validation pixels (64 patches of 64 x 64) rank its
-# epochs as well as more do; on FMD's 50 frames the 10 % split holds 320 patches, whose pass
-# after every epoch took about 12 % of a 40-step epoch's CPU time
+# PG's loss counts every pixel, so 2**18 validation pixels (64 patches of 64 x 64) are ample
+# to rank its epochs (not compared against the full split); on FMD's 50 frames the 10 %
+# split holds 320 patches, whose pass after every epoch took about 12 % of a 40-step epoch
 VAL_PIXELS = 2**18
 
 
