@@ -86,6 +86,8 @@ def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
     with qtbot.waitSignal(w.panel.finished, timeout=180_000):
         assert w.start_training() is not None
     assert w.plot.epochs == [1, 2] and len(w.plot.loss_line.get_xdata()) == 2
+    ticks = w.plot.axes.get_xticks()
+    assert np.allclose(ticks, np.round(ticks)), ticks  # whole epochs only
     assert "n2v preview" in viewer.layers
     assert viewer.layers["n2v preview"].data.shape == (32, 32)
     assert "CPU" in w.device.text() or "GPU" in w.device.text()

@@ -143,6 +143,7 @@ class LossPlot(QWidget):
         super().__init__(parent)
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         self.figure = Figure(figsize=(3.2, 2.0), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
@@ -150,6 +151,7 @@ class LossPlot(QWidget):
         (self.loss_line,) = self.axes.plot([], [], "o-", label="loss", ms=3)
         (self.val_line,) = self.axes.plot([], [], "s-", label="val loss", ms=3)
         self.axes.set_xlabel("epoch")
+        self.axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 1.2"
         self.axes.legend(fontsize=7)
         self.axes.tick_params(labelsize=7)
         layout = QVBoxLayout(self)
