@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from deep import drift_floor, psnr_to_clean
+from deep import drift_floor, plan_epochs, psnr_to_clean
 
 
 def _stack(drift: float, sigma: float = 5.0, n: int = 50) -> tuple[np.ndarray, float]:
@@ -36,3 +36,13 @@ def test_psnr_to_clean_takes_the_floor_out_of_the_squared_error():
     psnr = 10 * np.log10(255.0**2 / mse)
     assert psnr_to_clean(psnr, 0.0) == pytest.approx(psnr)
     assert psnr_to_clean(psnr, 3.0) == pytest.approx(10 * np.log10(255.0**2 / 2.0))
+
+
+def test_plan_epochs_fills_the_slice_for_a_cosine_schedule():
+    # 4.8 epochs of 40 steps fit: 5 epochs of 38 steps (190 <= 192), not 4 of 40 (160)
+    assert plan_epochs(4.8, 40) == (5, 38)
+    assert plan_epochs(4.0, 40) == (4, 40)
+    assert plan_epochs(0.3, 40) == (1, 12)
+    for fit in (0.5, 1.7, 4.83, 11.2):
+        epochs, steps = plan_epochs(fit, 40)
+        assert fit * 40 - epochs <= epochs * steps <= fit * 40
