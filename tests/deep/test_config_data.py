@@ -16,6 +16,7 @@ from napari_celldenoise.deep.config import (
 from napari_celldenoise.deep.data import (
     DeepInputError,
     augment,
+    draw_seed,
     make_patches,
     structure_weights,
     to_samples,
@@ -241,3 +242,21 @@ def test_validation_subset_caps_pixels_and_keeps_one_patch():
     assert len(validation_subset(val, pixels=10)) == 1
     assert len(validation_subset(val, pixels=10**6)) == 10
     assert len(validation_subset(np.zeros((400, 64, 64), np.float32))) == 64
+
+
+def test_continued_runs_draw_new_batches():
+    """A first run keeps its seed; Continue (epochs done) must not replay the first run's draws."""
+    from napari_celldenoise.deep.pg import _batches
+
+    x = np.random.default_rng(1).normal(size=(20, 32, 32, 1)).astype(np.float32)
+
+    def first_batch(epochs_done: int) -> np.ndarray:
+        rng = np.random.default_rng(draw_seed(7, epochs_done))
+        return next(_batches(x, 4, 16, rng, True))[0]
+
+    assert draw_seed(7, 0) == 7
+    np.testing.assert_array_equal(first_batch(0), first_batch(0))
+    np.testing.assert_array_equal(first_batch(3), first_batch(3))
+    assert not np.array_equal(first_batch(0), first_batch(3))
+    assert not np.array_equal(first_batch(3), first_batch(6))
+    np.random.seed(draw_seed(7, 3))  # noqa: NPY002 - n2v's wrapper draws from the global one

@@ -220,3 +220,12 @@ def validation_subset(val: np.ndarray, pixels: int = VAL_PIXELS) -> np.ndarray:
     """
     per_patch = int(np.prod(val.shape[1:]))
     return val[: max(1, pixels // per_patch)]
+
+
+def draw_seed(seed: int, epochs_done: int) -> int | list[int]:
+    """Seed of a run's patch draws and augmentations.
+
+    A first run uses ``seed`` itself; a continued one (``epochs_done`` > 0) mixes in the epochs
+    already trained, so Continue draws new batches instead of replaying the first run's.
+    """
+    return seed if epochs_done == 0 else [seed, epochs_done]

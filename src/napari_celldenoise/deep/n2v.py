@@ -21,7 +21,7 @@ from ..jobs import Event, Log
 from ._tf import device_description, import_n2v, import_tensorflow, quiet_stdout
 from .calibration import CALIBRATION, describe, forget_lines, read_lines
 from .config import TrainConfig
-from .data import DeepInputError, augment
+from .data import DeepInputError, augment, draw_seed
 from .model import N2V_CONFIG, ModelFolder, ModelInfo
 
 
@@ -138,7 +138,8 @@ def train_n2v(
 
     tf = import_tensorflow()
     n = import_n2v()
-    np.random.seed(config.seed)  # noqa: NPY002 - the n2v data wrapper draws from the global generator
+    seed = draw_seed(config.seed, info.epochs_done)
+    np.random.seed(seed)  # noqa: NPY002 - the n2v data wrapper draws from the global generator
     tf.random.set_seed(config.seed)
     x = train[..., None].astype(np.float32)
     n2v_cfg = _n2v_config(n, x, config)
@@ -175,7 +176,7 @@ def train_n2v(
             value_manipulation=manipulator,
             structN2Vmask=mask,
         )
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(seed)
 
     def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         i = empty = 0

@@ -37,7 +37,7 @@ from ..jobs import Event, Log, Progress, ShouldStop, never_stop
 from ._tf import compute_precision, device_description, import_tensorflow, keras
 from .calibration import CALIBRATION, describe, fit_affine, forget_lines, read_lines
 from .config import PredictConfig, TrainConfig
-from .data import augment, structure_weights, validation_subset
+from .data import augment, draw_seed, structure_weights, validation_subset
 from .model import ModelFolder, ModelInfo
 from .training import cosine_rate
 
@@ -359,7 +359,7 @@ def train_pg(
     )
     xn = ((train - mean) / std)[..., None].astype(np.float32)
     vn = ((validation_subset(val) - mean) / std)[..., None].astype(np.float32)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(draw_seed(config.seed, info.epochs_done))
     weights = structure_weights(train, config.structure_share)
     first = vn[:1]
 
