@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from deep import drift_floor, plan_epochs, psnr_to_clean
+from deep import curve_mark_passed, drift_floor, plan_epochs, psnr_to_clean
 
 
 def _stack(drift: float, sigma: float = 5.0, n: int = 50) -> tuple[np.ndarray, float]:
@@ -46,3 +46,16 @@ def test_plan_epochs_fills_the_slice_for_a_cosine_schedule():
     for fit in (0.5, 1.7, 4.83, 11.2):
         epochs, steps = plan_epochs(fit, 40)
         assert fit * 40 - epochs <= epochs * steps <= fit * 40
+
+
+def test_curve_marks_take_one_copy_per_third_of_the_budget():
+    # a 1200 s budget in 3 points: copies at the first epoch ends past 400 s and 800 s
+    ends = [90.0 * k for k in range(1, 14)]  # epochs of 90 machine-s
+    taken: list[float] = []
+    for t in ends:
+        if curve_mark_passed(t, 1200.0, 3, len(taken)):
+            taken.append(t)
+    assert taken == [450.0, 810.0]
+    assert not curve_mark_passed(1199.0, 1200.0, 3, 2)  # the run's end is the last point
+    assert not curve_mark_passed(399.0, 1200.0, 3, 0)
+    assert not curve_mark_passed(5000.0, 1200.0, 1, 0)  # one point: no copies
