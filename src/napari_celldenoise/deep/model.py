@@ -7,6 +7,8 @@ A model folder holds
   folder a model folder,
 - ``weights_best.h5`` and ``weights_last.h5``: Keras weights at the best validation loss and
   at the end of the last epoch (kept when training is stopped),
+- ``optimizer_last.npz``: the optimizer's state (Adam's step count and moments) beside the last
+  weights, so that Continue goes on where the run stopped instead of from fresh moments,
 - ``noise.yaml``: Poisson-Gaussian noise ``var = max(a * mean + b, floor)`` in image units,
 - ``history.json``: one record per epoch, ``thumbnail.png``: the last validation preview,
 - ``n2v_config.json`` for N2V / structN2V models (n2v's own network description).
@@ -33,6 +35,7 @@ INFO = "celldenoise.yaml"
 BEST, LAST = "weights_best.h5", "weights_last.h5"
 NOISE, HISTORY, THUMBNAIL = "noise.yaml", "history.json", "thumbnail.png"
 N2V_CONFIG = "n2v_config.json"
+OPTIMIZER = "optimizer_last.npz"
 
 
 class ModelFolderError(ValueError):
@@ -96,6 +99,33 @@ class ModelFolder:
         with atomic_path(target, overwrite=True) as tmp:
             keras_model.save_weights(str(tmp), save_format="h5")
         return target
+
+    def save_optimizer(self, optimizer: Any) -> None:
+        """Keep the optimizer's variables (step count, moments) beside the last weights."""
+        values = {f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
+        with atomic_path(self.file(OPTIMIZER), overwrite=True) as tmp, open(tmp, "wb") as out:
+            np.savez(out, **values)
+
+    def restore_optimizer(self, keras_model: Any) -> str:
+        """Load the saved optimizer state into ``keras_model``'s optimizer; says what it did.
+
+        Folders from before the state was kept, or whose state does not fit the network,
+        continue with fresh moments (the message says so).
+        """
+        if not self.file(OPTIMIZER).is_file():
+            return "no saved optimizer state: continuing with fresh Adam moments"
+        optimizer = keras_model.optimizer
+        optimizer.build(keras_model.trainable_variables)
+        with np.load(self.file(OPTIMIZER)) as saved:
+            values = [saved[name] for name in sorted(saved.files)]
+        variables = list(optimizer.variables)
+        if len(values) != len(variables) or any(
+            tuple(v.shape) != w.shape for v, w in zip(variables, values)
+        ):
+            return "saved optimizer state does not fit the network: fresh Adam moments"
+        for v, w in zip(variables, values):
+            v.assign(w)
+        return f"optimizer state restored (after {int(optimizer.iterations.numpy())} steps)"
 
     # ------------------------------------------------------------------ noise
     def read_noise(self) -> dict[str, float] | None:

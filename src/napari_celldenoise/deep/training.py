@@ -70,9 +70,13 @@ def fit_events(
     """Train ``keras_model`` for ``epochs`` more epochs; yields events, returns the final info.
 
     ``info`` carries ``epochs_done`` and ``best_val_loss`` of earlier runs (resume); the
-    folder's info, history and thumbnail are updated after every epoch.
+    folder's info, history and thumbnail are updated after every epoch. A continued run
+    (``epochs_done > 0``, last weights already loaded) also takes the optimizer state saved
+    with them.
     """
     k = keras()
+    if info.epochs_done:
+        yield Log(folder.restore_optimizer(keras_model))
     events: queue.Queue = queue.Queue()
     history = folder.read_history()
     start_epoch = info.epochs_done
@@ -113,6 +117,7 @@ def fit_events(
             best = current.best_val_loss
             improved = val is not None and math.isfinite(val) and (best is None or val < best)
             folder.save_weights(self.model, "last")
+            folder.save_optimizer(self.model.optimizer)
             if improved:
                 folder.save_weights(self.model, "best")
                 best = val
