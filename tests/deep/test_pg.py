@@ -62,6 +62,16 @@ def test_loss_and_posterior_mean_match_the_formulas():
     total = s2 + nv
     expected = np.mean(0.5 * np.log(total) + 0.5 * (y - mu) ** 2 / total)
     assert float(pg_loss(y, out)) == pytest.approx(expected, rel=1e-5)
+    # the gradient is the NLL's weighted by the variance: the squared error's for the mean
+    tf = pytest.importorskip("tensorflow")
+    t = tf.Variable(out)
+    with tf.GradientTape() as tape:
+        loss = pg_loss(tf.constant(y), t)
+    grad = tape.gradient(loss, t).numpy()
+    n = y.size
+    np.testing.assert_allclose(grad[..., :1], (mu - y) / n, rtol=1e-4, atol=1e-7)
+    d_total = 0.5 * (1 - (y - mu) ** 2 / total) / n
+    np.testing.assert_allclose(grad[..., 1:2], d_total, rtol=1e-4, atol=1e-7)
     post = posterior_mean(y[..., 0], out)
     np.testing.assert_allclose(post, ((y * s2 + mu * nv) / (s2 + nv))[..., 0], rtol=1e-5)
     # no prior uncertainty: the prior mean; no noise: the observation
