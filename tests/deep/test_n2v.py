@@ -11,7 +11,7 @@ from napari_celldenoise.deep.api import predict, train
 from napari_celldenoise.deep.config import PredictConfig
 from napari_celldenoise.deep.data import DeepInputError
 from napari_celldenoise.deep.model import BEST, LAST, ModelFolder, ModelFolderError
-from napari_celldenoise.jobs import Done, Epoch, Preview, run
+from napari_celldenoise.jobs import Done, Epoch, Log, Preview, run
 
 pytestmark = pytest.mark.tf
 
@@ -38,6 +38,7 @@ def test_training_writes_a_model_folder_and_events(trained):
         "thumbnail.png",
         "n2v_config.json",
         "calibration.json",
+        "optimizer_last.npz",
     } <= names
     assert info.epochs_done == 2
     assert [e.epoch for e in events if isinstance(e, Epoch)] == [1, 2]
@@ -79,8 +80,13 @@ def test_stop_keeps_best_and_last_then_resume_adds_epochs(tmp_path, small_noisy,
     assert (folder / BEST).is_file() and (folder / LAST).is_file()
     assert done.result.epochs_done == 2  # the interrupted epoch is saved as "last"
     assert len([e for e in events if isinstance(e, Epoch)]) == 2
-    info = run(train(small_noisy, "YX", tiny_config(epochs=1), str(folder), resume=True))
+    resumed = []
+    cfg = tiny_config(epochs=1)
+    info = run(train(small_noisy, "YX", cfg, str(folder), resume=True), resumed.append)
     assert info.epochs_done == 3
+    # Adam goes on from the 4 steps taken before Stop (state saved with the last weights)
+    logs = [e.message for e in resumed if isinstance(e, Log)]
+    assert "optimizer state restored (after 4 steps)" in logs
     assert len(ModelFolder(folder).read_history()) == 3
 
 
