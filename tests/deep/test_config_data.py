@@ -32,6 +32,13 @@ def test_config_bounds_and_cross_fields():
         TrainConfig(patch=30, depth=2)
     with pytest.raises(ValidationError, match="needs a mask"):
         TrainConfig(method="structn2v")
+    with pytest.raises(ValidationError, match="at least 128 pixels"):
+        TrainConfig(method="pg-blindspot", depth=4)  # 64 x 64 patches: a 4 x 4 bottom level
+    assert TrainConfig(method="pg-blindspot", depth=4, patch=128).depth == 4
+    assert TrainConfig(method="pg-blindspot").depth == 3
+    assert TrainConfig(method="pg-blindspot", patch=32).depth == 2  # the deepest that fits
+    assert TrainConfig(method="pg-blindspot", patch=16).depth == 1
+    assert TrainConfig(method="n2v", depth=4).patch == 64  # n2v's own U-Net is not limited
     with pytest.raises(ValidationError, match="odd"):
         TrainConfig(method="structn2v", mask=[[1, 1]])
     with pytest.raises(ValidationError, match="centre"):

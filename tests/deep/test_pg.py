@@ -43,6 +43,17 @@ def test_output_sees_each_of_the_four_directions(net, dy, dx):
     assert _centre_change(net, x, dy, dx) > 1e-5
 
 
+@pytest.mark.parametrize("depth", [3, 4, 5])
+def test_deeper_networks_keep_the_blind_spot_on_a_whole_frame(depth):
+    from napari_celldenoise.deep.pg import build_blindspot
+
+    deep = build_blindspot(depth=depth, features=4)
+    x = np.random.default_rng(depth).random((1, 512, 512, 1)).astype(np.float32)
+    assert _centre_change(deep, x, 0, 0, amount=100.0) == 0.0
+    for dy, dx in [(-5, 0), (5, 0), (0, -5), (0, 5)]:
+        assert _centre_change(deep, x, dy, dx) > 1e-6, (dy, dx)
+
+
 def test_rotation_layers_each_keep_their_own_angle(net):
     turns = sorted(net.get_layer(n).turns for n in ("rot0", "rot90", "rot180", "rot270"))
     assert turns == [0, 1, 2, 3]
