@@ -41,6 +41,18 @@ def test_widget_values_build_the_config_and_estimate(dock):
     assert "s per epoch" in w.estimate.text()
 
 
+def test_pg_shows_test_time_adaptation_and_its_steps(dock):
+    _, w = dock
+    w.method.setCurrentText("n2v")
+    assert not w.tta_box.isVisibleTo(w)
+    w.method.setCurrentText("pg-blindspot")
+    assert w.tta_box.isVisibleTo(w)
+    w.tta_steps.setValue(250)
+    assert w.predict_config().tta_steps == 250 and w.predict_config().tta
+    w.tta.setChecked(False)
+    assert not w.tta_steps.isEnabled() and not w.predict_config().tta
+
+
 def test_propose_mask_shows_the_autocorrelation(dock):
     from scipy import ndimage as ndi
 

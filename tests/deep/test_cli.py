@@ -61,6 +61,18 @@ def test_train_resume_predict(tmp_path, stack, capsys):
     assert not np.allclose(averaged, res.data)
 
 
+def test_pg_predict_takes_the_number_of_adaptation_steps(tmp_path, stack, capsys):
+    model = tmp_path / "pg"
+    train = ["train", str(stack), "--method", "pg-blindspot", "-o", str(model)]
+    assert main([*train, "--epochs", "1", "--steps", "2", "--patch", "32", "--batch", "2"]) == 0
+    assert "depth: 2" in (model / "celldenoise.yaml").read_text()  # the deepest that fits 32
+    out = tmp_path / "out.ome.tif"
+    assert main(["predict", str(model), str(stack), "-o", str(out), "--tta-steps", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "3 fine-tuning steps" in err and "adapting to this image 3/3" in err
+    assert read_image(out).shape == read_image(stack).shape
+
+
 def test_structn2v_auto_mask(tmp_path, stack):
     model = tmp_path / "s"
     assert (

@@ -207,6 +207,20 @@ class DeepDenoiseWidget(QWidget):
         )
         self.tta = QCheckBox("test-time adaptation (PG)")
         self.tta.setChecked(True)
+        self.tta_steps = _spin(1, 10_000, PredictConfig.model_fields["tta_steps"].default)
+        self.tta_steps.setToolTip(
+            "fine-tuning batches on the image being denoised: on FMD 200 and 400 added 0.06 "
+            "and 0.14 dB to 100, for twice and four times the time"
+        )
+        self.tta.toggled.connect(self.tta_steps.setEnabled)
+        tta_row = QHBoxLayout()
+        tta_row.addWidget(self.tta)
+        tta_row.addWidget(QLabel("steps:"))
+        tta_row.addWidget(self.tta_steps)
+        tta_row.addStretch(1)
+        self.tta_box = QWidget()
+        self.tta_box.setLayout(tta_row)
+        tta_row.setContentsMargins(0, 0, 0, 0)
         self.ensemble = QCheckBox("average 8 flips/rotations (8x slower)")
         self.ensemble.setToolTip(
             "geometric self-ensemble: on FMD it helped PG (+0.1 to +0.2 dB) and cost N2V "
@@ -267,7 +281,7 @@ class DeepDenoiseWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.three_d)
         layout.addWidget(self.mask_box)
-        layout.addWidget(self.tta)
+        layout.addWidget(self.tta_box)
         layout.addWidget(self.ensemble)
         layout.addWidget(self.estimate)
         layout.addWidget(self.device)
@@ -320,7 +334,7 @@ class DeepDenoiseWidget(QWidget):
 
     def _method_changed(self, method: str) -> None:
         self.mask_box.setVisible(method == "structn2v")
-        self.tta.setVisible(method == "pg-blindspot")
+        self.tta_box.setVisible(method == "pg-blindspot")
         self._dims_changed()
 
     def is_3d(self) -> bool:
@@ -372,6 +386,13 @@ class DeepDenoiseWidget(QWidget):
 
     def config(self) -> TrainConfig:
         return train_config_from_widget(self.values())
+
+    def predict_config(self) -> PredictConfig:
+        return PredictConfig(
+            tta=self.tta.isChecked(),
+            tta_steps=self.tta_steps.value(),
+            ensemble=self.ensemble.isChecked(),
+        )
 
     def _resume_config(self, folder: str) -> TrainConfig:
         """The folder's architecture (method, mask, dims...) and this run's epochs/steps/batch."""
@@ -519,7 +540,7 @@ class DeepDenoiseWidget(QWidget):
             show_error("Select an image layer to denoise.")
             return None
         axes, folder = layer_axes(layer), self.folder.text().strip()
-        config = PredictConfig(tta=self.tta.isChecked(), ensemble=self.ensemble.isChecked())
+        config = self.predict_config()
         self._source_layer = layer
         if hasattr(layer.data, "dask"):
             return self._predict_lazy(layer, axes, folder, config)

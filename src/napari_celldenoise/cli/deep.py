@@ -99,6 +99,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="PG blind-spot: adapt to this image first (default on)",
     )
     p.add_argument(
+        "--tta-steps",
+        type=int,
+        default=100,
+        metavar="N",
+        help="PG blind-spot: fine-tuning batches of test-time adaptation (default 100; on FMD "
+        "200 and 400 added 0.06 and 0.14 dB for twice and four times the time)",
+    )
+    p.add_argument(
         "--ensemble",
         action="store_true",
         help="average over the 8 flips/90-degree rotations of each tile (8x the time)",
@@ -248,7 +256,11 @@ def run_predict(args: argparse.Namespace) -> int:
         raise CliError(f"{args.output}: already exists (use --overwrite to replace it)")
     data, axes = _strip_singleton_channel(image)
     config = PredictConfig(
-        tile=args.tile, tta=args.tta, weights=args.weights, ensemble=args.ensemble
+        tile=args.tile,
+        tta=args.tta,
+        tta_steps=args.tta_steps,
+        weights=args.weights,
+        ensemble=args.ensemble,
     )
     lazy = image.lazy or hasattr(data, "dask")
     with tempfile.TemporaryDirectory(prefix=".celldenoise-", dir=_parent(args.output)) as tmp:
