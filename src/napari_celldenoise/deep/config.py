@@ -284,9 +284,11 @@ def format_mask(mask: list) -> str:
     return "\n".join(" ".join(str(v) for v in row) for row in mask)
 
 
-# measured here: n2v, batch 16 of 64x64 patches, ~0.14 s per step on 2 CPU cores (DESIGN.md)
-_CPU_SECONDS_PER_PIXEL = 0.14 / (16 * 64 * 64)
-_METHOD_COST = {"n2v": 1.0, "structn2v": 1.0, "pg-blindspot": 2.5}
+# measured on 2 AVX2 cores (AMD EPYC), FMD, epochs of 20 steps of 16 x 64 x 64 patches with
+# their validation: n2v 14.5 s (0.72 s a step), PG (16 features, depth 3) 48 s (2.4 s a step).
+# DESIGN.md's 0.14 s per n2v step is 5x faster than this: the estimate is rough either way.
+_CPU_SECONDS_PER_PIXEL = 0.72 / (16 * 64 * 64)
+_METHOD_COST = {"n2v": 1.0, "structn2v": 1.0, "pg-blindspot": 13.0}
 
 
 def estimate_epoch_seconds(config: TrainConfig, *, gpu: bool = False) -> float:
