@@ -39,6 +39,11 @@ def test_widget_values_build_the_config_and_estimate(dock):
     assert "multiple" in w.estimate.text()
     w.patch.setValue(32)
     assert "s per epoch" in w.estimate.text()
+    w.method.setCurrentText("pg-blindspot")
+    w.patch.setValue(64)
+    w.batch.setValue(16)
+    w.steps.setValue(100)  # about 4 min an epoch on 2 CPU cores
+    assert "min per epoch" in w.estimate.text() and "e+" not in w.estimate.text()
 
 
 def test_pg_shows_test_time_adaptation_and_its_steps(dock):

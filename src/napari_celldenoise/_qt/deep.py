@@ -412,7 +412,8 @@ class DeepDenoiseWidget(QWidget):
         except ValueError as exc:
             self.estimate.setText(f"⚠ {_message(exc)}")
             return
-        self.estimate.setText(f"≈ {seconds:.2g} s per epoch on this CPU (before measuring)")
+        rough = f"{seconds:.2g} s" if seconds < 90 else f"{seconds / 60:.2g} min"
+        self.estimate.setText(f"≈ {rough} per epoch on this CPU (before measuring)")
 
     def selected_layer(self) -> Any:
         name = self.layer_combo.currentText()
