@@ -93,13 +93,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL_DIR")
     p.add_argument("input", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="OME-TIFF to write")
+    defaults = {name: field.default for name, field in PredictConfig.model_fields.items()}
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=defaults["tta"],
         help="PG blind-spot: adapt to this image first (default on)",
     )
-    tta_steps = PredictConfig.model_fields["tta_steps"].default
+    tta_steps = defaults["tta_steps"]
     p.add_argument(
         "--tta-steps",
         type=int,
@@ -113,8 +114,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="average over the 8 flips/90-degree rotations of each tile (8x the time)",
     )
-    p.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
-    p.add_argument("--weights", choices=["best", "last"], default="best")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=defaults["tile"],
+        help=f"tile side in pixels (default {defaults['tile']})",
+    )
+    p.add_argument("--weights", choices=["best", "last"], default=defaults["weights"])
     p.add_argument("--axes", help="axes of IN (default: from the file)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=run_predict)
