@@ -73,7 +73,7 @@ def test_pg_predict_takes_the_number_of_adaptation_steps(tmp_path, stack, capsys
     assert read_image(out).shape == read_image(stack).shape
 
 
-def test_structn2v_auto_mask(tmp_path, stack):
+def test_structn2v_auto_mask(tmp_path, stack, capsys):
     model = tmp_path / "s"
     assert (
         main(
@@ -100,6 +100,7 @@ def test_structn2v_auto_mask(tmp_path, stack):
         )
         == 0
     )
+    assert "--mask auto: proposed mask" in capsys.readouterr().err
     assert "mask:" in (model / "celldenoise.yaml").read_text()
     assert "learning_rate: 0.002" in (model / "celldenoise.yaml").read_text()
     # continuing keeps the folder's method and mask, whatever --method says

@@ -144,6 +144,25 @@ def test_mask_from_correlated_noise():
     assert mask_from_data(vertical, "YX", region=(slice(0, 96), slice(0, 96))).mask.shape == (3, 1)
 
 
+def lag_one_noise(rho: float, shape=(256, 256), seed: int = 0) -> np.ndarray:
+    """White noise smoothed along X by ``[c, 1, c]``: correlation ``rho`` at lag 1 only."""
+    c = (1 - np.sqrt(1 - 2 * rho**2)) / (2 * rho)
+    return ndi.convolve1d(np.random.default_rng(seed).normal(size=shape), [c, 1.0, c], axis=1)
+
+
+def test_a_weak_correlation_is_not_masked():
+    # FMD's confocal noise has 0.05 between horizontal neighbours, where a 1x3 mask cost 2 dB;
+    # at 0.2 hiding the neighbours still cost 0.4 dB
+    weak = mask_from_data(lag_one_noise(0.2) + 50, "YX")
+    assert weak.mask.tolist() == [[1]]
+    assert weak.strongest == pytest.approx(0.2, abs=0.02)
+    assert "no neighbour is worth hiding" in weak.describe()
+    strong = mask_from_data(lag_one_noise(0.4) + 50, "YX")
+    assert strong.mask.tolist() == [[1, 1, 1]]
+    assert strong.strongest == pytest.approx(0.4, abs=0.03)
+    assert strong.describe().startswith("proposed mask 1x3 (strongest neighbour correlation")
+
+
 def test_mask_from_residual_and_errors():
     rng = np.random.default_rng(1)
     clean = ndi.gaussian_filter(rng.random((2, 96, 96)), 4) * 100

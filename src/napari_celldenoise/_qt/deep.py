@@ -452,10 +452,7 @@ class DeepDenoiseWidget(QWidget):
             self.viewer.add_image(
                 proposal.autocorrelation, name=name, colormap="magma", visible=False, **geometry
             )
-        show_info(
-            f"proposed mask {'x'.join(str(n) for n in proposal.mask.shape)} "
-            f"(correlation threshold {proposal.threshold:.3f})"
-        )
+        show_info(proposal.describe())
 
     def start_training(self, *, resume: bool = False) -> Any:
         """Train (or continue) in a child process; returns the worker (None if refused)."""

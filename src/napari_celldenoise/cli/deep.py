@@ -194,9 +194,11 @@ def run_train(args: argparse.Namespace) -> int:
             from ..deep.masks import mask_from_data
 
             try:
-                mask = mask_from_data(data, axes, dims=args.dims).mask.tolist()
+                proposal = mask_from_data(data, axes, dims=args.dims)
             except DeepInputError as exc:
                 raise CliError(f"--mask auto: {exc}") from None
+            mask = proposal.mask.tolist()
+            print(f"--mask auto: {proposal.describe()}", file=sys.stderr)
         else:
             try:
                 mask = parse_mask(Path(spec).read_text())
