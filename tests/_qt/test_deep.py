@@ -99,10 +99,17 @@ def test_3d_network_proposes_and_edits_a_zyx_mask(dock):
 
 def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
     viewer, w = dock
+
+    def loss_values_shown() -> bool:
+        return any(t.label1.get_visible() for t in w.plot.axes.yaxis.get_major_ticks())
+
+    # before the first epoch: a hint, and no made-up axis values
+    assert w.plot.hint.get_visible() and not loss_values_shown()
     w.epochs.setValue(2)
     with qtbot.waitSignal(w.panel.finished, timeout=180_000):
         assert w.start_training() is not None
     assert w.plot.epochs == [1, 2] and len(w.plot.loss_line.get_xdata()) == 2
+    assert not w.plot.hint.get_visible() and loss_values_shown()
     ticks = w.plot.axes.get_xticks()
     assert np.allclose(ticks, np.round(ticks)), ticks  # whole epochs only
     assert "n2v preview" in viewer.layers

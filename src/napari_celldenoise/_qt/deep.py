@@ -154,6 +154,10 @@ class LossPlot(QWidget):
         self.axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 1.2"
         self.axes.legend(fontsize=7)
         self.axes.tick_params(labelsize=7)
+        self.hint = self.axes.text(
+            0.5, 0.5, "losses appear here, epoch by epoch", transform=self.axes.transAxes,
+            ha="center", va="center", fontsize=8, color="0.5",
+        )  # fmt: skip
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
@@ -175,8 +179,13 @@ class LossPlot(QWidget):
     def _redraw(self) -> None:
         self.loss_line.set_data(self.epochs, self.loss)
         self.val_line.set_data(self.epochs, self.val)
-        self.axes.relim()
-        self.axes.autoscale_view()
+        empty = not self.epochs
+        # no made-up axis values (matplotlib's -0.05..0.05) before the first epoch
+        self.hint.set_visible(empty)
+        self.axes.tick_params(labelleft=not empty, labelbottom=not empty)
+        if not empty:
+            self.axes.relim()
+            self.axes.autoscale_view()
         self.canvas.draw_idle()
 
 
