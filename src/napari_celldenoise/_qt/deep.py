@@ -40,6 +40,7 @@ from ..deep.config import (
     estimate_epoch_seconds,
     train_config_from_widget,
 )
+from ..deep.masks import MIN_MASK_CORRELATION
 from ..jobs import Epoch, Event, Log, Preview, run_in_process
 from .jobs import JobPanel
 
@@ -257,7 +258,9 @@ class DeepDenoiseWidget(QWidget):
         self.propose_button = QPushButton("Propose mask from the noise")
         self.propose_button.setToolTip(
             "autocorrelation of the noise in a drawn rectangle (a Shapes layer named "
-            "'noise region'), else in the flattest parts of the image"
+            "'noise region'), else in the flattest parts of the image; hides the neighbours "
+            f"correlated above {MIN_MASK_CORRELATION} (weaker correlation costs less than "
+            "hiding them)"
         )
         self.propose_button.clicked.connect(self.propose_mask)
         mask_layout.addWidget(self.propose_button)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config import ReaderConfig
 from ..deep.config import PredictConfig
+from ..deep.masks import MIN_MASK_CORRELATION
 from .errors import CliError
 from .progress import StderrProgress, StopOnInterrupt
 
@@ -44,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE|auto",
         default=None,
         help="structN2V mask: a text file of 0/1 rows (centre = 1; for --dims 3, ZYX planes "
-        "separated by a blank line), or 'auto' to derive it from the noise autocorrelation "
-        "(default auto for structn2v)",
+        "separated by a blank line), or 'auto' to derive it from the noise autocorrelation: "
+        f"the neighbours correlated above {MIN_MASK_CORRELATION} (weaker correlation costs less "
+        "than hiding them; default auto for structn2v)",
     )
     t.add_argument(
         "--resume",

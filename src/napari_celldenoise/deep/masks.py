@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .data import DeepInputError, check_axes
 
@@ -97,6 +96,8 @@ def propose_mask(
     less than hiding the neighbour, see ``MIN_MASK_CORRELATION``). The mask is cropped to the
     smallest odd, centred rectangle holding it.
     """
+    from scipy import ndimage as ndi  # here, so the CLI can read the threshold without scipy
+
     ac = np.asarray(autocorrelation, np.float64)
     c = tuple(n // 2 for n in ac.shape)
     off = np.delete(ac.ravel(), np.ravel_multi_index(c, ac.shape))
