@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     print(proposal.describe(), flush=True)
     # when the proposal hides nothing (FMD: the correlation is too weak to pay), structN2V
     # is measured with the two X neighbours hidden, to show what that mask costs
-    forced = proposal.mask.size == 1
+    forced = proposal.hides_nothing
     mask = [[1, 1, 1]] if forced else proposal.mask.tolist()
     curves = {}
     for name, method, m in (

@@ -43,6 +43,11 @@ class MaskProposal:
         ac[tuple(n // 2 for n in ac.shape)] = -np.inf
         return float(ac.max())
 
+    @property
+    def hides_nothing(self) -> bool:
+        """The mask is the blind spot alone: structN2V would train as N2V."""
+        return self.mask.size == 1
+
     def describe(self) -> str:
         """One line for the user: the mask, the strongest correlation and the threshold."""
         shape = "x".join(str(n) for n in self.mask.shape)
@@ -50,7 +55,7 @@ class MaskProposal:
             f"proposed mask {shape} (strongest neighbour correlation {self.strongest:.3f}, "
             f"threshold {self.threshold:.3f})"
         )
-        if self.mask.size == 1:
+        if self.hides_nothing:
             text += ": no neighbour is worth hiding, so structN2V would train as N2V"
         return text
 
