@@ -296,3 +296,10 @@ def test_epoch_estimate_follows_the_measured_step_times():
     pg = estimate_epoch_seconds(TrainConfig(method="pg-blindspot", steps=20))
     assert n2v == pytest.approx(14.5, rel=0.1) and pg == pytest.approx(48, rel=0.1)
     assert estimate_epoch_seconds(TrainConfig(steps=20), gpu=True) < n2v / 10
+    # n2v doubles its features per level (each level costs about the same): depth 3 is 4/3 of
+    # depth 2; PG's constant width makes a fourth level add only 1/340 of the work
+    n2v_deep = estimate_epoch_seconds(TrainConfig(method="n2v", steps=20, depth=3))
+    assert n2v_deep == pytest.approx(n2v * 4 / 3)
+    pg_128 = {"method": "pg-blindspot", "steps": 20, "patch": 128}
+    pg_deep = estimate_epoch_seconds(TrainConfig(**pg_128, depth=4))
+    assert pg_deep == pytest.approx(estimate_epoch_seconds(TrainConfig(**pg_128)) * 341 / 340)

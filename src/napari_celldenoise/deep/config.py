@@ -285,20 +285,37 @@ def format_mask(mask: list) -> str:
 
 
 # measured on 2 AVX2 cores (AMD EPYC), FMD, epochs of 20 steps of 16 x 64 x 64 patches with
-# their validation: n2v 14.5 s (0.72 s a step), PG (16 features, depth 3) 48 s (2.4 s a step).
-# DESIGN.md's 0.14 s per n2v step is 5x faster than this: the estimate is rough either way.
+# their validation: n2v (depth 2) 14.5 s (0.72 s a step), PG (16 features, depth 3) 48 s
+# (2.4 s a step). DESIGN.md's 0.14 s per n2v step is 5x faster than this: the estimate is rough
+# either way.
 _CPU_SECONDS_PER_PIXEL = 0.72 / (16 * 64 * 64)
 _METHOD_COST = {"n2v": 1.0, "structn2v": 1.0, "pg-blindspot": 13.0}
+_MEASURED_DEPTH = {"n2v": 2, "structn2v": 2, "pg-blindspot": 3}
+
+
+def _depth_cost(method: str, depth: int) -> float:
+    """Work of a U-Net of ``depth`` levels relative to the measured one.
+
+    n2v doubles the features at each level, so every level costs about as much as the first
+    (a quarter of the pixels, four times the weights): the work grows with ``depth + 1``. PG's
+    branch keeps its width, so a level costs a quarter of the one above it.
+    """
+    if method == "pg-blindspot":
+        return sum(4.0**-level for level in range(depth + 1)) / sum(
+            4.0**-level for level in range(_MEASURED_DEPTH[method] + 1)
+        )
+    return (depth + 1) / (_MEASURED_DEPTH[method] + 1)
 
 
 def estimate_epoch_seconds(config: TrainConfig, *, gpu: bool = False) -> float:
     """A rough time per epoch before training starts (from a CPU measurement on 2 cores).
 
-    Scales with patch pixels x batch x steps and the network's width; the PG blind-spot network
-    runs its branch four times. On a GPU assume ~20x faster. The dock replaces this with the
-    measured time after the first batches.
+    Scales with patch pixels x batch x steps, the network's width and depth; the PG blind-spot
+    network runs its branch four times. On a GPU assume ~20x faster. The dock replaces this
+    with the measured time after the first batches.
     """
     pixels = config.batch * config.patch**2 * (config.patch // 2 if config.dims == 3 else 1)
     width = (config.features / 32) ** 2
-    seconds = config.steps * pixels * _CPU_SECONDS_PER_PIXEL * width * _METHOD_COST[config.method]
+    cost = _METHOD_COST[config.method] * _depth_cost(config.method, config.depth)
+    seconds = config.steps * pixels * _CPU_SECONDS_PER_PIXEL * width * cost
     return seconds / 20 if gpu else seconds
