@@ -163,6 +163,17 @@ def test_a_weak_correlation_is_not_masked():
     assert strong.describe().startswith("proposed mask 1x3 (strongest neighbour correlation")
 
 
+def test_strongest_names_the_neighbour_that_decides_the_mask():
+    # correlation 0.5 at X lag 2 only (periodic read-out): not connected, so nothing is hidden,
+    # and the line the user reads names the neighbours' ~0, not 0.5
+    white = np.random.default_rng(0).normal(size=(256, 256))
+    c = (1 - np.sqrt(1 - 2 * 0.5**2)) / (2 * 0.5)
+    lag_two = ndi.convolve1d(white, [c, 0.0, 1.0, 0.0, c], axis=1)
+    proposal = mask_from_data(lag_two + 50, "YX")
+    assert proposal.autocorrelation[7, 9] == pytest.approx(0.5, abs=0.03)
+    assert proposal.hides_nothing and proposal.strongest < 0.05
+
+
 def test_mask_from_residual_and_errors():
     rng = np.random.default_rng(1)
     clean = ndi.gaussian_filter(rng.random((2, 96, 96)), 4) * 100

@@ -38,10 +38,21 @@ class MaskProposal:
 
     @property
     def strongest(self) -> float:
-        """The largest correlation off the centre."""
-        ac = np.array(self.autocorrelation, np.float64)
-        ac[tuple(n // 2 for n in ac.shape)] = -np.inf
-        return float(ac.max())
+        """The largest correlation with a face neighbour of the centre.
+
+        A mask grows from the centre through face neighbours only, so this value against the
+        threshold says whether anything is hidden; a strong correlation further out (e.g.
+        periodic read-out noise) that is not connected to the centre is not masked.
+        """
+        ac = np.asarray(self.autocorrelation, np.float64)
+        centre = np.array([n // 2 for n in ac.shape])
+        values = []
+        for axis in range(ac.ndim):
+            for step in (-1, 1):
+                at = centre.copy()
+                at[axis] += step
+                values.append(ac[tuple(at)])
+        return float(max(values))
 
     @property
     def hides_nothing(self) -> bool:
@@ -111,7 +122,7 @@ def propose_mask(
     threshold = max(med + k * floor, min_correlation)
     above = ac > threshold
     above[c] = True
-    labels, _ = ndi.label(above)
+    labels, _ = ndi.label(above)  # face connectivity, as `MaskProposal.strongest` assumes
     mask = labels == labels[c]
     reach = [int(np.abs(idx - ci).max()) for idx, ci in zip(np.nonzero(mask), c)]
     mask = mask[tuple(slice(ci - r, ci + r + 1) for ci, r in zip(c, reach))]
