@@ -62,28 +62,50 @@ def train(
         patches = type(patches)(train=gat.forward(patches.train), val=gat.forward(patches.val))
     if info is None:
         info = ModelInfo(train=config, axes=axes.upper(), overlap=_overlap(config))
-        folder.path.mkdir(parents=True, exist_ok=True)
     else:
         info = info.model_copy(update={"train": config})
+    created = not folder.path.exists()
+    try:
+        final, stopped = yield from _write_and_fit(
+            folder, info, patches, sample, gat, resume=resume, should_stop=should_stop
+        )
+    except BaseException:
+        if not resume and not folder.has_weights():  # nothing trained: leave nothing behind
+            if folder.path.is_dir():
+                folder.clear()
+            if created and folder.path.is_dir() and not any(folder.path.iterdir()):
+                folder.path.rmdir()
+        raise
+    yield Done(final, stopped=stopped)
+
+
+def _write_and_fit(
+    folder: ModelFolder,
+    info: ModelInfo,
+    patches: Any,
+    sample: np.ndarray,
+    gat: Any,
+    *,
+    resume: bool,
+    should_stop: ShouldStop,
+) -> Iterator[Event]:
+    """Write the folder's inputs and run the method's trainer; returns ``(info, stopped)``."""
+    config = info.train
+    folder.path.mkdir(parents=True, exist_ok=True)
     if gat is not None:
         folder.write_noise(gat.a, gat.b)
     if not folder.file(SAMPLE).is_file():
         _write_npy(folder.file(SAMPLE), sample)
     yield Progress(0, config.epochs * config.steps, "starting TensorFlow")
     if config.method in ("n2v", "structn2v"):
-        from .n2v import train_n2v
-
-        result = yield from train_n2v(
-            patches.train, patches.val, config, folder, info, resume=resume, should_stop=should_stop
-        )
+        from .n2v import train_n2v as trainer
     else:
-        from .pg import train_pg
-
-        result = yield from train_pg(
+        from .pg import train_pg as trainer
+    return (
+        yield from trainer(
             patches.train, patches.val, config, folder, info, resume=resume, should_stop=should_stop
         )
-    final, stopped = result
-    yield Done(final, stopped=stopped)
+    )
 
 
 def _write_npy(path: Any, array: np.ndarray) -> None:

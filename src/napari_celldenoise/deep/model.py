@@ -70,6 +70,16 @@ class ModelFolder:
     def exists(self) -> bool:
         return self.file(INFO).is_file()
 
+    def is_unfinished_start(self) -> bool:
+        """A model folder that no epoch finished in: its info file but no weights."""
+        return self.exists() and not self.has_weights()
+
+    def clear(self) -> None:
+        """Remove the files a training start wrote (the folder itself stays)."""
+        for entry in self.path.iterdir():
+            if entry.is_file() or entry.is_symlink():
+                entry.unlink()
+
     # ------------------------------------------------------------------ info
     def read_info(self) -> ModelInfo:
         if not self.path.is_dir():
@@ -85,6 +95,9 @@ class ModelFolder:
 
     def write_info(self, info: ModelInfo) -> None:
         info.to_yaml(self.file(INFO))
+
+    def has_weights(self) -> bool:
+        return self.file(BEST).is_file() or self.file(LAST).is_file()
 
     def weights(self, which: str = "best") -> Path:
         """Path of the best (falls back to last) or last weights; raises when none exist."""
@@ -172,12 +185,16 @@ class ModelFolder:
 def prepare_new_folder(path: str | os.PathLike, *, resume: bool) -> ModelFolder:
     """Check ``path`` for a new training (must be absent or empty) or for resuming.
 
-    Nothing is created here; the trainer creates the folder once all inputs are checked.
+    A model folder without weights (a start that was killed before its first epoch ended)
+    counts as empty: nothing trained is in it, so a new training replaces it. Nothing is
+    created here; the trainer creates the folder once all inputs are checked.
     """
     folder = ModelFolder(path)
     if resume:
         folder.read_info()
         folder.weights("last")
+    elif folder.is_unfinished_start():
+        folder.clear()
     elif folder.path.exists() and (not folder.path.is_dir() or any(folder.path.iterdir())):
         raise ModelFolderError(
             f"{folder.path}: already exists and is not empty (use --resume to continue it, "
