@@ -78,3 +78,17 @@ def test_the_log_says_when_no_line_was_fitted():
 
     assert describe((0.974, -0.007)) == "0.974 x -0.007"
     assert "no reliable line" in describe((1.0, 0.0), "mu")
+
+
+def test_hidings_are_spaced_per_axis_and_fit_small_3d_patches():
+    from napari_celldenoise.deep.n2v import hiding_spacing
+
+    # a 9-wide X mask on 8 x 16 x 16 patches: the calibration asked for 10 on every axis and
+    # raised after training had finished
+    mask = np.ones((1, 1, 9), np.uint8)
+    assert hiding_spacing(mask, (8, 16, 16)) == (8, 8, 10)
+    assert hiding_spacing(None, (64, 64)) == (8, 8)
+    x = np.random.default_rng(0).normal(size=(2, 8, 16, 16)).astype(np.float32)
+    hidden, where = hide_points(x, np.random.default_rng(1), spacing=(8, 8, 10), mask=mask)
+    assert len(where[0]) == 2 * 1 * 2 * 1  # one per cell: 1 x 2 x 1 cells per sample
+    assert (hidden[where] != x[where]).all()

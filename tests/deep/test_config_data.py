@@ -23,8 +23,14 @@ from napari_celldenoise.deep.data import (
     validation_subset,
 )
 from napari_celldenoise.deep.masks import mask_from_data, noise_autocorrelation
-from napari_celldenoise.deep.model import ModelFolderError, prepare_new_folder
+from napari_celldenoise.deep.model import (
+    ModelFolder,
+    ModelFolderError,
+    ModelInfo,
+    prepare_new_folder,
+)
 from napari_celldenoise.deep.tiling import reflect_index, run_tiled
+from napari_celldenoise.jobs import Log
 
 
 def test_config_bounds_and_cross_fields():
@@ -193,6 +199,49 @@ def test_new_model_folder_rules(tmp_path):
         prepare_new_folder(tmp_path / "full", resume=True)
     prepare_new_folder(tmp_path / "new", resume=False)
     assert not (tmp_path / "new").exists()  # nothing created by the check
+    # a start killed before its first epoch ended (info, sample, no weights): a new run may
+    # reuse the folder, but it cannot be continued
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    ModelFolder(killed).write_info(ModelInfo(train=TrainConfig(), axes="YX"))
+    (killed / "sample.npy").write_bytes(b"x")
+    with pytest.raises(ModelFolderError, match="no trained weights"):
+        prepare_new_folder(killed, resume=True)
+    prepare_new_folder(killed, resume=False)
+    assert killed.is_dir() and not any(killed.iterdir())
+
+
+def test_a_training_that_fails_before_its_first_weights_leaves_nothing(
+    tmp_path, small_noisy, tiny_config, monkeypatch
+):
+    from napari_celldenoise.deep import api, n2v
+
+    written = []
+
+    def crash(train, val, config, folder, info, **kwargs):  # the trainer dies before an epoch ends
+        folder.write_info(info)
+        written.append(sorted(p.name for p in folder.path.iterdir()))
+        yield Log("TensorFlow starting")
+        raise MemoryError("out of memory building the network")
+
+    monkeypatch.setattr(n2v, "train_n2v", crash)
+    with pytest.raises(MemoryError):
+        list(api.train(small_noisy, "YX", tiny_config("n2v"), str(tmp_path / "m")))
+    assert written == [["celldenoise.yaml", "sample.npy"]]
+    assert not (tmp_path / "m").exists()
+    (tmp_path / "empty").mkdir()  # a folder the user made stays, emptied
+    with pytest.raises(MemoryError):
+        list(api.train(small_noisy, "YX", tiny_config("n2v"), str(tmp_path / "empty")))
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+
+
+def test_n2v_patches_need_a_hidden_pixel_and_masks_must_fit_them():
+    # 0.198 % of a 16 x 16 patch is 0.5 pixel: n2v's data wrapper would assert deep in training
+    with pytest.raises(ValueError, match="has none to hide"):
+        TrainConfig(method="n2v", patch=16)
+    assert TrainConfig(method="n2v", patch=16, dims=3).patch_shape == (8, 16, 16)
+    with pytest.raises(ValueError, match=r"mask \(9x1x1\) is larger than the patch \(8x16x16\)"):
+        TrainConfig(method="structn2v", dims=3, patch=16, mask=[[[1]]] * 9)
 
 
 def test_dihedral_ensemble_averages_the_eight_transforms():

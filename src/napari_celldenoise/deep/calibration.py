@@ -33,11 +33,13 @@ def hide_points(
     x: np.ndarray,
     rng: np.random.Generator,
     *,
-    spacing: int = 8,
+    spacing: int | tuple[int, ...] = 8,
     radius: int = 5,
     mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """One hidden pixel per ``spacing``-sized cell of every sample of ``x`` (``N, [Z,] Y, X``).
+
+    ``spacing`` is one side for all axes or one per axis.
 
     Each hidden pixel takes the value of a random other pixel within ``radius``; with a
     structN2V ``mask`` (odd sides, centred on the pixel) its other 1-pixels get uniform values
@@ -45,13 +47,14 @@ def hide_points(
     """
     x = np.asarray(x, np.float32)
     spatial = x.shape[1:]
-    grids = [np.arange(0, s - spacing + 1, spacing) for s in spatial]
+    sides = np.broadcast_to(np.asarray(spacing, int), (len(spatial),))
+    grids = [np.arange(0, s - d + 1, d) for s, d in zip(spatial, sides)]
     if any(g.size == 0 for g in grids):
         raise ValueError(f"samples of shape {spatial} are smaller than the spacing {spacing}")
     cells = np.stack(np.meshgrid(*grids, indexing="ij"), -1).reshape(-1, len(spatial))
     n = len(x) * len(cells)
     sample = np.repeat(np.arange(len(x)), len(cells))
-    pos = np.tile(cells, (len(x), 1)) + rng.integers(0, spacing, (n, len(spatial)))
+    pos = np.tile(cells, (len(x), 1)) + rng.integers(0, sides, (n, len(spatial)))
     shift = rng.integers(-radius, radius + 1, (n, len(spatial)))
     still = ~shift.any(axis=1)
     shift[still, -1] = rng.choice([-1, 1], int(still.sum()))
@@ -89,7 +92,7 @@ def calibrate(
     x: np.ndarray,
     *,
     rounds: int = 8,
-    spacing: int = 8,
+    spacing: int | tuple[int, ...] = 8,
     radius: int = 5,
     mask: np.ndarray | None = None,
     seed: int = 0,

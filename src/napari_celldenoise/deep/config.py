@@ -143,6 +143,15 @@ class TrainConfig(Config):
             raise ValueError(f"val_region ranges need 0 <= start < stop, got {region}")
         return region
 
+    @property
+    def patch_shape(self) -> tuple[int, ...]:
+        """Training patch shape: ``(p, p)`` or, for 3D, ``(pz, p, p)`` with a thinner Z."""
+        if self.dims == 3:
+            div = 2**self.depth
+            pz = max(div, (min(self.patch // 2, 32) // div) * div)
+            return (pz, self.patch, self.patch)
+        return (self.patch, self.patch)
+
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         div = 2**self.depth
@@ -174,8 +183,20 @@ class TrainConfig(Config):
             )
         if self.method == "pg-blindspot" and self.dims == 3:
             raise ValueError("pg-blindspot is 2D: Z slices are trained as separate images")
-        if self.mask is not None and max(np.shape(self.mask)[-2:]) > self.patch:
-            raise ValueError("the mask is larger than the patch")
+        if self.mask is not None and any(
+            m > p for m, p in zip(np.shape(self.mask), self.patch_shape)
+        ):
+            raise ValueError(
+                f"the mask ({'x'.join(map(str, np.shape(self.mask)))}) is larger than the "
+                f"patch ({'x'.join(map(str, self.patch_shape))})"
+            )
+        hidden = int(np.prod(self.patch_shape) * self.perc_pix / 100)
+        if self.method != "pg-blindspot" and hidden < 1:
+            raise ValueError(
+                f"n2v hides {self.perc_pix} % of a patch's pixels: a "
+                f"{'x'.join(map(str, self.patch_shape))} patch has none to hide; raise the "
+                "patch or perc_pix"
+            )
         return self
 
     def continued(self, trained: TrainConfig) -> TrainConfig:

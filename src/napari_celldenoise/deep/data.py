@@ -66,15 +66,6 @@ def check_values(arr: np.ndarray) -> None:
         raise DeepInputError("the image is constant: nothing to learn")
 
 
-def patch_shape(config: TrainConfig) -> tuple[int, ...]:
-    """Training patch shape: ``(p, p)`` or, for 3D, ``(pz, p, p)`` with a thinner Z."""
-    if config.dims == 3:
-        div = 2**config.depth
-        pz = max(div, (min(config.patch // 2, 32) // div) * div)
-        return (pz, config.patch, config.patch)
-    return (config.patch, config.patch)
-
-
 @dataclass(frozen=True)
 class Patches:
     """Non-overlapping patches split into training and validation sets (``N, [Z], Y, X``)."""
@@ -94,7 +85,7 @@ def make_patches(samples: np.ndarray, config: TrainConfig) -> Patches:
     Raises :class:`DeepInputError` when the image (or the region) is smaller than one patch,
     or there are not at least one training and one validation patch.
     """
-    shape = patch_shape(config)
+    shape = config.patch_shape
     spatial = samples.shape[1:]
     if any(s < p for s, p in zip(spatial, shape)):
         raise DeepInputError(

@@ -91,6 +91,13 @@ def build_from_folder(folder: ModelFolder, info: ModelInfo, which: str = "best")
     return keras().Model(net.input, scaled(net.output), name="n2v_calibrated")
 
 
+def hiding_spacing(mask: np.ndarray | None, sides: tuple[int, ...]) -> tuple[int, ...]:
+    """Cells of one hidden pixel per axis: 8, or wider than the structN2V mask so that the
+    hidings do not overlap, but never wider than the validation patch."""
+    extent = mask.shape if mask is not None else (1,) * len(sides)
+    return tuple(min(max(8, m + 1), s) for m, s in zip(extent, sides))
+
+
 def _calibrate_weights(
     keras_model: Any, folder: ModelFolder, clean_val: np.ndarray, config: TrainConfig
 ) -> Iterator[Event]:
@@ -98,7 +105,7 @@ def _calibrate_weights(
     from .calibration import calibrate
 
     mask = np.array(config.mask) if config.mask is not None else None
-    spacing = max(8, max(mask.shape) + 1) if mask is not None else 8  # hidings do not overlap
+    spacing = hiding_spacing(mask, clean_val.shape[1:])
 
     def run_net(samples: np.ndarray) -> np.ndarray:
         return keras_model.predict(samples[..., None], batch_size=config.batch, verbose=0)[..., 0]
