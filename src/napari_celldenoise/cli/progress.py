@@ -56,27 +56,32 @@ class StopOnInterrupt:
     """Ctrl-C asks a job to stop cleanly; a second Ctrl-C aborts at once.
 
     Use as ``with StopOnInterrupt() as stop: run(job(..., should_stop=stop))``: the first
-    SIGINT makes ``stop()`` true (training then finishes its batch and keeps its best and last
-    weights), the second raises :class:`KeyboardInterrupt`. Main thread only (signal handlers).
+    SIGINT or SIGTERM (what a cluster's scheduler sends at its time limit) makes ``stop()`` true
+    (training then finishes its batch and keeps its best and last weights), the second raises
+    :class:`KeyboardInterrupt`. Main thread only (signal handlers).
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
         self.requested = False
-        self._previous = None
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopOnInterrupt:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self.stream.write("\nstopping after this batch (Ctrl-C again to abort)\n")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self.stream.write(f"\n{name}: stopping after this batch (Ctrl-C again to abort)\n")
         self.stream.flush()
 
     def __call__(self) -> bool:
