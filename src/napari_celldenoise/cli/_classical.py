@@ -30,11 +30,17 @@ def read(path: str, axes: str | None = None) -> ImageData:
 
 
 def check_output(path: str, overwrite: bool) -> None:
-    """Refuse an existing local OUT before any work is done (unless ``--overwrite``)."""
+    """Refuse an existing local OUT (unless ``--overwrite``) or one in a missing folder, before
+    any work is done."""
     import os
 
-    if not overwrite and "://" not in path and os.path.exists(path):
+    if "://" in path:
+        return
+    if not overwrite and os.path.exists(path):
         raise CliError(f"{path}: already exists (use --overwrite to replace it)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CliError(f"{parent}: no such folder for the output")
 
 
 def number(text: str, name: str) -> float:

@@ -162,6 +162,17 @@ def _read(path: str, axes: str | None):
     image = read_image(path, config=ReaderConfig(axes=axes) if axes else ReaderConfig())
     if "S" in image.axes:
         raise CliError(f"{path}: RGB images are not supported; convert to one channel")
+    if "C" in image.axes and image.shape[image.axes.index("C")] > 1:
+        count = image.shape[image.axes.index("C")]
+        hint = (
+            "give --axes (e.g. ZYX or TYX) if they are planes or frames, or save one channel"
+            if not axes
+            else "save one channel"
+        )
+        raise CliError(
+            f"{path}: read as {count} channels (axes {image.axes}); the networks denoise one "
+            f"channel: {hint}"
+        )
     return image
 
 
@@ -257,14 +268,14 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..deep.model import ModelFolder, ModelFolderError
     from ..io import write_ome_tiff
     from ..jobs import run
+    from ._classical import check_output
 
     try:
         ModelFolder(args.model).read_info()
     except ModelFolderError as exc:
         raise CliError(str(exc)) from None
+    check_output(args.output, args.overwrite)
     image = _read(args.input, args.axes)
-    if Path(args.output).exists() and not args.overwrite:
-        raise CliError(f"{args.output}: already exists (use --overwrite to replace it)")
     data, axes = _strip_singleton_channel(image)
     config = PredictConfig(
         tile=args.tile,

@@ -182,13 +182,11 @@ def run(args: argparse.Namespace) -> int:
     from ..jobs import run as run_job
     from ..spots.classify import apply_classifier
     from ..spots.pipeline import find_spots
+    from ._classical import check_output
     from .progress import StderrProgress
 
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise CliError(f"{out}: already exists (use --overwrite to replace it)")
-    if not out.parent.exists():
-        raise CliError(f"{out.parent}: no such folder for the output")
+    check_output(args.output, args.overwrite)
     if args.classify and not Path(args.classify).is_file():
         raise CliError(f"{args.classify}: no such classifier or rules file")
     image = read_image(args.input, config=ReaderConfig(axes=args.axes) if args.axes else None)
