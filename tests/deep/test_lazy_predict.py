@@ -87,3 +87,27 @@ def test_predict_into_a_file_never_computes_the_whole_dask_input(model, small_no
     assert max(largest) <= 96 * 96  # one plane-chunk at a time, never the whole stack
     expected = run(predict(model, stack, "TYX", PredictConfig(tile=32)))
     np.testing.assert_allclose(stored.open(), expected, atol=1e-5 * float(np.abs(expected).max()))
+
+
+def test_a_nan_in_a_lazy_stack_stops_the_prediction_and_writes_nothing(
+    model, small_noisy, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("CELLDENOISE_LAZY_LIMIT", "100000")
+    stack = _stack(small_noisy, 6)
+    stack[4, 100, 150] = np.nan  # only the lazy reader's tiles see it
+    path = tmp_path / "nan.tif"
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "TYX"})
+    assert read_image(path).lazy
+    out = tmp_path / "out" / "denoised.tif"
+    out.parent.mkdir()
+    assert main(["predict", model, str(path), "-o", str(out), "--tile", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "plane 5/6 holds NaN or infinite values (one at (y, x) = (100, 150))" in err, err
+    assert not any(out.parent.iterdir())  # no output, no temporary file left beside it
+
+
+def test_a_constant_image_is_predicted_not_refused(model):
+    # an empty (all-zero) plane is valid input to denoise; only training needs structure
+    flat = np.zeros((64, 64), np.float32)
+    result = run(predict(model, flat, "YX", PredictConfig()))
+    assert result.shape == flat.shape and np.isfinite(result).all()

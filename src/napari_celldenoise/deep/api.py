@@ -18,7 +18,14 @@ import numpy as np
 
 from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
 from .config import PredictConfig, TrainConfig
-from .data import DeepInputError, check_axes, check_values, make_patches, to_samples
+from .data import (
+    DeepInputError,
+    check_axes,
+    check_finite,
+    check_values,
+    make_patches,
+    to_samples,
+)
 from .export import SAMPLE
 from .model import ModelFolder, ModelFolderError, ModelInfo, prepare_new_folder
 from .tiling import predict_tiled
@@ -139,8 +146,8 @@ def check_predict_input(data: Any, axes: str, info: ModelInfo) -> str:
         )
     if "C" in axes and data.shape[axes.index("C")] > 1:
         raise DeepInputError("the image has several channels: select one channel (one layer)")
-    if not hasattr(data, "dask"):
-        check_values(np.asarray(data, np.float32))
+    if not hasattr(data, "dask"):  # a lazy stack is checked tile by tile (predict_tiled)
+        check_finite(np.asarray(data, np.float32), before="predicting")
     return axes
 
 
@@ -222,6 +229,7 @@ def predict(
             progress_offset=i * per,
             progress_total=n * per,
             message=f"denoising {i + 1}/{n}",
+            plane=f"plane {i + 1}/{n}" if n > 1 else "",
         )
         yield from gen
         if should_stop():

@@ -54,14 +54,19 @@ def to_samples(data: np.ndarray, axes: str, dims: int) -> tuple[np.ndarray, str]
     return arr, "".join(order)
 
 
-def check_values(arr: np.ndarray) -> None:
-    """Refuse NaN/inf and constant data with a clear message."""
+def check_finite(arr: np.ndarray, *, before: str = "training", where: str = "the image") -> None:
+    """Refuse NaN/inf with a clear message (a NaN spreads over a network's receptive field)."""
     finite = np.isfinite(arr)
     if not finite.all():
         bad = int(arr.size - np.count_nonzero(finite))
         raise DeepInputError(
-            f"the image holds {bad} NaN or infinite values: fill or crop them before training"
+            f"{where} holds {bad} NaN or infinite values: fill or crop them before {before}"
         )
+
+
+def check_values(arr: np.ndarray) -> None:
+    """Refuse NaN/inf and constant training data with a clear message."""
+    check_finite(arr)
     if float(arr.std()) == 0.0:
         raise DeepInputError("the image is constant: nothing to learn")
 

@@ -38,7 +38,7 @@ from ..jobs import Event, Log, Progress, ShouldStop, never_stop
 from ._tf import compute_precision, device_description, import_tensorflow, keras
 from .calibration import CALIBRATION, describe, fit_affine, forget_lines, read_lines
 from .config import PredictConfig, TrainConfig
-from .data import augment, draw_seed, structure_weights, validation_subset
+from .data import augment, check_finite, draw_seed, structure_weights, validation_subset
 from .model import ModelFolder, ModelInfo
 from .training import cosine_rate
 
@@ -442,6 +442,7 @@ class PGPredictor:
         if not self.config.tta:
             return
         data = np.asarray(samples[: min(len(samples), 8)], np.float32)
+        check_finite(data, before="predicting", where=f"the first {len(data)} plane(s)")
         try:
             # a, b re-fitted on this image; the floor (darkest-bin variance) is too fragile on
             # one image (0.68 vs 2.4 on FMD, -3.8 dB) and is kept from training

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from ..jobs import Progress, ShouldStop, never_stop
+from .data import DeepInputError
 
 
 def reflect_index(index: np.ndarray, n: int) -> np.ndarray:
@@ -65,6 +66,7 @@ def predict_tiled(
     should_stop: ShouldStop = never_stop,
     out: np.ndarray | None = None,
     message: str = "predicting",
+    plane: str = "",
     progress_offset: int = 0,
     progress_total: int | None = None,
 ) -> Iterator[Progress]:
@@ -72,7 +74,8 @@ def predict_tiled(
 
     A generator of :class:`Progress` events; the result is written into ``out`` (float32 of
     ``image.shape``, created when None and then reachable as the generator's return value).
-    ``image`` may be a dask array: only each tile's window is computed.
+    ``image`` may be a dask array: only each tile's window is computed (and checked for NaN;
+    ``plane`` names the image in that message, e.g. "plane 5/6").
     """
     shape = tuple(int(s) for s in image.shape)
     if out is None:
@@ -83,10 +86,25 @@ def predict_tiled(
         if should_stop():
             return out
         window = image[np.ix_(*idx)] if not hasattr(image, "dask") else _dask_window(image, idx)
-        result = np.asarray(predict(np.asarray(window, np.float32)))
+        window = np.asarray(window, np.float32)
+        _check_window(window, idx, plane)
+        result = np.asarray(predict(window))
         out[out_sl] = result[core]
         yield Progress(progress_offset + k + 1, total, message)
     return out
+
+
+def _check_window(window: np.ndarray, idx: tuple[np.ndarray, ...], plane: str) -> None:
+    """Refuse a window holding NaN/inf, naming one such pixel (image coordinates)."""
+    bad = ~np.isfinite(window)
+    if bad.any():
+        first = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        names = ", ".join("zyx"[-window.ndim :])
+        at = ", ".join(str(int(i[k])) for i, k in zip(idx, first))
+        raise DeepInputError(
+            f"{plane or 'the image'} holds NaN or infinite values (one at ({names}) = ({at})): "
+            "fill or crop them before predicting"
+        )
 
 
 def _dask_window(image, idx: tuple[np.ndarray, ...]) -> np.ndarray:
