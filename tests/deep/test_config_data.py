@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -318,6 +320,10 @@ def test_continued_config_takes_the_models_method_and_its_defaults():
     assert merged.learning_rate == 1e-3
     own = TrainConfig(method="pg-blindspot", structure_share=0.2, learning_rate=5e-4)
     assert own.continued(pg).structure_share == 0.2 and own.continued(pg).learning_rate == 5e-4
+    # the validation split stays the one the folder's best weights were chosen on
+    region = TrainConfig(val_region=[[0, 64], [0, 64]], seed=3)
+    again = TrainConfig(seed=0).continued(region)
+    assert again.val_region == [[0, 64], [0, 64]] and again.seed == 3
 
 
 def test_validation_subset_caps_pixels_and_keeps_one_patch():
@@ -363,3 +369,19 @@ def test_epoch_estimate_follows_the_measured_step_times():
     pg_128 = {"method": "pg-blindspot", "steps": 20, "patch": 128}
     pg_deep = estimate_epoch_seconds(TrainConfig(**pg_128, depth=4))
     assert pg_deep == pytest.approx(estimate_epoch_seconds(TrainConfig(**pg_128)) * 341 / 340)
+
+
+def test_saving_weights_drops_only_that_files_calibration_line(tmp_path):
+    # Continue used to delete every line when it started: a continued run that died left the
+    # untouched best weights without theirs
+    class Net:  # stands in for a Keras model: writes a weights file
+        def save_weights(self, path, save_format):
+            Path(path).write_bytes(b"w")
+
+    folder = ModelFolder(tmp_path)
+    folder.write_json(
+        "calibration.json", {"weights_best.h5": [0.9, 0.1], "weights_last.h5": [1.1, 0.0]}
+    )
+    folder.save_weights(Net(), "last")
+    assert folder.read_json("calibration.json") == {"weights_best.h5": [0.9, 0.1]}
+    assert folder.file("weights_last.h5").read_bytes() == b"w"

@@ -116,12 +116,6 @@ def read_lines(folder: Any) -> dict[str, list[float]]:
     return folder.read_json(CALIBRATION) if folder.file(CALIBRATION).is_file() else {}
 
 
-def forget_lines(folder: Any) -> None:
-    """Drop the lines before the weights they belong to change (training starts)."""
-    if folder.file(CALIBRATION).is_file():
-        folder.file(CALIBRATION).unlink()
-
-
 def describe(line: tuple[float, float] | list[float], variable: str = "x") -> str:
     """``"0.974 x - 0.007"``, or why the identity was kept."""
     alpha, beta = line

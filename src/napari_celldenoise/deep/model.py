@@ -11,7 +11,8 @@ A model folder holds
   weights, so that Continue goes on where the run stopped instead of from fresh moments,
 - ``noise.yaml``: Poisson-Gaussian noise ``var = max(a * mean + b, floor)`` in image units,
 - ``history.json``: one record per epoch, ``thumbnail.png``: the last validation preview,
-- ``n2v_config.json`` for N2V / structN2V models (n2v's own network description).
+- ``n2v_config.json`` for N2V / structN2V models (n2v's own network description),
+- ``calibration.json``: the output line fitted to each weights file (:mod:`.calibration`).
 
 Every file is written atomically.
 """
@@ -29,6 +30,7 @@ from pydantic import Field
 
 from ..atomic import atomic_path, atomic_write
 from ..config import Config, ConfigError
+from .calibration import CALIBRATION
 from .config import TrainConfig
 
 INFO = "celldenoise.yaml"
@@ -108,7 +110,13 @@ class ModelFolder:
         raise ModelFolderError(f"{self.path}: no trained weights ({BEST} or {LAST}) in the folder")
 
     def save_weights(self, keras_model: Any, which: str) -> Path:
+        """Write the best or last weights; the output line fitted to the old file is dropped
+        (the others stay, so a continued run that dies keeps the untouched file's line)."""
         target = self.file(BEST if which == "best" else LAST)
+        lines = self.read_json(CALIBRATION) if self.file(CALIBRATION).is_file() else {}
+        if target.name in lines:
+            del lines[target.name]
+            self.write_json(CALIBRATION, lines)
         with atomic_path(target, overwrite=True) as tmp:
             keras_model.save_weights(str(tmp), save_format="h5")
         return target

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..jobs import Event, Log, Progress, ShouldStop, never_stop
 from ._tf import compute_precision, device_description, import_tensorflow, keras
-from .calibration import CALIBRATION, describe, fit_affine, forget_lines, read_lines
+from .calibration import CALIBRATION, describe, fit_affine, read_lines
 from .config import PredictConfig, TrainConfig
 from .data import augment, check_finite, draw_seed, structure_weights, validation_subset
 from .model import ModelFolder, ModelInfo
@@ -341,7 +341,6 @@ def train_pg(
 
     tf = import_tensorflow()
     tf.random.set_seed(config.seed)
-    forget_lines(folder)
     if resume:
         mean, std = info.mean, info.std
         noise = folder.read_noise() or {}
