@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--resume",
         action="store_true",
-        help="continue MODEL_DIR from its last weights for --epochs more epochs",
+        help="continue MODEL_DIR from its last weights for --epochs more epochs (the "
+        "network, patch, validation split and seed stay the model's)",
     )
     t.add_argument("--axes", help="axes of IN, e.g. TYX or ZYX (default: from the file)")
     t.add_argument(
@@ -222,6 +223,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.mask and args.method != "structn2v":
         raise CliError("--mask is only used with --method structn2v")
     val_region = None
+    if args.val_region and args.resume:
+        raise CliError(
+            "--val-region: a continued run keeps the model's validation split (its best weights "
+            "were chosen on it)"
+        )
     if args.val_region:
         try:
             val_region = parse_region(args.val_region)

@@ -210,7 +210,8 @@ class TrainConfig(Config):
         return TrainConfig(**{**self.model_dump(exclude_unset=True), **kept})
 
 
-# what a continued run takes from the model folder
+# what a continued run takes from the model folder: the architecture, and the validation split
+# (region and seed), whose loss the folder's best weights were chosen by
 KEPT_ON_RESUME = (
     "method",
     "dims",
@@ -223,6 +224,8 @@ KEPT_ON_RESUME = (
     "learn_noise",
     "batch_norm",
     "vst",
+    "val_region",
+    "seed",
 )
 
 
