@@ -469,6 +469,7 @@ class DeepDenoiseWidget(QWidget):
     def start_training(self, *, resume: bool = False) -> Any:
         """Train (or continue) in a child process; returns the worker (None if refused)."""
         from ..deep.api import train
+        from ..deep.model import ModelFolder
 
         layer = self.selected_layer()
         if layer is None:
@@ -482,7 +483,8 @@ class DeepDenoiseWidget(QWidget):
             return None
         data = np.asarray(layer.data)
         axes = layer_axes(layer)
-        if not resume and os.path.isdir(folder) and os.listdir(folder):
+        taken = os.path.isdir(folder) and os.listdir(folder)
+        if not resume and taken and not ModelFolder(folder).is_unfinished_start():
             show_error(f"{folder} is not empty: choose a new folder, or press Continue")
             return None
         if not resume:
