@@ -49,6 +49,15 @@ def test_cli_export_default_test_input_and_refusals(n2v_folder, tmp_path, capsys
     out = tmp_path / "m.zip"
     assert main(["export", str(n2v_folder), "-o", str(out), "--no-check"]) == 0
     assert out.is_file()
+    # the 32 x 32 training sample is mirrored to 52 x 52 so that the halo is the whole context
+    # a tile needs (24 pixels at depth 2), not what the small sample left (14)
+    from napari_celldenoise.deep._bioimageio import import_spec
+    from napari_celldenoise.deep.model import ModelFolder
+
+    descr = import_spec().load_description(out)
+    overlap = ModelFolder(n2v_folder).read_info().overlap
+    assert overlap == 24 and [a.halo for a in descr.outputs[0].axes[1:3]] == [24, 24]
+    assert np.load(descr.inputs[0].test_tensor.get_reader()).shape == (1, 52, 52, 1)
     assert main(["export", str(n2v_folder), "-o", str(out), "--no-check"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "-o", str(tmp_path / "x.zip")]) == 2

@@ -120,7 +120,19 @@ def test_input(
     arr = np.ascontiguousarray(arr[tuple(crop)], np.float32)
     if not np.isfinite(arr).all():
         raise DeepInputError("the test image holds NaN or infinite values")
-    return arr
+    # mirrored up to the smallest size whose core survives a halo of the network's full reach
+    need = min_export_size(info)
+    short = [max(0, need - n) for n in arr.shape]
+    if not any(short):
+        return arr
+    return np.ascontiguousarray(np.pad(arr, [(d // 2, d - d // 2) for d in short], "symmetric"))
+
+
+def min_export_size(info: ModelInfo) -> int:
+    """Smallest input side of an exported model: a halo of ``info.overlap`` on each side
+    around a core of ``2**depth`` pixels."""
+    div = 2**info.train.depth
+    return (2 * info.overlap // div + 1) * div
 
 
 def export_bioimageio(
@@ -208,11 +220,10 @@ def describe(
 
     div = 2**info.train.depth
     spatial = "zyx" if info.train.dims == 3 else "yx"
-    # the halo (border a consumer's tiles should drop) is the network's receptive radius, as far
-    # as the test input leaves a core inside it; the smallest size keeps a core of >= 1 pixel
-    side = min(np.load(test_in, mmap_mode="r").shape[1:-1])
-    halo = max(0, min(info.overlap, (side - div) // 2))
-    min_size = (2 * halo // div + 1) * div
+    # the halo (border a consumer's tiles should drop) is the context a tile needs, the
+    # network's reach; the test input is at least the smallest size that keeps a core inside it
+    halo = info.overlap
+    min_size = min_export_size(info)
     in_axes = [m.BatchAxis()]
     out_axes = [m.BatchAxis()]
     for a in spatial:
