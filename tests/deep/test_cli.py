@@ -178,3 +178,8 @@ def test_ctrl_c_stops_training_after_the_batch_and_keeps_the_weights(tmp_path, s
     assert "stopping after this batch" in err and "continue with --resume" in err
     assert "1 epochs" in out  # the interrupted epoch is closed and saved
     assert (model / "weights_last.h5").is_file() and os.path.getsize(model / "weights_last.h5")
+    import json
+
+    steps = json.loads((model / "history.json").read_text())[-1]["steps"]
+    assert 1 <= steps < 10000  # the history says how much of the epoch was trained
+    assert f"stopped in epoch 1 ({steps} of its 10000 batches)" in err

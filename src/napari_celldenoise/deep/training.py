@@ -82,11 +82,13 @@ def fit_events(
     start_epoch = info.epochs_done
     total_steps = epochs * steps
     state = {"info": info, "stopped": False, "epoch_start": time.monotonic(), "step": 0}
+    state["epoch_steps"] = 0
     durations: list[float] = []
 
     class _Events(k.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             state["step"] += 1
+            state["epoch_steps"] = batch + 1
             if batch == 2 and not durations:
                 per = (time.monotonic() - state["epoch_start"]) / 3
                 events.put(Log(f"about {per * steps:.0f} s per epoch ({per:.2f} s per batch)"))
@@ -104,6 +106,7 @@ def fit_events(
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._epoch = epoch
             state["epoch_start"] = time.monotonic()
+            state["epoch_steps"] = 0
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = dict(logs or {})
@@ -131,6 +134,7 @@ def fit_events(
                     "learning_rate": lr,
                     "seconds": seconds,
                     "best": improved,
+                    "steps": state["epoch_steps"],  # fewer than an epoch's when stopped in it
                 }
             )
             folder.write_history(history)
@@ -170,5 +174,7 @@ def fit_events(
     thread.join()
     final: ModelInfo = state["info"]
     if state["stopped"]:
-        yield Log(f"stopped after epoch {final.epochs_done}: best and last weights kept")
+        done = history[-1]["steps"] if history else 0
+        part = f" ({done} of its {steps} batches)" if done < steps else ""
+        yield Log(f"stopped in epoch {final.epochs_done}{part}: best and last weights kept")
     return final, state["stopped"]
