@@ -56,3 +56,17 @@ def test_reader_config_axes_validation():
         ReaderConfig(axes="TTX")
     with pytest.raises(ValidationError):
         ReaderConfig(lazy_limit=-1)
+
+
+def test_validation_errors_read_as_one_plain_line():
+    from napari_celldenoise.config import format_validation_error
+    from napari_celldenoise.deep.config import TrainConfig
+
+    with pytest.raises(ValidationError) as model_level:
+        TrainConfig(patch=30)
+    assert (
+        format_validation_error(model_level.value) == "patch 30 must be a multiple of 2**depth = 4"
+    )
+    with pytest.raises(ValidationError) as field_level:
+        TrainConfig(epochs=0)
+    assert format_validation_error(field_level.value).startswith("epochs: Input should be")

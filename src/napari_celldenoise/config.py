@@ -69,8 +69,11 @@ def format_validation_error(exc: ValidationError) -> str:
     """One line for the user from a pydantic error: ``field: message; field: message``."""
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "value"
-        parts.append(f"{where}: {err['msg']}")
+        message = err["msg"]
+        if err["type"] == "value_error":  # our own validators' text, without pydantic's prefix
+            message = message.removeprefix("Value error, ")
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 
