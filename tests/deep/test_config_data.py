@@ -209,6 +209,7 @@ def test_new_model_folder_rules(tmp_path):
     (killed / "sample.npy").write_bytes(b"x")
     with pytest.raises(ModelFolderError, match="no trained weights"):
         prepare_new_folder(killed, resume=True)
+    assert not ModelFolder(killed).is_taken() and ModelFolder(tmp_path / "full").is_taken()
     prepare_new_folder(killed, resume=False)
     assert killed.is_dir() and not any(killed.iterdir())
 

@@ -9,7 +9,6 @@ the device, and the result layer.
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -476,6 +475,9 @@ class DeepDenoiseWidget(QWidget):
             show_error("Select an image layer to train on.")
             return None
         folder = self.folder.text().strip()
+        if not folder:
+            show_error("Choose a model folder.")
+            return None
         try:
             config = self._resume_config(folder) if resume else self.config()
         except ValueError as exc:
@@ -483,8 +485,7 @@ class DeepDenoiseWidget(QWidget):
             return None
         data = np.asarray(layer.data)
         axes = layer_axes(layer)
-        taken = os.path.isdir(folder) and os.listdir(folder)
-        if not resume and taken and not ModelFolder(folder).is_unfinished_start():
+        if not resume and ModelFolder(folder).is_taken():
             show_error(f"{folder} is not empty: choose a new folder, or press Continue")
             return None
         if not resume:

@@ -76,6 +76,12 @@ class ModelFolder:
         """A model folder that no epoch finished in: its info file but no weights."""
         return self.exists() and not self.has_weights()
 
+    def is_taken(self) -> bool:
+        """A new training may not use this path: it holds files other than a killed start's."""
+        if not self.path.exists() or self.is_unfinished_start():
+            return False
+        return not self.path.is_dir() or any(self.path.iterdir())
+
     def clear(self) -> None:
         """Remove the files a training start wrote (the folder itself stays)."""
         for entry in self.path.iterdir():
@@ -201,11 +207,11 @@ def prepare_new_folder(path: str | os.PathLike, *, resume: bool) -> ModelFolder:
     if resume:
         folder.read_info()
         folder.weights("last")
-    elif folder.is_unfinished_start():
-        folder.clear()
-    elif folder.path.exists() and (not folder.path.is_dir() or any(folder.path.iterdir())):
+    elif folder.is_taken():
         raise ModelFolderError(
             f"{folder.path}: already exists and is not empty (use --resume to continue it, "
             "or choose a new folder)"
         )
+    elif folder.is_unfinished_start():
+        folder.clear()
     return folder
