@@ -19,7 +19,11 @@ def test_the_first_signal_asks_to_stop_the_second_aborts(sig):
         assert not stop()
         os.kill(os.getpid(), sig)
         assert stop()
-        assert "stopping after this batch" in stream.getvalue()
+        said = stream.getvalue()
+        assert "stopping after this batch" in said
+        # a scheduler's SIGTERM is not typed at a keyboard: the hint names what aborts
+        assert ("Ctrl-C again" in said) == (sig == signal.SIGINT)
+        assert ("SIGTERM: " in said) == (sig == signal.SIGTERM)
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), sig)
     assert signal.getsignal(sig) is before  # handlers restored

@@ -80,8 +80,9 @@ class StopOnInterrupt:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        again = "Ctrl-C again" if signum == signal.SIGINT else "send it again"
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        self.stream.write(f"\n{name}: stopping after this batch (Ctrl-C again to abort)\n")
+        self.stream.write(f"\n{name}: stopping after this batch ({again} to abort)\n")
         self.stream.flush()
 
     def __call__(self) -> bool:
