@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,3 +185,30 @@ def test_stop_keeps_weights_and_continue_adds_epochs(dock, qtbot, tmp_path):
     with qtbot.waitSignal(w.panel.finished, timeout=180_000):
         w.continue_button.click()
     assert w.last_info.epochs_done == done + 1
+
+
+def test_a_new_training_refuses_a_used_folder_but_reuses_a_killed_start(dock, qtbot, monkeypatch):
+    import napari_celldenoise._qt.deep as deep_dock
+
+    _, w = dock
+    errors = []
+    monkeypatch.setattr(deep_dock, "show_error", errors.append)
+    folder = w.folder.text()
+    w.folder.setText("")
+    assert w.start_training() is None and errors[-1] == "Choose a model folder."
+    w.folder.setText(folder)
+    model = Path(folder)
+    model.mkdir()
+    (model / "notes.txt").write_text("the user's own file")
+    assert w.start_training() is None and "is not empty" in errors[-1]
+    assert (model / "notes.txt").read_text() == "the user's own file"
+    # a start killed before its first weights: the info file alone; the next training uses it
+    (model / "notes.txt").unlink()
+    (model / "celldenoise.yaml").write_text("left by a killed start\n")
+    w.epochs.setValue(1)
+    n_errors = len(errors)
+    with qtbot.waitSignal(w.panel.finished, timeout=180_000):
+        assert w.start_training() is not None
+    assert len(errors) == n_errors, errors
+    assert (model / "weights_best.h5").is_file()
+    assert w.last_info is not None and w.last_info.epochs_done == 1
