@@ -31,7 +31,7 @@ from napari_celldenoise.deep.model import (
     ModelInfo,
     prepare_new_folder,
 )
-from napari_celldenoise.deep.tiling import reflect_index, run_tiled
+from napari_celldenoise.deep.tiling import reflect_index, run_tiled, tile_windows
 from napari_celldenoise.jobs import Log
 
 
@@ -131,6 +131,31 @@ def test_tiled_equals_untiled_for_a_local_operator():
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
     seams = run_tiled(box, img, tile=16, overlap=0, align=4)
     assert np.abs(seams - whole).max() > 1e-2  # without overlap the seams show
+
+
+@pytest.mark.parametrize("border", [0, 4, (0, 8), 12])
+def test_tiled_equals_untiled_whatever_the_context_at_the_image_edges(border):
+    """Less mirrored context at the image's edges changes the edge pixels, not the seams."""
+    img = np.random.default_rng(2).random((70, 53)).astype(np.float32)
+
+    def box(w):
+        return ndi.uniform_filter(w, 9, mode="constant")
+
+    whole = run_tiled(box, img, tile=1024, overlap=8, align=4, border=border)
+    for tile in (16, 20, 32):
+        tiled = run_tiled(box, img, tile=tile, overlap=8, align=4, border=border)
+        np.testing.assert_allclose(tiled, whole, atol=1e-6)
+    mirrored = run_tiled(box, img, tile=1024, overlap=8, align=4)
+    np.testing.assert_allclose(whole[4:-4, 4:-4], mirrored[4:-4, 4:-4], atol=1e-6)
+    assert (np.abs(whole - mirrored).max() > 1e-2) == (np.min(border) < 4)
+
+
+def test_a_thin_axis_without_edge_context_runs_in_windows_of_its_own_length():
+    windows = tile_windows((20, 512, 512), tile=256, overlap=32, align=4, border=(0, 32, 32))
+    assert {w[1][0].size for w in windows} == {20}
+    assert {w[1][1].size for w in windows} == {256 + 2 * 32}
+    mirrored = tile_windows((20, 512, 512), tile=256, overlap=32, align=4)
+    assert {w[1][0].size for w in mirrored} == {84}
 
 
 def test_tiled_reads_dask_lazily():

@@ -33,19 +33,37 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 def tile_windows(
-    shape: tuple[int, ...], *, tile: int, overlap: int, align: int
+    shape: tuple[int, ...],
+    *,
+    tile: int,
+    overlap: int,
+    align: int,
+    border: int | tuple[int, ...] | None = None,
 ) -> list[tuple[tuple[slice, ...], tuple[np.ndarray, ...], tuple[slice, ...]]]:
-    """Tiles of a spatial ``shape``: (output slice, input index arrays, core slice in window)."""
+    """Tiles of a spatial ``shape``: (output slice, input index arrays, core slice in window).
+
+    Neighbouring tiles share ``overlap`` pixels of context. At the image's own edges the
+    context is ``border`` (per axis, or one for all; ``overlap`` when None): the image is
+    treated as if mirror-padded once by ``border`` (plus what makes its length a multiple of
+    ``align``), and no window reaches past that padded image, so a tiled prediction equals the
+    untiled one whatever ``border`` is, as long as ``overlap`` covers the receptive radius.
+    """
     tile = _round_up(max(tile, align), align)
     overlap = _round_up(overlap, align) if overlap else 0
+    if border is None:
+        border = overlap
+    borders = (border,) * len(shape) if isinstance(border, int) else tuple(border)
     per_axis = []
-    for n in shape:
+    for n, b in zip(shape, borders):
+        b = _round_up(b, align) if b else 0
+        lo, hi = -b, -b + _round_up(n + 2 * b, align)  # the padded image
         items = []
         for start in range(0, n, tile):
             stop = min(start + tile, n)
-            length = _round_up(stop - start + 2 * overlap, align)
-            idx = reflect_index(np.arange(start - overlap, start - overlap + length), n)
-            items.append((slice(start, stop), idx, slice(overlap, overlap + stop - start)))
+            first = max(start - overlap, lo)
+            last = min(_round_up(stop + overlap - first, align) + first, hi)
+            idx = reflect_index(np.arange(first, last), n)
+            items.append((slice(start, stop), idx, slice(start - first, stop - first)))
         per_axis.append(items)
     windows = []
     for combo in np.ndindex(*(len(a) for a in per_axis)):
@@ -63,6 +81,7 @@ def predict_tiled(
     tile: int = 256,
     overlap: int = 32,
     align: int = 4,
+    border: int | tuple[int, ...] | None = None,
     should_stop: ShouldStop = never_stop,
     out: np.ndarray | None = None,
     message: str = "predicting",
@@ -80,7 +99,7 @@ def predict_tiled(
     shape = tuple(int(s) for s in image.shape)
     if out is None:
         out = np.empty(shape, np.float32)
-    windows = tile_windows(shape, tile=tile, overlap=overlap, align=align)
+    windows = tile_windows(shape, tile=tile, overlap=overlap, align=align, border=border)
     total = progress_total or len(windows)
     for k, (out_sl, idx, core) in enumerate(windows):
         if should_stop():
