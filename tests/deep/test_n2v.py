@@ -139,14 +139,23 @@ def test_adapter_selects_legacy_keras_and_aliases_numpy_product():
     assert n.N2V.__module__.startswith("n2v")
 
 
-def test_3d_n2v_trains_and_predicts_a_volume(tmp_path, tiny_config):
+def test_3d_n2v_trains_and_predicts_a_volume(tmp_path, tiny_config, monkeypatch):
+    from napari_celldenoise.deep import api
     from napari_celldenoise.synthetic import fluorescence_volume
 
     noisy, _ = fluorescence_volume((16, 64, 64), seed=1)
     config = tiny_config(dims=3)
     info = run(train(noisy, "ZYX", config, str(tmp_path / "m")))
     assert info.train.dims == 3
+    seen, tiled_predict = [], api.predict_tiled
+
+    def recording(predictor, image, **kwargs):
+        return tiled_predict(lambda w: (seen.append(w.shape), predictor(w))[1], image, **kwargs)
+
+    monkeypatch.setattr(api, "predict_tiled", recording)
     whole = run(predict(str(tmp_path / "m"), noisy, "ZYX", PredictConfig(tile=512)))
+    # 8 mirrored slices beyond each end of the stack, not the full overlap (32): 32 deep, not 80
+    assert [s[0] for s in seen] == [16 + 2 * api.Z_EDGE_CONTEXT] == [32]
     tiled = run(predict(str(tmp_path / "m"), noisy, "ZYX", PredictConfig(tile=32)))
     assert whole.shape == noisy.shape
     # small 3D patches once gave n2v batches without a hidden pixel: NaN loss and output
