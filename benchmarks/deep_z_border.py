@@ -66,14 +66,8 @@ def main() -> None:
     start = time.process_time()
     run(api.train(train_stack, "ZYX", config, str(folder)))
     print(f"trained {args.epochs} x {args.steps} steps: {time.process_time() - start:.0f} CPU s")
-    tiled = api.predict_tiled
-
     for z_context in (32, 16, 8, 4, 0):  # 32 = the overlap: the full mirrored context
-
-        def with_z_context(*a, z=z_context, **kw):
-            return tiled(*a, **{**kw, "border": (z, kw["overlap"], kw["overlap"])})
-
-        api.predict_tiled = with_z_context
+        api.Z_EDGE_CONTEXT = z_context  # read by api.predict at each call
         t0 = time.perf_counter()
         out = run(api.predict(str(folder), test, "ZYX", PredictConfig()))
         seconds = time.perf_counter() - t0
@@ -83,7 +77,6 @@ def main() -> None:
             f"stack {psnr(out, ref, data_range):.3f} dB; per slice: {per_slice}",
             flush=True,
         )
-    api.predict_tiled = tiled
     shutil.rmtree(folder.parent)
 
 

@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16)
     args = parser.parse_args()
 
-    from deep import load
+    from deep import load, scores
     from napari_celldenoise.deep import api
     from napari_celldenoise.deep.config import PredictConfig, TrainConfig
     from napari_celldenoise.jobs import run
@@ -56,9 +56,9 @@ def main() -> None:
     measured = float(np.mean(noise[..., 1:] * noise[..., :-1]) / np.var(noise))
 
     def psnr(x: np.ndarray) -> float:
-        return float(10 * np.log10(255**2 / np.mean((np.clip(x, 0, 255) - clean) ** 2)))
+        return scores(x, clean)[0]  # clipped to 0-255, data range 255
 
-    scores = {}
+    psnrs = {}
     for method, mask in (("n2v", None), ("structn2v", [[1, 1, 1]])):
         config = TrainConfig(
             method=method, mask=mask, epochs=6, steps=40, batch=16, patch=64, seed=args.seed
@@ -68,13 +68,13 @@ def main() -> None:
         run(api.train(noisy, "TYX", config, str(folder)))
         cpu = time.process_time() - start
         out = run(api.predict(str(folder), noisy[:1], "TYX", PredictConfig()))
-        scores[method] = psnr(out[0])
+        psnrs[method] = psnr(out[0])
         shutil.rmtree(folder.parent)
-        print(f"  {method}: {scores[method]:.2f} dB after {cpu:.0f} CPU s", flush=True)
+        print(f"  {method}: {psnrs[method]:.2f} dB after {cpu:.0f} CPU s", flush=True)
     print(
         f"lag-1 correlation {args.rho} (measured {measured:.3f}), seed {args.seed}: noisy "
-        f"{psnr(noisy[0]):.2f}, N2V {scores['n2v']:.2f}, structN2V 1x3 "
-        f"{scores['structn2v']:.2f} dB, mask gain {scores['structn2v'] - scores['n2v']:+.2f} dB"
+        f"{psnr(noisy[0]):.2f}, N2V {psnrs['n2v']:.2f}, structN2V 1x3 "
+        f"{psnrs['structn2v']:.2f} dB, mask gain {psnrs['structn2v'] - psnrs['n2v']:+.2f} dB"
     )
 
 
