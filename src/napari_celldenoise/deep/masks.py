@@ -23,8 +23,8 @@ from .data import DeepInputError, check_axes
 # cheaper to leave than to mask. Measured here (FMD avg50 as the clean image, 16 frames of
 # Gaussian noise of sigma 8 correlated along X at lag 1 only; N2V against structN2V with a 1x3
 # mask, 6 x 40 steps of 16 x 64^2, seeds split by /; benchmarks/mask_threshold.py), the mask's
-# gain in dB: at 0.05 -1.9 / -2.1, at 0.15 -0.1 / -2.9, at 0.2 -0.4 / +0.6, at 0.25 +0.4 / +1.6,
-# at 0.3 +0.8 / +0.1 / +0.4, at 0.5 +4.3.
+# gain in dB: at 0.05 -1.9 / -2.1, at 0.15 -0.1 / -2.9, at 0.2 -0.4 / +0.6 / -0.6 / -0.3 (mean
+# -0.16), at 0.25 +0.4 / +1.6 / +1.5 / -0.01 (mean +0.87), at 0.3 +0.8 / +0.1 / +0.4, at 0.5 +4.3.
 MIN_MASK_CORRELATION = 0.25
 
 
