@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from napari_celldenoise.jobs import run
+from napari_celldenoise.spots.boxes import normalise_boxes, spot_images
 from napari_celldenoise.spots.centroid import (
     CentroidModel,
-    normalise_boxes,
     train_ridge,
     training_set_from_table,
     training_set_simulated,
@@ -16,7 +16,6 @@ from napari_celldenoise.spots.classify import (
     SpotClassifier,
     apply_classifier,
     default_rules,
-    spot_images,
     train_classifier,
 )
 from napari_celldenoise.spots.config import DEFAULT_THRESHOLD, SpotsConfig

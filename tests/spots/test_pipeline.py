@@ -4,8 +4,9 @@ import pytest
 from napari_celldenoise.jobs import Done, Progress
 from napari_celldenoise.spots.config import SpotsConfig
 from napari_celldenoise.spots.match import match_points
-from napari_celldenoise.spots.pipeline import COLUMNS, empty_table, find_spots, locate
+from napari_celldenoise.spots.pipeline import find_spots, locate
 from napari_celldenoise.spots.simulate import simulate_spots, simulate_zstack
+from napari_celldenoise.spots.table import COLUMNS, empty_table
 
 from .conftest import truth_yx
 
@@ -173,7 +174,7 @@ def test_textured_background_more_candidates_lose_no_spot(fit):
 
 def test_lsq_significance_is_the_likelihood_maximised_over_photons_and_background():
     from napari_celldenoise.spots.fit import fit_boxes, read_variance, to_photoelectrons
-    from napari_celldenoise.spots.pipeline import profile_loglik
+    from napari_celldenoise.spots.significance import profile_loglik
     from napari_celldenoise.spots.simulate import Camera, simulate_boxes
 
     cam = Camera()

@@ -28,63 +28,8 @@ from numba import njit
 
 from ..atomic import atomic_path
 from ..jobs import Done, Epoch, Event, Log, Progress, ShouldStop, never_stop
+from .boxes import normalise_boxes, side_background, spot_images
 from .simulate import Camera, simulate_boxes
-
-
-def normalise_boxes(boxes: np.ndarray) -> np.ndarray:
-    """Boxes minus their background, scaled so that the positive part sums to 1.
-
-    The background is the mean of the two dimmer of the four box sides (top and bottom rows,
-    left and right columns): the sides away from the spot.
-    """
-    b = np.ascontiguousarray(boxes, np.float64)
-    out = np.empty_like(b)
-    _normalise(b, out)
-    return out
-
-
-@njit(cache=True, inline="always")
-def _side_background(b):
-    h, w = b.shape
-    top = 0.0
-    bottom = 0.0
-    for j in range(w):
-        top += b[0, j]
-        bottom += b[h - 1, j]
-    left = 0.0
-    right = 0.0
-    for i in range(h):
-        left += b[i, 0]
-        right += b[i, w - 1]
-    top /= w
-    bottom /= w
-    left /= h
-    right /= h
-    lo1 = min(top, bottom)
-    hi1 = max(top, bottom)
-    lo2 = min(left, right)
-    hi2 = max(left, right)
-    return 0.5 * (min(lo1, lo2) + min(max(lo1, lo2), min(hi1, hi2)))
-
-
-@njit(cache=True)
-def _normalise(boxes, out):
-    n, h, w = boxes.shape
-    for s in range(n):
-        b = boxes[s]
-        bg = _side_background(b)
-        total = 0.0
-        for i in range(h):
-            for j in range(w):
-                v = b[i, j] - bg
-                out[s, i, j] = v
-                if v > 0:
-                    total += v
-        if total < 1e-9:
-            total = 1e-9
-        for i in range(h):
-            for j in range(w):
-                out[s, i, j] /= total
 
 
 def features(boxes: np.ndarray) -> np.ndarray:
@@ -101,7 +46,7 @@ def _linear_predict(boxes, weights, intercept, out):
     n, h, w = boxes.shape
     for s in range(n):
         b = boxes[s]
-        bg = _side_background(b)
+        bg = side_background(b)
         total = 0.0
         a0 = 0.0
         a1 = 0.0
@@ -419,8 +364,6 @@ def training_set_from_spots(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (as in the data) around the rounded positions of ``table``'s good spots, and the
     fitted offsets (x, y) from the box centres; stacks of any axes (``T``, ``Z``)."""
-    from .classify import spot_images
-
     if "class" in table:
         table = table[table["class"].astype(str) == "good"]
     boxes = spot_images(stack, table, box, axes, normalise=False)
@@ -440,18 +383,20 @@ def locate_with_model(
     spot with ``model`` instead of fitting (fast: for data as it is acquired).
 
     Nothing is fitted, so every candidate, background maxima included, would be a spot: each
-    box gets a cheap likelihood-ratio test instead (:func:`~.pipeline.box_significance`: a
+    box gets a cheap likelihood-ratio test instead (:func:`~.significance.box_significance`: a
     spot of the configured PSF ``sigma`` at the predicted centre, its photons and background
     maximised, against a flat background, under the camera's Poisson + read-noise model).
     ``significance``, ``photons`` and ``background`` come from that test; a spot is ``good``
     when its significance reaches ``config.min_significance`` (the fit path's cut), ``bad``
     otherwise. Two candidates placed on the same centre are one spot (the more significant is
-    kept, :func:`~.pipeline.drop_duplicates`). The fit's other columns (width, bounds,
+    kept, :func:`~.table.drop_duplicates`). The fit's other columns (width, bounds,
     likelihood) are NaN and ``table.attrs["centroid_model"]`` names the model.
     """
     from .config import SpotsConfig
     from .fit import read_variance, to_photoelectrons
-    from .pipeline import box_significance, drop_duplicates, find_spots
+    from .pipeline import find_spots
+    from .significance import box_significance
+    from .table import drop_duplicates
 
     config = (config or SpotsConfig()).model_copy(update={"fit": "none", "box": model.box})
     table = None
@@ -463,8 +408,6 @@ def locate_with_model(
     if table is None:  # pragma: no cover - find_spots always ends with Done
         return
     if len(table):
-        from .classify import spot_images
-
         axes_used = table.attrs.get("axes")
         boxes = spot_images(stack, table, model.box, axes_used, normalise=False)
         d = model.predict(boxes)

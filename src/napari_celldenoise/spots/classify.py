@@ -21,6 +21,8 @@ import yaml
 
 from ..atomic import atomic_path, atomic_write
 from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
+from .boxes import spot_images
+from .table import FEATURES
 
 logger = logging.getLogger(__name__)
 
@@ -135,45 +137,6 @@ def default_rules(sigma: float = 1.3, *, pixel_size: float | None = None) -> Rul
 # --- the trainable classifier ------------------------------------------------------------
 
 
-def spot_images(
-    frames: np.ndarray,
-    table: pd.DataFrame,
-    box: int = 7,
-    axes: str | None = None,
-    *,
-    normalise: bool = True,
-) -> np.ndarray:
-    """``(n, box, box)`` crops around each spot's rounded position, background-subtracted and
-    scaled to sum 1 (:func:`~.centroid.normalise_boxes`; ``normalise=False``: as they are).
-    Spots near the edge get edge-replicated crops.
-
-    ``frames`` is a 2D frame or a stack whose leading axes are ``T`` (the table's ``frame``)
-    and/or ``Z`` (its ``z``), as in ``axes`` (default ``TYX`` / ``TZYX``).
-    """
-    from .centroid import normalise_boxes
-
-    n = len(table)
-    out = np.zeros((n, box, box))
-    if n == 0:
-        return out
-    half = box // 2
-    lead = np.ndim(frames) - 2
-    letters = (axes or {0: "YX", 1: "TYX", 2: "TZYX"}[lead])[:lead]
-    index_cols = [table["frame" if a == "T" else "z"].to_numpy(int) for a in letters]
-    keys = np.column_stack(index_cols) if lead else np.zeros((n, 0), int)
-    ys_all = np.rint(table["y"].to_numpy(float)).astype(int) + half + 1
-    xs_all = np.rint(table["x"].to_numpy(float)).astype(int) + half + 1
-    offs = np.arange(-half, half + 1)
-    for key in np.unique(keys, axis=0):
-        idx = np.flatnonzero((keys == key).all(1))
-        plane = np.asarray(frames[tuple(int(k) for k in key)] if lead else frames, float)
-        padded = np.pad(plane, half + 1, mode="edge")
-        ys = np.clip(ys_all[idx], half, padded.shape[0] - half - 1)
-        xs = np.clip(xs_all[idx], half, padded.shape[1] - half - 1)
-        out[idx] = padded[ys[:, None, None] + offs[None, :, None], xs[:, None, None] + offs]
-    return normalise_boxes(out) if normalise else out
-
-
 def feature_matrix(
     table: pd.DataFrame, images: np.ndarray | None, features: list[str]
 ) -> np.ndarray:
@@ -195,8 +158,6 @@ class SpotClassifier:
         model: object | None = None,
         info: dict | None = None,
     ):
-        from .pipeline import FEATURES
-
         self.features = list(features or FEATURES)
         self.box = int(box)
         self.use_image = bool(use_image)
