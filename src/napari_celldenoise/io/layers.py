@@ -30,6 +30,12 @@ def image_to_layers(image: ImageData, name: str | None = None) -> list[tuple[Any
     }
     if image.rgb:
         kwargs["rgb"] = True
+    palette = image.extra.get("palette")
+    if palette is not None and "C" not in image.axes:
+        # a lookup-table PNG: show the indices through the file's own colours
+        colors = np.asarray(palette, dtype=float).tolist()
+        kwargs["colormap"] = {"colors": colors, "name": _palette_name(colors)}
+        kwargs["contrast_limits"] = (0.0, float(len(colors) - 1))
     if image.lazy and not image.rgb:
         # napari would scan the data for its range: read one middle plane instead
         kwargs["contrast_limits"] = _middle_plane_range(image)
@@ -43,6 +49,15 @@ def image_to_layers(image: ImageData, name: str | None = None) -> list[tuple[Any
     else:
         kwargs["name"] = base
     return [(image.data, kwargs, "image")]
+
+
+def _palette_name(colors: list[list[float]]) -> str:
+    """A name per distinct palette (napari keeps colormaps by name), e.g. ``LUT #00ff00``."""
+    import hashlib
+
+    top = max(colors, key=sum)
+    digest = hashlib.sha1(np.asarray(colors).tobytes()).hexdigest()[:6]
+    return "LUT #" + "".join(f"{round(255 * c):02x}" for c in top) + f" ({digest})"
 
 
 def _middle_plane_range(image: ImageData) -> tuple[float, float] | list[tuple[float, float]]:
