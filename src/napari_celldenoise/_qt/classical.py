@@ -31,19 +31,11 @@ from ..classical.apply import NoiseInfo, describe_params, filter_block, noise_in
 from ..classical.params import Param
 from ..classical.registry import METHODS, Method
 from ..jobs import Done
+from .axes_choice import AxesChoice
 from .jobs import JobPanel
 
 PREVIEW = "preview"
 SLAB = 4  # planes on each side of the current one for a true-3D preview
-
-
-def layer_axes(layer: Any) -> str:
-    """Axis letters of an image layer: its ``axis_labels`` when they are TZCYX letters."""
-    labels = [str(a).upper() for a in getattr(layer, "axis_labels", ())]
-    ndim = layer.ndim
-    if len(labels) == ndim and all(a in "TZCYX" for a in labels) and len(set(labels)) == ndim:
-        return "".join(labels)
-    return "TZCYX"[-ndim:] if ndim <= 3 else ("TZCYX"[:3] + "YX")[-ndim:]
 
 
 def current_index(viewer: Any, layer: Any) -> tuple[int, ...]:
@@ -153,6 +145,7 @@ class ClassicalDenoiseWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.layer_combo = QComboBox()
+        self.axes_choice = AxesChoice()
         self.method_combo = QComboBox()
         for m in METHODS.values():
             self.method_combo.addItem(m.title, m.name)
@@ -173,6 +166,7 @@ class ClassicalDenoiseWidget(QWidget):
         layout = QVBoxLayout(self)
         top = QFormLayout()
         top.addRow("image:", self.layer_combo)
+        top.addRow("", self.axes_choice)
         top.addRow("method:", self.method_combo)
         layout.addLayout(top)
         layout.addWidget(self.summary)
@@ -206,6 +200,7 @@ class ClassicalDenoiseWidget(QWidget):
         self.layer_combo.currentIndexChanged.connect(self._layer_changed)
         self.three_d.toggled.connect(self._layer_changed)
         self.vst.toggled.connect(self._layer_changed)
+        self.axes_choice.changed.connect(self._layer_changed)
         self.live.toggled.connect(lambda on: self.request_preview() if on else None)
         self.tune_button.clicked.connect(self.auto_tune)
         self.apply_button.clicked.connect(self.apply_to_stack)
@@ -224,6 +219,10 @@ class ClassicalDenoiseWidget(QWidget):
         name = self.layer_combo.currentText()
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
+    def layer_axes(self, layer: Any) -> str:
+        """The axes this dock reads ``layer`` with (see :class:`.AxesChoice`)."""
+        return self.axes_choice.axes(layer)
+
     def params(self) -> dict[str, Any]:
         return {name: s.value() for name, s in self.sliders.items()}
 
@@ -237,9 +236,10 @@ class ClassicalDenoiseWidget(QWidget):
         layer = self.layer()
         if layer is None:
             return None
-        key = (id(layer), tuple(layer.data.shape), self.vst.isChecked())
+        axes = self.layer_axes(layer)
+        key = (id(layer), tuple(layer.data.shape), axes, self.vst.isChecked())
         if key not in self._noise:
-            self._noise[key] = noise_info(layer.data, layer_axes(layer), vst=self.vst.isChecked())
+            self._noise[key] = noise_info(layer.data, axes, vst=self.vst.isChecked())
         return self._noise[key]
 
     def _sigma_for_sliders(self) -> float:
@@ -265,6 +265,7 @@ class ClassicalDenoiseWidget(QWidget):
             self._layer_changed()
 
     def _layer_changed(self, *args: Any) -> None:
+        self.axes_choice.set_layer(self.layer())
         self._build_sliders()
         self.request_preview()
 
@@ -301,7 +302,7 @@ class ClassicalDenoiseWidget(QWidget):
     def _preview_input(self) -> tuple[np.ndarray, int | None]:
         """The current plane (or a slab around it for 3D) and the index of the plane in it."""
         layer = self.layer()
-        axes = layer_axes(layer)
+        axes = self.layer_axes(layer)
         idx = current_index(self.viewer, layer)
         data = layer.data
         if self.three_d.isChecked() and layer.ndim >= 3:
@@ -458,7 +459,7 @@ class ClassicalDenoiseWidget(QWidget):
             return None
         info = self.noise()
         data = layer.data  # a snapshot reference: the job never touches the layer
-        axes = layer_axes(layer)
+        axes = self.layer_axes(layer)
         params = self.params()
         three_d = self.three_d.isChecked()
         vst = info.gat if self.vst.isChecked() else False

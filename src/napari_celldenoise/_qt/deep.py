@@ -40,19 +40,11 @@ from ..deep.config import (
     train_config_from_widget,
 )
 from ..deep.masks import MIN_MASK_CORRELATION
+from ..io.layers import layer_axes
 from ..jobs import Epoch, Event, Log, Preview, run_in_process
 from .jobs import JobPanel
 
 MASK_SIDE = 7
-
-
-def layer_axes(layer: Any) -> str:
-    """Axes letters of an image layer (its axis labels when they are letters, else by ndim)."""
-    labels = [str(a).upper() for a in getattr(layer, "axis_labels", ())]
-    if len(labels) == layer.ndim and all(len(a) == 1 and a in "TZCYX" for a in labels):
-        if len(set(labels)) == len(labels) and "Y" in labels and "X" in labels:
-            return "".join(labels)
-    return {2: "YX", 3: "TYX", 4: "TZYX"}.get(layer.ndim, "")
 
 
 class MaskEditor(QWidget):

@@ -31,7 +31,8 @@ from ..classical.noise import (
     estimate_noise,
     estimate_noise_stack,
 )
-from .classical import _make_canvas, layer_axes
+from .axes_choice import AxesChoice
+from .classical import PREVIEW, _make_canvas
 
 
 def _spin(lo: float, hi: float, value: float, decimals: int = 3) -> QDoubleSpinBox:
@@ -53,6 +54,7 @@ class NoiseWidget(QWidget):
 
         # estimate
         self.est_layer = QComboBox()
+        self.est_axes = AxesChoice()
         self.est_stack = QCheckBox("repeated frames (per-pixel mean/variance along T or Z)")
         self.est_button = QPushButton("Estimate")
         self.est_result = QLabel("")
@@ -61,6 +63,7 @@ class NoiseWidget(QWidget):
         est = QGroupBox("Estimate noise: variance = a x mean + b")
         form = QFormLayout(est)
         form.addRow("image:", self.est_layer)
+        form.addRow("", self.est_axes)
         form.addRow(self.est_stack)
         form.addRow(self.est_button)
         form.addRow(self.est_result)
@@ -109,6 +112,9 @@ class NoiseWidget(QWidget):
         layout.addStretch(1)
 
         self.est_button.clicked.connect(self.estimate)
+        self.est_layer.currentIndexChanged.connect(
+            lambda _: self.est_axes.set_layer(self._layer(self.est_layer))
+        )
         self.add_button.clicked.connect(self.add_noise)
         self.cmp_button.clicked.connect(self.compare)
         self.viewer.layers.events.inserted.connect(self._refresh)
@@ -117,7 +123,9 @@ class NoiseWidget(QWidget):
 
     def _refresh(self, event: Any = None) -> None:
         names = [
-            ly.name for ly in self.viewer.layers if ly.__class__.__name__ == "Image" and not ly.rgb
+            ly.name
+            for ly in self.viewer.layers
+            if ly.__class__.__name__ == "Image" and not ly.rgb and ly.name != PREVIEW
         ]
         for box in (self.est_layer, self.add_layer, self.cmp_image, self.cmp_ref):
             current = box.currentText()
@@ -127,6 +135,7 @@ class NoiseWidget(QWidget):
             if current in names:
                 box.setCurrentText(current)
             box.blockSignals(False)
+        self.est_axes.set_layer(self._layer(self.est_layer))
 
     def _layer(self, box: QComboBox) -> Any:
         name = box.currentText()
@@ -139,7 +148,7 @@ class NoiseWidget(QWidget):
         layer = self._layer(self.est_layer)
         if layer is None:
             return None
-        axes = layer_axes(layer)
+        axes = self.est_axes.axes(layer)
         data = np.asarray(layer.data, dtype=np.float32)
         try:
             if self.est_stack.isChecked():

@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..io.layers import layer_axes
 from ..jobs import Done, Progress
 from ..plugin.spots_reader import class_colors, point_sizes, table_to_points
 from ..spots.classify import (
@@ -65,16 +66,6 @@ def _spin(value: float, low: float, high: float, step: float, decimals: int = 2)
     box.setSingleStep(step)
     box.setValue(value)
     return box
-
-
-def layer_axes(layer: Any) -> str:
-    """``YX``/``TYX``/``ZYX``/``TZYX`` of an image layer (axis labels if they are letters)."""
-    ndim = layer.ndim
-    labels = [str(a).upper() for a in getattr(layer, "axis_labels", ())][-ndim:]
-    if len(labels) == ndim and labels[-2:] == ["Y", "X"] and all(a in "TZYX" for a in labels):
-        if len(set(labels)) == ndim:
-            return "".join(labels)
-    return {2: "YX", 3: "TYX", 4: "TZYX"}.get(ndim, "")
 
 
 def layer_pixel_size_nm(layer: Any) -> float | None:

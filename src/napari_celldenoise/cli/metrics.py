@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import numpy as np
 
+from ..io import ImageData
 from .errors import CliError
 
 
@@ -16,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Compare IN with the reference REF (same shape). PSNR's data range is the "
         "reference dtype's range for integer references (255 for 8-bit), the reference's "
         "max - min for float ones, or --data-range. SSIM is averaged over YX planes. "
-        "psnr_affine first fits IN to REF by least squares (alpha * IN + beta).",
+        "psnr_affine first fits IN to REF by least squares (alpha * IN + beta). "
+        'Colour (RGB) and multichannel images are scored per channel, under "channels"; '
+        "a PNG with a one-colour lookup table is one intensity channel.",
     )
     p.add_argument("input", metavar="IN", help="the image to score")
     p.add_argument("reference", metavar="REF", help="the reference (ground truth)")
@@ -44,8 +48,32 @@ def run(args: argparse.Namespace) -> int:
             f"{args.reference} is {ref.axes} {list(ref.shape)}"
         )
     try:
-        values = compare(np.asarray(image.data), np.asarray(ref.data), args.data_range)
+        channels = split_channels(image)
+        if channels is None:
+            values = compare(np.asarray(image.data), np.asarray(ref.data), args.data_range)
+        else:
+            refs = split_channels(ref) or []  # same shape, so the same channels in order
+            values = {
+                "channels": {
+                    name: compare(np.asarray(plane), np.asarray(other), args.data_range)
+                    for (name, plane), (_, other) in zip(channels, refs, strict=True)
+                }
+            }
     except ShapeMismatch as exc:
         raise CliError(str(exc)) from None
     print_json({"input": args.input, "reference": args.reference, **values})
     return 0
+
+
+def split_channels(image: ImageData) -> list[tuple[str, Any]] | None:
+    """``(name, pixels)`` per colour sample (``S``: R, G, B, A) or channel (``C``), else None.
+
+    Scores of colours or dyes are never averaged: each channel is compared on its own.
+    """
+    for letter in "SC":
+        if letter in image.axes:
+            axis = image.axes.index(letter)
+            n = image.shape[axis]
+            names = image.channel_names if letter == "C" else list("RGBA"[:n])
+            return [(names[i], np.take(image.data, i, axis=axis)) for i in range(n)]
+    return None

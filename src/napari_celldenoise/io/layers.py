@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,12 @@ def image_to_layers(image: ImageData, name: str | None = None) -> list[tuple[Any
     }
     if image.rgb:
         kwargs["rgb"] = True
+    palette = image.extra.get("palette")
+    if palette is not None and "C" not in image.axes:
+        # a lookup-table PNG: show the indices through the file's own colours
+        colors = np.asarray(palette, dtype=float).tolist()
+        kwargs["colormap"] = {"colors": colors, "name": _palette_name(colors)}
+        kwargs["contrast_limits"] = (0.0, float(len(colors) - 1))
     if image.lazy and not image.rgb:
         # napari would scan the data for its range: read one middle plane instead
         kwargs["contrast_limits"] = _middle_plane_range(image)
@@ -42,6 +49,15 @@ def image_to_layers(image: ImageData, name: str | None = None) -> list[tuple[Any
     else:
         kwargs["name"] = base
     return [(image.data, kwargs, "image")]
+
+
+def _palette_name(colors: list[list[float]]) -> str:
+    """A name per distinct palette (napari keeps colormaps by name), e.g. ``LUT #00ff00``."""
+    import hashlib
+
+    top = max(colors, key=sum)
+    digest = hashlib.sha1(np.asarray(colors).tobytes()).hexdigest()[:6]
+    return "LUT #" + "".join(f"{round(255 * c):02x}" for c in top) + f" ({digest})"
 
 
 def _middle_plane_range(image: ImageData) -> tuple[float, float] | list[tuple[float, float]]:
@@ -81,8 +97,8 @@ def layer_facts(image: ImageData) -> dict[str, Any]:
 def layers_to_image(layer_data: list[tuple[Any, dict, str]]) -> ImageData:
     """One :class:`ImageData` from napari image layers (several same-shape layers = channels).
 
-    Axes come from the reader's facts or the layer's ``axis_labels`` when they are letters from
-    ``TZYX``; otherwise from the number of dimensions (``YX``, ``ZYX``, ``TZYX``).
+    Axes follow :func:`axes_of`: the reader's facts, the layer's ``axis_labels`` when they are
+    letters, otherwise the number of dimensions (``YX``, ``ZYX``, ``TZYX``).
     """
     if not layer_data:
         raise ValueError("no image layer to write")
@@ -125,17 +141,109 @@ def _stack_lazy(arrays: list, axis: int) -> Any:
 
 
 def _layer_axes(meta: dict, ndim: int) -> str:
-    labels = [str(a).upper() for a in (meta.get("axis_labels") or [])][-ndim:]
-    if len(labels) == ndim and all(a in "TZYX" for a in labels) and len(set(labels)) == ndim:
-        return "".join(labels)
-    facts = (meta.get("metadata") or {}).get(META_KEY) or {}
-    axes = "".join(a for a in facts.get("axes", "") if a not in "CS")
-    if len(axes) == ndim:
-        return axes
     if ndim > 4:
         raise ValueError(f"cannot name the axes of a {ndim}-dimensional layer")
-    return "TZYX"[-ndim:] if ndim >= 2 else "X"
+    return axes_of(
+        ndim,
+        labels=meta.get("axis_labels") or (),
+        metadata=meta.get("metadata"),
+        units=meta.get("units") or (),
+    )
 
+
+def known_axes(
+    ndim: int,
+    *,
+    labels: Sequence[Any] = (),
+    metadata: Mapping[str, Any] | None = None,
+    units: Sequence[Any] = (),
+) -> str | None:
+    """The axes a layer states, or None when nothing names them.
+
+    The reader's record (``metadata["celldenoise"]["axes"]``, less ``C`` and ``S``, which
+    napari splits off or shows as colour) wins when the layer came from a file and has as many
+    dimensions; then the layer's ``axis_labels`` when they are distinct ``TZCYX`` letters ending
+    in ``YX``; then a time unit (``s``, ``ms``, ...) on the first axis of a 3D layer says
+    ``TYX``. napari's default labels (``-3 -2 -1``) name nothing.
+    """
+    facts = (metadata or {}).get(META_KEY) or {}
+    from_file = "".join(a for a in str(facts.get("axes", "")) if a not in "CS")
+    if from_file and len(from_file) == ndim:
+        return from_file
+    names = [str(a).upper() for a in labels][-ndim:] if ndim else []
+    if (
+        len(names) == ndim >= 2
+        and all(len(a) == 1 and a in "TZCYX" for a in names)
+        and len(set(names)) == ndim
+        and names[-2:] == ["Y", "X"]
+    ):
+        return "".join(names)
+    steps = [short_unit(str(u)) for u in units]
+    if ndim == 3 and len(steps) == 3 and steps[0] in _TIME_UNITS:
+        return "TYX"
+    return None
+
+
+def axes_of(
+    ndim: int,
+    *,
+    labels: Sequence[Any] = (),
+    metadata: Mapping[str, Any] | None = None,
+    units: Sequence[Any] = (),
+    time: bool = False,
+) -> str:
+    """Axis letters of a layer with ``ndim`` dimensions (the rule every dock and writer uses).
+
+    Parameters
+    ----------
+    ndim
+        Dimensions of the layer (an RGB layer's colour axis not counted).
+    labels, metadata, units
+        The layer's ``axis_labels``, ``metadata`` and ``units``; see :func:`known_axes`.
+    time
+        For an unlabelled 3D layer only: read its first axis as time (``TYX``) rather than
+        slices (``ZYX``). Ignored when the axes are known.
+
+    Returns
+    -------
+    str
+        The known axes, else ``YX``, ``ZYX`` (``TYX`` with ``time``), ``TZYX``, ``TZCYX`` by
+        ``ndim``; ``X`` for a 1D layer.
+
+    Raises
+    ------
+    ValueError
+        For more than five unnamed dimensions.
+    """
+    known = known_axes(ndim, labels=labels, metadata=metadata, units=units)
+    if known is not None:
+        return known
+    if ndim == 3 and time:
+        return "TYX"
+    if ndim > 5:
+        raise ValueError(f"cannot name the axes of a {ndim}-dimensional layer")
+    return {1: "X", 2: "YX", 3: "ZYX", 4: "TZYX", 5: "TZCYX"}.get(ndim, "")
+
+
+def layer_axes(layer: Any, *, time: bool = False) -> str:
+    """Axis letters of a napari layer: :func:`axes_of` on its ``ndim``, labels, metadata, units."""
+    return axes_of(layer.ndim, **_layer_facts(layer), time=time)
+
+
+def layer_axes_guessed(layer: Any) -> bool:
+    """True when nothing names the layer's axes (the docks then offer "treat as time")."""
+    return known_axes(layer.ndim, **_layer_facts(layer)) is None
+
+
+def _layer_facts(layer: Any) -> dict[str, Any]:
+    return {
+        "labels": getattr(layer, "axis_labels", ()) or (),
+        "metadata": getattr(layer, "metadata", None),
+        "units": getattr(layer, "units", ()) or (),
+    }
+
+
+_TIME_UNITS = {"s", "ms", "min", "h", "frame"}
 
 _UNIT_WORDS = {
     "micrometer": "µm",

@@ -1,4 +1,10 @@
-"""PNG images (8/16-bit grey or colour), with pixel size from the ``pHYs`` chunk."""
+"""PNG images (8/16-bit grey, colour or palette), with pixel size from the ``pHYs`` chunk.
+
+A palette ("P" mode) PNG whose palette is a monotone ramp of one colour -- entry ``i`` is
+``(0, i, 0)`` for the green lookup table ImageJ saves -- holds one intensity channel: its
+pixels are the palette indices and its colour becomes the layer's colormap. A palette of grey
+entries gives the grey values. Any other palette is true colour (``YXS``).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,15 @@ def read_png(fh: IO[bytes], path: str, size: int) -> ImageData:
         data = np.asarray(imagecodecs.png_decode(raw))
     except Exception as exc:
         raise ImageReadError(path, f"corrupt or truncated PNG ({exc})") from None
+    chunks = _header_chunks(raw)
+    extra = {}
+    palette = _palette(chunks)
+    if palette is not None and data.ndim == 3 and data.shape[-1] in (3, 4):
+        intensity = palette_intensity(data[..., :3], palette)
+        if intensity is not None:
+            data, colormap = intensity
+            if colormap is not None:
+                extra["palette"] = colormap
     if data.ndim == 3 and data.shape[-1] in (3, 4):
         axes = "YXS"
     elif data.ndim == 3 and data.shape[-1] in (1, 2):  # grey (+ alpha): keep the grey values
@@ -30,26 +45,103 @@ def read_png(fh: IO[bytes], path: str, size: int) -> ImageData:
     else:
         axes = "YX"
     scale, units = {}, {}
-    pixel = _phys_micrometres(raw)
+    pixel = _phys_micrometres(chunks)
     if pixel is not None:
         scale = {"Y": pixel[1], "X": pixel[0]}
         units = {"Y": "µm", "X": "µm"}
     return ImageData(
-        data=data, axes=axes, scale=scale, units=units, path=path, size_bytes=size, format="png"
+        data=data,
+        axes=axes,
+        scale=scale,
+        units=units,
+        path=path,
+        size_bytes=size,
+        format="png",
+        extra=extra,
     )
 
 
-def _phys_micrometres(raw: bytes) -> tuple[float, float] | None:
-    """Pixel size (x, y) in µm from a ``pHYs`` chunk in metres, if present."""
+def palette_intensity(
+    rgb: np.ndarray, palette: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """One intensity channel for pixels drawn from a one-colour or grey palette, else None.
+
+    Parameters
+    ----------
+    rgb
+        ``(..., 3)`` pixel colours, every one an entry of ``palette``.
+    palette
+        ``(n, 3)`` uint8 palette entries.
+
+    Returns
+    -------
+    tuple or None
+        ``(intensity, colormap)``. For a palette whose distinct entries are a monotone ramp of
+        one colour (``t_i * c``, ``t`` increasing or decreasing), the intensity is the palette
+        index (uint8) and ``colormap`` the palette as ``(n, 3)`` floats in 0-1 (None for the
+        plain grey ramp ``(i, i, i)``, where index and grey value agree). For other grey
+        palettes, the grey value and None. None for a palette with true colours.
+    """
+    palette = np.asarray(palette, dtype=np.int64).reshape(-1, 3)
+    if _is_one_colour_ramp(palette):
+        packed = _pack(palette)
+        order = np.argsort(packed)
+        found = np.searchsorted(packed[order], _pack(rgb))
+        index = order[np.clip(found, 0, len(order) - 1)]
+        if np.array_equal(palette[index], rgb):
+            plain = np.array_equal(palette, np.repeat(np.arange(len(palette))[:, None], 3, 1))
+            return index.astype(np.uint8), None if plain else palette / 255.0
+    if (palette == palette[:, :1]).all():
+        return np.ascontiguousarray(rgb[..., 0]), None
+    return None
+
+
+def _is_one_colour_ramp(palette: np.ndarray) -> bool:
+    """Distinct entries ``t_i * c`` (within rounding) with ``t`` strictly monotone."""
+    if len(palette) < 2 or len(np.unique(_pack(palette))) != len(palette):
+        return False
+    top = palette[np.argmax((palette**2).sum(axis=1))].astype(float)
+    if not top.any():
+        return False
+    t = palette @ top / (top @ top)
+    if np.abs(palette - t[:, None] * top).max() > 1.0:
+        return False
+    step = np.diff(t)
+    return bool((step > 0).all() or (step < 0).all())
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb, dtype=np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def _header_chunks(raw: bytes) -> dict[bytes, bytes]:
+    """The chunks before the image data (``IHDR``, ``PLTE``, ``pHYs``, ...) by type."""
+    chunks: dict[bytes, bytes] = {}
     pos = 8
     while pos + 8 <= len(raw):
         length, kind = struct.unpack(">I4s", raw[pos : pos + 8])
-        if kind == b"pHYs" and length == 9:
-            ppx, ppy, unit = struct.unpack(">IIB", raw[pos + 8 : pos + 17])
-            if unit == 1 and ppx and ppy:
-                return 1e6 / ppx, 1e6 / ppy
-            return None
         if kind in (b"IDAT", b"IEND"):
-            return None
+            break
+        chunks.setdefault(kind, raw[pos + 8 : pos + 8 + length])
         pos += 12 + length
+    return chunks
+
+
+def _palette(chunks: dict[bytes, bytes]) -> np.ndarray | None:
+    """The ``(n, 3)`` palette of an indexed-colour PNG (colour type 3), else None."""
+    header, plte = chunks.get(b"IHDR", b""), chunks.get(b"PLTE", b"")
+    if len(header) < 10 or header[9] != 3 or not plte or len(plte) % 3:
+        return None
+    return np.frombuffer(plte, np.uint8).reshape(-1, 3)
+
+
+def _phys_micrometres(chunks: dict[bytes, bytes]) -> tuple[float, float] | None:
+    """Pixel size (x, y) in µm from a ``pHYs`` chunk in metres, if present."""
+    phys = chunks.get(b"pHYs", b"")
+    if len(phys) != 9:
+        return None
+    ppx, ppy, unit = struct.unpack(">IIB", phys)
+    if unit == 1 and ppx and ppy:
+        return 1e6 / ppx, 1e6 / ppy
     return None
