@@ -176,10 +176,10 @@ def test_ctrl_c_stops_training_after_the_batch_and_keeps_the_weights(tmp_path, s
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "stopping after this batch" in err and "continue with --resume" in err
-    assert "1 epochs" in out  # the interrupted epoch is closed and saved
+    assert f"{model}: 0 epochs" in out  # the interrupted epoch is saved, not counted whole
     assert (model / "weights_last.h5").is_file() and os.path.getsize(model / "weights_last.h5")
     import json
 
     steps = json.loads((model / "history.json").read_text())[-1]["steps"]
     assert 1 <= steps < 10000  # the history says how much of the epoch was trained
-    assert f"stopped in epoch 1 ({steps} of its 10000 batches)" in err
+    assert f"stopped in epoch 1 ({steps} of its 10000 batches): 0 whole epoch(s)" in err

@@ -11,7 +11,7 @@ from napari_celldenoise.deep.api import predict, train
 from napari_celldenoise.deep.config import PredictConfig
 from napari_celldenoise.deep.data import DeepInputError
 from napari_celldenoise.deep.model import BEST, LAST, ModelFolder, ModelFolderError
-from napari_celldenoise.jobs import Done, Epoch, Log, Preview, run
+from napari_celldenoise.jobs import Calibration, Device, Done, Epoch, Log, Preview, Timing, run
 
 pytestmark = pytest.mark.tf
 
@@ -49,6 +49,17 @@ def test_training_writes_a_model_folder_and_events(trained):
     lines = json.loads((folder / "calibration.json").read_text())
     assert {LAST} <= set(lines) <= {BEST, LAST}
     assert all(len(v) == 2 and np.isfinite(v).all() for v in lines.values())
+    # the device, the measured speed and the output lines as typed events, beside the log
+    (device,) = [e for e in events if isinstance(e, Device)]
+    assert device.description.startswith(("CPU", "GPU")) and device.description == info.device
+    assert any(isinstance(e, Log) and device.description in e.message for e in events)
+    calibrations = {e.weights: [e.alpha, e.beta] for e in events if isinstance(e, Calibration)}
+    assert calibrations.keys() == lines.keys()
+    for name, line in lines.items():
+        np.testing.assert_allclose(calibrations[name], line)
+    epochs = [e for e in events if isinstance(e, Epoch)]
+    assert all({"loss", "val_loss"} <= set(e.metrics) for e in epochs)
+    assert all(e.metrics["loss"] == e.loss and not e.partial for e in epochs)
 
 
 def test_predict_keeps_shape_units_and_tiling_is_seamless(trained, small_noisy):
@@ -78,16 +89,63 @@ def test_stop_keeps_best_and_last_then_resume_adds_epochs(tmp_path, small_noisy,
     done = events[-1]
     assert isinstance(done, Done) and done.stopped
     assert (folder / BEST).is_file() and (folder / LAST).is_file()
-    assert done.result.epochs_done == 2  # the interrupted epoch is saved as "last"
-    assert len([e for e in events if isinstance(e, Epoch)]) == 2
+    # the interrupted epoch is saved as "last", but it is not a whole epoch
+    assert done.result.epochs_done == 1
+    epochs = [e for e in events if isinstance(e, Epoch)]
+    assert [(e.epoch, e.partial, e.steps, e.total_steps) for e in epochs] == [
+        (1, False, 3, 3),
+        (2, True, 1, 3),
+    ]
+    logs = [e.message for e in events if isinstance(e, Log)]
+    assert any("stopped in epoch 2 (1 of its 3 batches): 1 whole epoch(s)" in m for m in logs)
+    history = ModelFolder(folder).read_history()
+    assert [(h["epoch"], h["partial"], h["steps"]) for h in history] == [
+        (1, False, 3),
+        (2, True, 1),
+    ]
+    assert not history[1]["best"]
     resumed = []
     cfg = tiny_config(epochs=1)
     info = run(train(small_noisy, "YX", cfg, str(folder), resume=True), resumed.append)
-    assert info.epochs_done == 3
+    assert info.epochs_done == 2
     # Adam goes on from the 4 steps taken before Stop (state saved with the last weights)
     logs = [e.message for e in resumed if isinstance(e, Log)]
     assert "optimizer state restored (after 4 steps)" in logs
-    assert len(ModelFolder(folder).read_history()) == 3
+    history = ModelFolder(folder).read_history()
+    assert [(h["epoch"], h["partial"]) for h in history] == [(1, False), (2, True), (2, False)]
+
+
+def test_a_partial_epoch_never_becomes_the_best_weights(tmp_path, small_noisy, tiny_config):
+    """A Stop after 1 of 8 batches: that epoch's losses cover one batch, and whatever its
+    validation loss, the best weights stay those of the last whole epoch."""
+    from napari_celldenoise.deep.model import INFO
+
+    folder = tmp_path / "m"
+    calls = {"n": 0}
+
+    def stop_after_one_batch_of_epoch_two() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 9
+
+    events = []
+    config = tiny_config(epochs=3, steps=8)
+    run(
+        train(
+            small_noisy, "YX", config, str(folder), should_stop=stop_after_one_batch_of_epoch_two
+        ),
+        events.append,
+    )
+    whole, partial = [e for e in events if isinstance(e, Epoch)]
+    (timing,) = [e for e in events if isinstance(e, Timing)]  # measured on batches 1-3
+    assert timing.batches_per_epoch == 8 and timing.seconds_per_batch > 0
+    assert not whole.partial and partial.partial and partial.steps == 1
+    # the case of the report: one more batch gave a lower validation loss than epoch 1's
+    assert partial.val_loss < whole.val_loss
+    history = ModelFolder(folder).read_history()
+    assert [h["best"] for h in history] == [True, False]
+    info = ModelFolder(folder).read_info()
+    assert info.best_val_loss == pytest.approx(whole.val_loss) and info.epochs_done == 1
+    assert (folder / INFO).is_file() and (folder / BEST).is_file() and (folder / LAST).is_file()
 
 
 @pytest.mark.parametrize(

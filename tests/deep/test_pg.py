@@ -9,7 +9,7 @@ import pytest
 
 from napari_celldenoise.deep.api import predict, train
 from napari_celldenoise.deep.config import PredictConfig
-from napari_celldenoise.jobs import Log, run
+from napari_celldenoise.jobs import Calibration, Device, Log, run
 
 pytestmark = pytest.mark.tf
 
@@ -104,28 +104,34 @@ def pg_model(tmp_path_factory, small_noisy):
 
     folder = tmp_path_factory.mktemp("pg") / "m"
     cfg = TrainConfig(method="pg-blindspot", epochs=1, steps=3, patch=32, batch=4, features=8)
-    info = run(train(small_noisy, "YX", cfg, str(folder)))
-    return folder, info
+    events = []
+    info = run(train(small_noisy, "YX", cfg, str(folder)), events.append)
+    return folder, info, events
 
 
 def test_pg_folder_holds_noise_parameters(pg_model):
-    folder, info = pg_model
+    folder, info, events = pg_model
     text = (folder / "noise.yaml").read_text()
     assert "a:" in text and "b:" in text
     assert info.epochs_done == 1 and info.overlap >= 48
     lines = json.loads((folder / "calibration.json").read_text())
     assert "weights_last.h5" in lines and all(np.isfinite(v).all() for v in lines.values())
+    # the device and the prior-mean lines as typed events too
+    assert [e.description for e in events if isinstance(e, Device)] == [info.device]
+    calibrations = [e for e in events if isinstance(e, Calibration)]
+    assert {e.weights for e in calibrations} == set(lines)
+    assert all(e.variable == "mu" and e.scope == "validation" for e in calibrations)
 
 
 def test_pg_tiled_equals_untiled(pg_model, small_noisy):
-    folder, _ = pg_model
+    folder, *_ = pg_model
     whole = run(predict(str(folder), small_noisy, "YX", PredictConfig(tile=512, tta=False)))
     tiled = run(predict(str(folder), small_noisy, "YX", PredictConfig(tile=32, tta=False)))
     np.testing.assert_allclose(tiled, whole, atol=1e-4 * float(np.abs(whole).max()))
 
 
 def test_tta_refits_noise_and_changes_the_result(pg_model, small_noisy):
-    folder, _ = pg_model
+    folder, *_ = pg_model
     logs = []
     off = run(predict(str(folder), small_noisy, "YX", PredictConfig(tta=False)))
     on = run(
@@ -133,6 +139,8 @@ def test_tta_refits_noise_and_changes_the_result(pg_model, small_noisy):
     )
     assert any(isinstance(e, Log) and "test-time adaptation" in e.message for e in logs)
     assert any(isinstance(e, Log) and "calibration on this image" in e.message for e in logs)
+    (line,) = [e for e in logs if isinstance(e, Calibration)]
+    assert line.scope == "this image" and line.variable == "mu" and line.weights.endswith(".h5")
     assert np.abs(on - off).max() > 0
     # the folder's weights are untouched by adaptation
     again = run(predict(str(folder), small_noisy, "YX", PredictConfig(tta=False)))
@@ -165,7 +173,7 @@ def test_tta_fine_tuning_rate_follows_its_own_cosine(pg_model, small_noisy):
     from napari_celldenoise.deep.pg import TTA_LR, PGPredictor
     from napari_celldenoise.deep.training import cosine_rate
 
-    folder, info = pg_model
+    folder, info, _ = pg_model
     predictor = PGPredictor(ModelFolder(folder), info, PredictConfig(tta=True, tta_steps=4))
     list(predictor.adapt(small_noisy[None]))
     peak = info.train.learning_rate * TTA_LR

@@ -28,7 +28,8 @@ def test_child_training_streams_epochs_and_stop_keeps_weights(tmp_path, small_no
             stop["now"] = True  # Stop after the first epoch
         last = event
     assert isinstance(last, Done) and last.stopped
-    assert 1 <= len(epochs) <= 2 and last.result.epochs_done == len(epochs)
+    whole = [e for e in epochs if not e.partial]  # an epoch cut by Stop is not counted
+    assert 1 <= len(epochs) <= 2 and last.result.epochs_done == len(whole) >= 1
     assert (folder / BEST).is_file() and (folder / LAST).is_file()
 
 

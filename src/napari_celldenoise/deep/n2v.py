@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..jobs import Event, Log
+from ..jobs import Calibration, Device, Event, Log
 from ._tf import device_description, import_n2v, import_tensorflow, quiet_stdout
 from .calibration import CALIBRATION, describe, read_lines
 from .config import TrainConfig
@@ -123,6 +123,7 @@ def _calibrate_weights(
             run_net, clean_val, spacing=spacing, radius=config.radius, mask=mask, seed=config.seed
         )
         lines[path.name] = [alpha, beta]
+        yield Calibration(path.name, alpha, beta)
         yield Log(f"output calibration of {path.name}: {describe((alpha, beta))} (normalised)")
     folder.write_json(CALIBRATION, lines)
 
@@ -160,11 +161,12 @@ def train_n2v(
         model.keras_model.load_weights(str(folder.weights("last")))
     else:
         folder.write_json(N2V_CONFIG, {k: _jsonable(v) for k, v in vars(n2v_cfg).items()})
-    info = info.model_copy(update={"mean": mean, "std": std, "device": device_description()})
+    device = device_description()
+    info = info.model_copy(update={"mean": mean, "std": std, "device": device})
     folder.write_info(info)
+    yield Device(device)
     yield Log(
-        f"training {config.method} on {device_description()}: {len(x)} training, "
-        f"{len(val)} validation patches"
+        f"training {config.method} on {device}: {len(x)} training, {len(val)} validation patches"
     )
 
     xn = (x - mean) / std

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..jobs import Event, Log, Progress, ShouldStop, never_stop
+from ..jobs import Calibration, Device, Event, Log, Progress, ShouldStop, never_stop
 from ._tf import compute_precision, device_description, import_tensorflow, keras
 from .calibration import CALIBRATION, describe, fit_affine, read_lines
 from .config import PredictConfig, TrainConfig
@@ -368,6 +368,7 @@ def train_pg(
     device = device_description() + (" in bfloat16" if precision != "float32" else "")
     info = info.model_copy(update={"mean": mean, "std": std, "device": device})
     folder.write_info(info)
+    yield Device(device)
     yield Log(
         f"training pg-blindspot on {device}: noise var = max({a:.4g} x + {b:.4g}, {floor:.4g})"
     )
@@ -407,6 +408,7 @@ def train_pg(
         path = folder.weights(which)
         model.load_weights(str(path))
         lines[path.name] = list(prior_line(model, vn))
+        yield Calibration(path.name, *lines[path.name], variable="mu")
         yield Log(f"prior-mean calibration of {path.name}: {describe(lines[path.name], 'mu')}")
     folder.write_json(CALIBRATION, lines)
     return result
@@ -476,6 +478,8 @@ class PGPredictor:
         crops = _batches(xn, 8, patch, np.random.default_rng(1), False)
         crop = np.concatenate([next(crops)[0] for _ in range(8)])
         self.line = prior_line(self.model, crop)
+        name = self.folder.weights(self.config.weights).name
+        yield Calibration(name, *self.line, variable="mu", scope="this image")
         yield Log(f"prior-mean calibration on this image: {describe(self.line, 'mu')}")
 
     def _training_copy(self) -> Any:

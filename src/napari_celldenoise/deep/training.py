@@ -4,8 +4,11 @@ Keras' ``fit`` is blocking, so it runs in a worker thread of the (child) process
 generator yields the events its callback queues: per-batch :class:`Progress`, per-epoch
 :class:`Epoch` and :class:`Preview`. The callback checks ``should_stop`` after every batch
 (Stop takes effect within one batch); the last weights are saved after every epoch and when
-stopped, the best ones whenever the validation loss improves. Must run where TensorFlow may
-be imported (a child process, the CLI, a ``tf`` test).
+stopped, the best ones whenever the validation loss of a whole epoch improves. An epoch cut
+short by Stop is recorded as partial (in the history and its :class:`Epoch` event): its losses
+cover only the batches it ran, so it is never compared with whole epochs for "best" and does
+not count in ``epochs_done``. Must run where TensorFlow may be imported (a child process, the
+CLI, a ``tf`` test).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..jobs import Epoch, Event, Log, Preview, Progress, ShouldStop
+from ..jobs import Epoch, Event, Log, Preview, Progress, ShouldStop, Timing
 from ._tf import keras
 from .model import ModelFolder, ModelInfo
 
@@ -72,7 +75,7 @@ def fit_events(
     ``info`` carries ``epochs_done`` and ``best_val_loss`` of earlier runs (resume); the
     folder's info, history and thumbnail are updated after every epoch. A continued run
     (``epochs_done > 0``, last weights already loaded) also takes the optimizer state saved
-    with them.
+    with them. Returns ``(info, stopped)``; ``info.epochs_done`` counts whole epochs only.
     """
     k = keras()
     if info.epochs_done:
@@ -91,6 +94,7 @@ def fit_events(
             state["epoch_steps"] = batch + 1
             if batch == 2 and not durations:
                 per = (time.monotonic() - state["epoch_start"]) / 3
+                events.put(Timing(per, steps))
                 events.put(Log(f"about {per * steps:.0f} s per epoch ({per:.2f} s per batch)"))
             events.put(
                 Progress(
@@ -111,20 +115,29 @@ def fit_events(
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = dict(logs or {})
             seconds = time.monotonic() - state["epoch_start"]
-            durations.append(seconds)
-            loss = float(logs.get("loss", math.nan))
-            val = logs.get("val_loss")
-            val = float(val) if val is not None else None
+            ran = state["epoch_steps"]
+            partial = ran < steps  # Stop inside the epoch
+            if not partial:
+                durations.append(seconds)
+            metrics = {str(key): float(v) for key, v in logs.items() if np.ndim(v) == 0}
+            loss = metrics.get("loss", math.nan)
+            val = metrics.get("val_loss")
             lr = float(k.backend.get_value(self.model.optimizer.learning_rate))
             current: ModelInfo = state["info"]
             best = current.best_val_loss
-            improved = val is not None and math.isfinite(val) and (best is None or val < best)
+            improved = (
+                not partial
+                and val is not None
+                and math.isfinite(val)
+                and (best is None or val < best)
+            )
             folder.save_weights(self.model, "last")
             folder.save_optimizer(self.model.optimizer)
             if improved:
                 folder.save_weights(self.model, "best")
                 best = val
-            current = current.model_copy(update={"epochs_done": epoch + 1, "best_val_loss": best})
+            whole = epoch if partial else epoch + 1
+            current = current.model_copy(update={"epochs_done": whole, "best_val_loss": best})
             state["info"] = current
             history.append(
                 {
@@ -134,14 +147,17 @@ def fit_events(
                     "learning_rate": lr,
                     "seconds": seconds,
                     "best": improved,
-                    "steps": state["epoch_steps"],  # fewer than an epoch's when stopped in it
+                    "steps": ran,
+                    "partial": partial,  # stopped inside it: never the best, not counted
                 }
             )
             folder.write_history(history)
             folder.write_info(current)
             remaining = start_epoch + epochs - (epoch + 1)
-            eta = float(np.mean(durations)) * remaining if not state["stopped"] else 0.0
-            events.put(Epoch(epoch + 1, loss, val, lr, seconds, eta))
+            eta = (
+                float(np.mean(durations)) * remaining if durations and not state["stopped"] else 0.0
+            )
+            events.put(Epoch(epoch + 1, loss, val, lr, seconds, eta, metrics, ran, steps))
             image = preview(self.model)
             folder.write_thumbnail(image)
             events.put(Preview(image, preview_name, {"epoch": epoch + 1}))
@@ -174,7 +190,10 @@ def fit_events(
     thread.join()
     final: ModelInfo = state["info"]
     if state["stopped"]:
-        done = history[-1]["steps"] if history else 0
-        part = f" ({done} of its {steps} batches)" if done < steps else ""
-        yield Log(f"stopped in epoch {final.epochs_done}{part}: best and last weights kept")
+        last = history[-1] if history else {"epoch": final.epochs_done, "steps": steps}
+        part = f" ({last['steps']} of its {steps} batches)" if last["steps"] < steps else ""
+        yield Log(
+            f"stopped in epoch {last['epoch']}{part}: {final.epochs_done} whole epoch(s), "
+            "best and last weights kept"
+        )
     return final, state["stopped"]

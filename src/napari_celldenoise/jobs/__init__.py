@@ -4,15 +4,31 @@ Every long computation in napari-celldenoise is a generator that yields :mod:`ev
 and ends with a :class:`~.events.Done` carrying its result. Scripts and the CLI drain it with
 :func:`run`; the napari docks wrap the same generator in a thread worker (``_qt/jobs.py``);
 work that must not share the viewer's process (TensorFlow) runs through :func:`run_in_process`.
+Events and results travel between machines as JSON through :mod:`.wire`.
 """
 
-from .events import Done, Epoch, Event, Log, Preview, Progress, ShouldStop, never_stop
+from . import wire
+from .events import (
+    Calibration,
+    Device,
+    Done,
+    Epoch,
+    Event,
+    Log,
+    Preview,
+    Progress,
+    ShouldStop,
+    Timing,
+    never_stop,
+)
 from .process import ChildProcessFailed, ProcessJob, run_in_process
 from .run import Cancelled, run
 
 __all__ = [
+    "Calibration",
     "Cancelled",
     "ChildProcessFailed",
+    "Device",
     "Done",
     "Epoch",
     "Event",
@@ -21,7 +37,9 @@ __all__ = [
     "ProcessJob",
     "Progress",
     "ShouldStop",
+    "Timing",
     "never_stop",
     "run",
     "run_in_process",
+    "wire",
 ]

@@ -47,7 +47,13 @@ class Log:
 
 @dataclass(frozen=True)
 class Epoch:
-    """One finished training epoch."""
+    """One training epoch: finished, or ``partial`` when training was stopped inside it.
+
+    ``loss`` and ``val_loss`` are the headline losses; ``metrics`` holds every value the
+    method reports by name (a GAN's four losses, n2v's ``n2v_mse``...), ``loss`` included.
+    A partial epoch ran ``steps`` of its ``total_steps`` batches: its losses are over those
+    batches only, and it never counts as the best epoch.
+    """
 
     epoch: int
     loss: float
@@ -55,6 +61,55 @@ class Epoch:
     learning_rate: float | None = None
     seconds: float | None = None
     eta_seconds: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict, hash=False)
+    steps: int | None = None
+    total_steps: int | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Whether training stopped before the epoch's last batch."""
+        return (
+            self.steps is not None
+            and self.total_steps is not None
+            and (self.steps < self.total_steps)
+        )
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a job computes, as people read it (``"CPU (16 cores)"``, ``"GPU (NVIDIA H200)"``)."""
+
+    description: str
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Measured speed of training: ``seconds_per_batch`` over the first batches of a run."""
+
+    seconds_per_batch: float
+    batches_per_epoch: int
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        """The time one epoch of ``batches_per_epoch`` batches takes at this speed."""
+        return self.seconds_per_batch * self.batches_per_epoch
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A line fitted to a network's output after training: ``alpha * variable + beta``.
+
+    ``weights`` names the weights file the line belongs to; ``variable`` is what the line
+    maps (``"x"``: the network output, ``"mu"``: the PG prior mean), in normalised units;
+    ``scope`` says what it was fitted on (``"validation"`` patches or ``"this image"``).
+    ``(1, 0)`` means no reliable line was found and the output is kept as it is.
+    """
+
+    weights: str
+    alpha: float
+    beta: float
+    variable: str = "x"
+    scope: str = "validation"
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,10 +123,10 @@ class Preview:
 
 @dataclass(frozen=True, eq=False)
 class Done:
-    """The last event of every job: the result (any picklable object)."""
+    """The last event of every job: its result (see :mod:`.results` for each job's type)."""
 
     result: Any = None
     stopped: bool = False
 
 
-Event = Progress | Log | Epoch | Preview | Done
+Event = Progress | Log | Epoch | Device | Timing | Calibration | Preview | Done
