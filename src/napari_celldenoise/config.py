@@ -8,6 +8,7 @@ clear message instead of being half-understood.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -49,20 +50,29 @@ class Config(BaseModel):
     @classmethod
     def from_yaml(cls: type[C], path: str | os.PathLike) -> C:
         """Read and validate a YAML config; raises :class:`ConfigError` naming the file."""
-        path = Path(path)
-        try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except (OSError, yaml.YAMLError) as exc:
-            detail = " ".join(str(exc).split())
-            raise ConfigError(f"{path}: not a readable YAML file ({detail})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise ConfigError(f"{path}: {format_validation_error(exc)}") from None
+        return validate_yaml(path, cls.model_validate)
+
+
+def validate_yaml(path: str | os.PathLike, validate: Callable[[dict], C]) -> C:
+    """Read the YAML mapping at ``path`` and pass it to ``validate`` (a pydantic validator).
+
+    Every failure (missing file, bad YAML, not a mapping, invalid settings) becomes one
+    :class:`ConfigError` that names the file.
+    """
+    path = Path(path)
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not a readable YAML file ({detail})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    try:
+        return validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {format_validation_error(exc)}") from None
 
 
 def format_validation_error(exc: ValidationError) -> str:

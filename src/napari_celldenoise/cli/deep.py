@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
-from ..config import ReaderConfig
 from ..deep.config import PredictConfig
 from ..deep.masks import MIN_MASK_CORRELATION
 from .errors import CliError
@@ -158,31 +156,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _read(path: str, axes: str | None):
-    from ..io import read_image
+    from ..deep.file_job import read_input
+    from ..jobs.specs import InputSpec, SpecError
 
-    image = read_image(path, config=ReaderConfig(axes=axes) if axes else ReaderConfig())
-    if "S" in image.axes:
-        raise CliError(f"{path}: RGB images are not supported; convert to one channel")
-    if "C" in image.axes and image.shape[image.axes.index("C")] > 1:
-        count = image.shape[image.axes.index("C")]
-        hint = (
-            "give --axes (e.g. ZYX or TYX) if they are planes or frames, or save one channel"
-            if not axes
-            else "save one channel"
-        )
-        raise CliError(
-            f"{path}: read as {count} channels (axes {image.axes}); the networks denoise one "
-            f"channel: {hint}"
-        )
-    return image
+    try:
+        return read_input(InputSpec(path=path, axes=axes))
+    except SpecError as exc:
+        raise CliError(exc.for_cli()) from None
 
 
 def _strip_singleton_channel(image):
     """``(data, axes)`` without a length-1 C axis (a view: lazy data stays lazy)."""
-    if "C" in image.axes and image.shape[image.axes.index("C")] == 1:
-        i = image.axes.index("C")
-        return image.data[(slice(None),) * i + (0,)], image.axes.replace("C", "")
-    return image.data, image.axes
+    from ..deep.file_job import strip_singleton_channel
+
+    return strip_singleton_channel(image)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -249,12 +236,14 @@ def run_train(args: argparse.Namespace) -> int:
         **chosen,
         seed=args.seed,
     )
-    from ..deep.api import train
+    from ..deep.file_job import run_train_spec
     from ..jobs import run
+    from ..jobs.specs import train_spec
 
+    spec = train_spec(args.input, args.output, config, axes=args.axes, resume=args.resume)
     try:
         with StopOnInterrupt() as stop:
-            job = train(data, axes, config, args.output, resume=args.resume, should_stop=stop)
+            job = run_train_spec(spec, should_stop=stop, image=image)
             info = run(job, StderrProgress())
     except (DeepInputError, ModelFolderError) as exc:
         raise CliError(str(exc)) from None
@@ -267,13 +256,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..deep.api import predict
-    from ..deep.data import DeepInputError
     from ..deep.model import ModelFolder, ModelFolderError
-    from ..io import write_ome_tiff
-    from ..jobs import run
+    from ..jobs.specs import predict_spec
     from ._classical import check_output
 
     try:
@@ -281,8 +265,6 @@ def run_predict(args: argparse.Namespace) -> int:
     except ModelFolderError as exc:
         raise CliError(str(exc)) from None
     check_output(args.output, args.overwrite)
-    image = _read(args.input, args.axes)
-    data, axes = _strip_singleton_channel(image)
     config = PredictConfig(
         tile=args.tile,
         tta=args.tta,
@@ -290,62 +272,45 @@ def run_predict(args: argparse.Namespace) -> int:
         weights=args.weights,
         ensemble=args.ensemble,
     )
-    lazy = image.lazy or hasattr(data, "dask")
-    with tempfile.TemporaryDirectory(prefix=".celldenoise-", dir=_parent(args.output)) as tmp:
-        # a lazy (big) input is predicted tile by tile into a memory-mapped file next to OUT,
-        # then written plane by plane: memory holds a tile window and a plane, not the stack
-        store = str(Path(tmp) / "denoised.npy") if lazy else None
-        try:
-            result = run(predict(args.model, data, axes, config, out=store), StderrProgress())
-        except (DeepInputError, ModelFolderError) as exc:
-            raise CliError(str(exc)) from None
-        if lazy:
-            result = result.open()
-        if len(image.axes) != len(axes):  # the stripped length-1 channel axis
-            result = np.expand_dims(result, image.axes.index("C"))
-        write_ome_tiff(
-            args.output,
-            image.with_data(result, lazy=lazy),
-            overwrite=args.overwrite,
-            inputs=[args.input],
-        )
-        del result
+    spec = predict_spec(
+        args.model, args.input, args.output, config, axes=args.axes, overwrite=args.overwrite
+    )
+    _run_spec(spec)
     print(args.output)
     return 0
 
 
-def _parent(path: str) -> str | None:
-    """A local output's folder (big temporary files go there), or None for gs://."""
-    parent = Path(path).resolve().parent
-    return str(parent) if "://" not in path and parent.is_dir() else None
+def _run_spec(spec) -> object:
+    """Run ``spec`` with progress on stderr; bad input becomes one line (exit 2)."""
+    from ..deep.data import DeepInputError
+    from ..deep.model import ModelFolderError
+    from ..jobs import run
+    from ..jobs.run_spec import run_spec
+    from ..jobs.specs import SpecError
+
+    try:
+        return run(run_spec(spec), StderrProgress())
+    except (DeepInputError, ModelFolderError) as exc:
+        raise CliError(str(exc)) from None
+    except SpecError as exc:
+        raise CliError(exc.for_cli()) from None
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..deep.data import DeepInputError
-    from ..deep.export import ExportCheckFailed, export_and_check
-    from ..deep.model import ModelFolderError
-    from ..jobs import run
+    from ..deep.export import ExportCheckFailed
+    from ..jobs.specs import ExportSpec, InputSpec
 
-    kwargs = {}
-    if args.test_image:
-        image = _read(args.test_image, args.axes)
-        data, axes = _strip_singleton_channel(image)
-        kwargs = {"image": data, "axes": axes}
+    spec = ExportSpec(
+        model=args.model,
+        output=args.output,
+        test_image=InputSpec(path=args.test_image, axes=args.axes) if args.test_image else None,
+        name=args.name,
+        authors=tuple(args.author),
+        check=args.check,
+        overwrite=args.overwrite,
+    )
     try:
-        run(
-            export_and_check(
-                args.model,
-                args.output,
-                check=args.check,
-                overwrite=args.overwrite,
-                name=args.name,
-                authors=tuple(args.author),
-                **kwargs,
-            ),
-            StderrProgress(),
-        )
-    except (DeepInputError, ModelFolderError) as exc:
-        raise CliError(str(exc)) from None
+        _run_spec(spec)
     except ExportCheckFailed as exc:
         print(str(exc), file=sys.stderr)
         print(f"celldenoise export: the package failed bioimage.io's test; {args.output} "

@@ -7,15 +7,11 @@ float input stays float, integer input becomes float32 unless ``--keep-dtype``.
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from typing import Any
-
-import numpy as np
 
 from ..classical.params import ParamError, parse_assignments
 from ..classical.registry import METHODS, describe, get_method
-from ..io import write_ome_tiff
+from ..jobs.specs import ClassicalConfig, FilterSpec, InputSpec
 from ._classical import add_output_options
 from .errors import CliError
 from .progress import StderrProgress
@@ -95,19 +91,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classical.apply import (
-        denoise_job,
-        describe_params,
-        noise_info,
-        output_dtype,
-        plan_blocks,
-        spacing_for,
-    )
-    from ..classical.autotune import autotune_job
-    from ..classical.vst import GAT
+    from ..classical.apply import describe_params
     from ..jobs import run as run_job
-    from ._classical import check_output, print_json, read
+    from ..jobs.run_spec import run_spec
+    from ..jobs.specs import SpecError
+    from ._classical import check_output, print_json
 
+    spec = build_spec(args)
+    check_output(args.output, args.overwrite)
+    try:
+        result = run_job(run_spec(spec), on_event=StderrProgress(quiet=args.quiet))
+    except SpecError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        method = get_method(result.method)
+        print(
+            f"{result.output}: {method.name} {describe_params(method, result.params)}"
+            f"{' (vst)' if result.gat is not None else ''}, {result.axes} {list(result.shape)} "
+            f"{result.dtype}, {result.seconds:.2f} s"
+        )
+    return 0
+
+
+def build_spec(args: argparse.Namespace) -> FilterSpec:
+    """The :class:`FilterSpec` of the command line; CliError (exit 2) for bad options."""
     try:
         method = get_method(args.method)
         given: dict[str, Any] = parse_assignments(args.param)
@@ -122,93 +131,19 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--auto-tune is not available for {method.name}")
     if args.auto_tune and method.main in given:
         raise CliError(f"--auto-tune chooses {method.main}: do not also set it with --param")
-    check_output(args.output, args.overwrite)
-    image = read(args.input, args.axes)
-    if image.rgb:
-        raise CliError(f"{args.input}: RGB images are not supported; split the colours first")
-    if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
-        raise CliError(f"{args.input}: cannot filter {image.dtype} data")
-    progress = StderrProgress(quiet=args.quiet)
-    start = time.monotonic()
-    gat = None
-    if args.vst and args.noise_a is not None:
-        gat = GAT(float(args.noise_a), float(args.noise_b))
-    info = noise_info(image.data, image.axes, vst=args.vst and gat is None)
-    if args.vst and gat is None:
-        gat = info.gat
-        if info.fit is not None and not args.quiet:
-            print(
-                f"noise: {info.fit.model}, a={info.fit.a:.4g}, b={info.fit.b:.4g}", file=sys.stderr
-            )
-    plan = plan_blocks(image.shape, image.axes, args.three_d)
-    tune = None
-    if args.auto_tune:
-        where = plan.blocks[len(plan.blocks) // 2]
-        block = np.asarray(image.data[plan.index(image.axes, where)], dtype=np.float32)
-        max_pixels = 512 * 512 if block.ndim == 2 else 128 * 128
-        try:
-            tune = run_job(
-                autotune_job(
-                    block,
-                    method,
-                    given,
-                    gat=gat if not method.impulse else None,
-                    noise_sigma=info.sigma,
-                    max_pixels=max_pixels,
-                    spacing=spacing_for(plan, image.scale),
-                ),
-                on_event=progress,
-            )
-        except ParamError as exc:
-            raise CliError(str(exc)) from None
-        given[tune.param] = tune.best
-        if not args.quiet:
-            curve = ", ".join(f"{_fmt(v)}:{loss:.4g}" for v, loss in zip(tune.values, tune.losses))
-            print(f"loss curve ({tune.param}:loss): {curve}", file=sys.stderr)
-    keep = bool(args.keep_dtype)
-    out_dtype = output_dtype(image.dtype, keep)
-    job = denoise_job(
-        image.data,
-        image.axes,
-        method,
-        given,
-        three_d=args.three_d,
-        vst=gat if gat is not None else False,
-        scale=image.scale,
-        noise=info,
-        out_dtype=out_dtype,
+    given_noise = args.vst and args.noise_a is not None
+    return FilterSpec(
+        input=InputSpec(path=args.input, axes=args.axes),
+        config=ClassicalConfig(
+            method=method.name,
+            params=given,
+            three_d=args.three_d,
+            vst=args.vst,
+            noise_a=args.noise_a if given_noise else None,
+            noise_b=args.noise_b if given_noise else None,
+            auto_tune=args.auto_tune,
+            keep_dtype=bool(args.keep_dtype),
+        ),
+        output=args.output,
+        overwrite=args.overwrite,
     )
-    result = run_job(job, on_event=progress)
-    written = write_ome_tiff(
-        args.output, image.with_data(result), overwrite=args.overwrite, inputs=[args.input]
-    )
-    sigma = 1.0 if gat is not None and not method.impulse else info.sigma
-    params = method.resolve(given, sigma=sigma)
-    seconds = time.monotonic() - start
-    if args.json:
-        print_json(
-            {
-                "output": written,
-                "method": method.name,
-                "params": params,
-                "vst": None if gat is None else {"a": gat.a, "b": gat.b},
-                "three_d": bool(args.three_d and len(plan.block_axes) == 3),
-                "auto_tune": None if tune is None else tune.to_dict(),
-                "noise_sigma": info.sigma,
-                "shape": list(image.shape),
-                "axes": image.axes,
-                "dtype": str(out_dtype),
-                "seconds": round(seconds, 3),
-            }
-        )
-    else:
-        print(
-            f"{written}: {method.name} {describe_params(method, params)}"
-            f"{' (vst)' if gat is not None else ''}, {image.axes} {list(image.shape)} "
-            f"{out_dtype}, {seconds:.2f} s"
-        )
-    return 0
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -6,11 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from .errors import CliError
-
-_UNIT_NM = {"nm": 1.0, "µm": 1000.0, "um": 1000.0, "mm": 1e6}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -143,45 +139,10 @@ def build_config(args: argparse.Namespace, pixel_size: float):
     return SpotsConfig(**values)
 
 
-def _image_pixel_size(image) -> float | None:
-    """nm per pixel from the image's X scale; None without a unit or for an implausible value
-    (some TIFF writers store a resolution that makes pixels picometres wide)."""
-    unit = image.units.get("X", "pixel")
-    factor = _UNIT_NM.get(unit)
-    if factor is None:
-        return None
-    nm = float(image.scale.get("X", 1.0)) * factor
-    if not 1.0 <= nm <= 100_000.0:
-        print(
-            f"celldenoise spots: ignoring the image's pixel size ({nm:.3g} nm); give --pixel-size",
-            file=sys.stderr,
-        )
-        return None
-    return nm
-
-
-def _stack(image, channel: int) -> tuple[np.ndarray, str]:
-    data, axes = image.data, image.axes
-    if "S" in axes:
-        raise CliError(f"{image.path}: RGB images are not camera frames; give one channel")
-    if "C" in axes:
-        n = data.shape[axes.index("C")]
-        if not 0 <= channel < n:
-            raise CliError(f"--channel {channel}: the image has {n} channels")
-        data = np.take(data, channel, axis=axes.index("C"))
-        axes = axes.replace("C", "")
-    return data, axes
-
-
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from ..config import ReaderConfig, format_validation_error
-    from ..io import read_image
-    from ..io.spots_csv import write_spots_csv
     from ..jobs import run as run_job
-    from ..spots.classify import apply_classifier
-    from ..spots.pipeline import find_spots
+    from ..jobs.run_spec import run_spec
+    from ..jobs.specs import SpecError
     from ._classical import check_output
     from .progress import StderrProgress
 
@@ -189,52 +150,63 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.output, args.overwrite)
     if args.classify and not Path(args.classify).is_file():
         raise CliError(f"{args.classify}: no such classifier or rules file")
-    image = read_image(args.input, config=ReaderConfig(axes=args.axes) if args.axes else None)
-    stack, axes = _stack(image, args.channel)
-    pixel_size = args.pixel_size or _image_pixel_size(image) or 100.0
+    _check_centroid_options(args)
+    spec = build_spec(args)
     try:
-        config = build_config(args, pixel_size)
-    except ValidationError as exc:
-        raise CliError(format_validation_error(exc)) from None
-    if min(stack.shape[-2:]) < config.box:
-        raise CliError(
-            f"{args.input}: frames of {stack.shape[-2]}x{stack.shape[-1]} px are "
-            f"smaller than the {config.box}x{config.box} fit box"
+        result = run_job(run_spec(spec), on_event=StderrProgress(quiet=args.quiet))
+    except SpecError as exc:
+        raise CliError(exc.for_cli()) from None
+    if result.ignored_pixel_size is not None:
+        print(
+            f"celldenoise spots: ignoring the image's pixel size "
+            f"({result.ignored_pixel_size:.3g} nm); give --pixel-size",
+            file=sys.stderr,
         )
-    from ..spots.expr import ExpressionError
-
-    model = _load_centroid(args)
-    try:
-        if model is not None:
-            from ..spots.centroid import locate_with_model
-
-            job = locate_with_model(stack, model, config, axes=axes)
-        else:
-            job = find_spots(stack, config, axes=axes)
-        table = run_job(job, on_event=StderrProgress(quiet=args.quiet))
-    except ExpressionError as exc:
-        raise CliError(str(exc)) from None
-    if args.train_centroid:
-        _train_centroid(args, stack, axes, table, config)
-    if args.classify:  # otherwise the pipeline's rules (around the PSF the data show) stand
-        try:
-            table = apply_classifier(table, args.classify, frames=stack, box=config.box, axes=axes)
-        except (ValueError, OSError, KeyError) as exc:
-            raise CliError(f"--classify: {exc}") from None
-    write_spots_csv(out, table, pixel_size=pixel_size, overwrite=args.overwrite)
-    n_good = int((table["class"] == "good").sum()) if len(table) else 0
+    if result.centroid_line is not None:
+        print(result.centroid_line, file=sys.stderr)
     if not args.quiet:
-        if len(table) == 0:
+        if len(result.table) == 0:
             print(
                 f"no spots found in {args.input}: wrote the header only to {out}", file=sys.stderr
             )
         else:
-            print(f"{len(table)} spots ({n_good} good) -> {out}", file=sys.stderr)
+            print(f"{len(result.table)} spots ({result.n_good} good) -> {out}", file=sys.stderr)
     return 0
 
 
-def _load_centroid(args: argparse.Namespace):
-    """The ``--centroid`` model, after checking the centroid options make sense together."""
+def build_spec(args: argparse.Namespace):
+    """The :class:`SpotsSpec` of the command line; CliError (exit 2) for bad options."""
+    from pydantic import ValidationError
+
+    from ..config import format_validation_error
+    from ..jobs.specs import CentroidTraining, InputSpec, SpotsSpec
+
+    try:
+        config = build_config(args, args.pixel_size or 100.0)
+    except ValidationError as exc:
+        raise CliError(format_validation_error(exc)) from None
+    training = None
+    if args.train_centroid:
+        training = CentroidTraining(
+            kind=args.train_centroid,
+            source=args.centroid_from,
+            epochs=args.centroid_epochs,
+            output=args.centroid_out,
+        )
+    return SpotsSpec(
+        input=InputSpec(path=args.input, axes=args.axes, channel=args.channel),
+        config=config,
+        pixel_size=args.pixel_size,
+        classify=args.classify,
+        centroid=args.centroid,
+        train_centroid=training,
+        output=args.output,
+        overwrite=args.overwrite,
+    )
+
+
+def _check_centroid_options(args: argparse.Namespace) -> None:
+    """Refuse centroid options that do not make sense together, before any work."""
     if args.train_centroid and not args.centroid_out:
         raise CliError("--train-centroid needs --centroid-out MODEL.npz")
     if args.train_centroid and args.centroid and args.centroid_from == "fit":
@@ -243,60 +215,6 @@ def _load_centroid(args: argparse.Namespace):
         raise CliError(f"{args.centroid_out}: already exists (use --overwrite to replace it)")
     if args.centroid_epochs < 1:
         raise CliError("--centroid-epochs must be >= 1")
-    if not args.centroid:
-        return None
-    from ..spots.centroid import CentroidModel
-
-    if not Path(args.centroid).is_file():
-        raise CliError(f"{args.centroid}: no such centroid model")
-    try:
-        return CentroidModel.load(args.centroid)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _train_centroid(args: argparse.Namespace, stack, axes: str, table, config) -> None:
-    """Train, report (one line on stderr) and save the ``--train-centroid`` model."""
-    from ..jobs import run as run_job
-    from ..spots.centroid import (
-        centroid_report,
-        train_centroid,
-        training_set_from_spots,
-        training_set_simulated,
-    )
-    from .progress import StderrProgress
-
-    fitted = training_set_from_spots(stack, table, config.box, axes) if len(table) else None
-    if args.centroid_from == "fit":
-        boxes, offsets = fitted if fitted is not None else (np.empty((0,)), np.empty((0, 2)))
-        against = "the fit"
-    else:
-        boxes, offsets = training_set_simulated(
-            20000, config.box, sigma=config.sigma, camera=config.camera
-        )
-        against = "the simulated truth"
-    try:
-        model = run_job(
-            train_centroid(boxes, offsets, kind=args.train_centroid, epochs=args.centroid_epochs)
-            if args.train_centroid == "mlp"
-            else train_centroid(boxes, offsets, kind="ridge"),
-            on_event=StderrProgress(quiet=args.quiet),
-        )
-    except ValueError as exc:
-        raise CliError(f"--train-centroid: {exc}") from None
-    if model is None:
-        raise CliError("--train-centroid: training stopped before a model was made")
-    i = model.info
-    line = (
-        f"centroid {model.kind} ({i['n_train']} {args.centroid_from} spots): std "
-        f"{i['std_x']:.3f} / {i['std_y']:.3f} px (x / y) against {against} on {i['n']} held-out"
-        f" spots, {i['per_second']:,.0f} predictions/s"
-    )
-    if args.centroid_from == "simulated" and fitted is not None and len(fitted[0]) >= 5:
-        r = centroid_report(model, *fitted)
-        line += f"; against this run's {r['n']} good fits {r['std_x']:.3f} / {r['std_y']:.3f} px"
-    model.save(args.centroid_out)
-    print(f"{line} -> {args.centroid_out}", file=sys.stderr)
 
 
 def run_simulate(args: argparse.Namespace) -> int:

@@ -12,6 +12,9 @@ ThunderSTORM lands on the same pixels. Widths and uncertainties are ``px * pixel
 In memory a table is a :class:`pandas.DataFrame` in the pipeline's columns (``frame`` 0-based,
 ``x``/``y``/``sigma``/``uncertainty`` in px, ``photons``, ``background``...), with
 ``attrs["pixel_size"]`` in nm.
+
+The job spec that made a table is kept beside it in ``NAME.csv.provenance.json`` (see
+:mod:`.provenance`), so that the CSV itself stays one header line and rows.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path
+from .provenance import sidecar_path, sidecar_text
 
 HEADER = [
     "id",
@@ -123,6 +129,7 @@ def write_spots_csv(
     *,
     pixel_size: float | None = None,
     overwrite: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``table`` atomically as our CSV; returns the path.
 
@@ -132,10 +139,20 @@ def write_spots_csv(
         nm per pixel (default: ``table.attrs["pixel_size"]``, else 100).
     overwrite
         Replace an existing file.
+    provenance
+        What made the table (``spec``, ``history``, ``software``), written beside it as
+        ``NAME.csv.provenance.json``; without it a provenance file left there by an earlier
+        table is removed, so that it never describes another table.
     """
     text = to_csv_frame(table, pixel_size).to_csv(index=False, float_format="%.6g")
+    side = sidecar_path(path)
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
+        if provenance:  # written before the table appears: a table never lacks its own
+            with atomic_path(side, overwrite=True) as tmp_side:
+                tmp_side.write_text(sidecar_text(provenance), encoding="utf-8")
+        elif side.exists():
+            side.unlink()
     return Path(path)
 
 

@@ -1,10 +1,11 @@
-"""Write images as OME-TIFF, atomically, keeping axes, physical sizes and channel names."""
+"""Write images as OME-TIFF, atomically, keeping axes, physical sizes, channel names and the
+provenance (the job spec that made the image, see :mod:`.provenance`)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from .axes import CANONICAL
 from .errors import ImageWriteError
 from .fs import filesystem, is_remote
 from .image import ImageData
+from .provenance import ome_annotation
 
 _OME_LENGTH = {"µm": "µm", "nm": "nm", "mm": "mm", "cm": "cm", "m": "m", "Å": "Å"}
 _OME_TIME = {"s": "s", "ms": "ms", "min": "min", "h": "h"}
@@ -36,6 +38,7 @@ def write_ome_tiff(
     *,
     overwrite: bool = False,
     inputs: Iterable[str | os.PathLike] = (),
+    provenance: Mapping[str, Any] | None = None,
 ) -> str:
     """Write ``image`` to ``path`` as OME-TIFF.
 
@@ -50,6 +53,9 @@ def write_ome_tiff(
     inputs
         Paths the data was read from; writing over one of them is refused unless
         ``overwrite`` is True (the source of ``image`` is always among them).
+    provenance
+        What made the image (``spec``, ``history``, ``software``), stored in the OME-XML as
+        a ``MapAnnotation`` (see :func:`.provenance.read_provenance`).
 
     Returns
     -------
@@ -66,12 +72,12 @@ def write_ome_tiff(
             raise ImageWriteError(f"{target}: already exists (use overwrite to replace it)")
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "upload.ome.tif"
-            _write_local(local, image)
+            _write_local(local, image, provenance)
             fs.put_file(str(local), inner)
         return target
     try:
         with atomic_path(target, overwrite=overwrite) as tmp:
-            _write_local(tmp, image)
+            _write_local(tmp, image, provenance)
     except (FileExistsError, FileNotFoundError) as exc:
         raise ImageWriteError(str(exc)) from None
     return target
@@ -84,8 +90,9 @@ def _same_file(target: str, sources: set[str]) -> bool:
     return any(not is_remote(s) and Path(s).resolve() == t for s in sources)
 
 
-def ome_metadata(image: ImageData) -> dict[str, Any]:
-    """The tifffile ``metadata`` dict for an OME-TIFF of ``image`` (axes in canonical order)."""
+def ome_metadata(image: ImageData, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The tifffile ``metadata`` dict for an OME-TIFF of ``image`` (axes in canonical order),
+    with ``provenance`` as a ``MapAnnotation`` when given."""
     meta: dict[str, Any] = {"axes": image.axes}
     for ax in "XYZ":
         unit = image.units.get(ax)
@@ -97,6 +104,8 @@ def ome_metadata(image: ImageData) -> dict[str, Any]:
         meta["TimeIncrementUnit"] = _OME_TIME[image.units["T"]]
     if image.channel_names:
         meta["Channel"] = {"Name": list(image.channel_names)}
+    if provenance:
+        meta["MapAnnotation"] = ome_annotation(provenance)
     return meta
 
 
@@ -105,7 +114,7 @@ def _planes(data: Any, n_lead: int) -> Iterator[np.ndarray]:
         yield np.asarray(data[index])
 
 
-def _write_local(path: Path, image: ImageData) -> None:
+def _write_local(path: Path, image: ImageData, provenance: Mapping[str, Any] | None) -> None:
     import tifffile
 
     data = image.data
@@ -114,7 +123,7 @@ def _write_local(path: Path, image: ImageData) -> None:
     nbytes = int(np.prod(data.shape, dtype=np.int64)) * np.dtype(data.dtype).itemsize
     options: dict[str, Any] = {
         "ome": True,
-        "metadata": ome_metadata(image),
+        "metadata": ome_metadata(image, provenance),
         "bigtiff": nbytes > 2**32 - 2**25,
         "photometric": "rgb" if image.rgb else "minisblack",
     }

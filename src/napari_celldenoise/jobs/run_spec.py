@@ -1,0 +1,68 @@
+"""``run_spec``: execute any job spec as a generator of events.
+
+One entry point for the CLI, the docks, the remote worker and batch runs. It runs the job in
+the calling process; work that must not share a process with a napari viewer (training and
+prediction: TensorFlow) is sent to a child by the caller, as ``run_in_process(run_spec, spec)``
+(``run_spec`` is a module-level generator function and specs pickle).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+
+from .events import Done, Event, ShouldStop, never_stop
+from .specs import AnySpec, ReadSpec
+
+RUNNERS: dict[str, str] = {
+    "read": ".run_spec:run_read_spec",
+    "filter": "..classical.file_job:run_filter_spec",
+    "train": "..deep.file_job:run_train_spec",
+    "predict": "..deep.file_job:run_predict_spec",
+    "spots": "..spots.file_job:run_spots_spec",
+    "export": "..deep.file_job:run_export_spec",
+}
+"""Job kind -> ``module:function`` of its runner (imported when a spec of that kind runs, so
+that TensorFlow and the spot fitter load only for the jobs that need them). A new kind is a
+spec class in :mod:`.specs` and one entry here."""
+
+
+def run_spec(spec: AnySpec, should_stop: ShouldStop = never_stop) -> Iterator[Event]:
+    """Run ``spec``; yields its events, ``Done`` (with the job's typed result) last.
+
+    ========  ==============================================  ==============================
+    kind      runs                                            ``Done.result``
+    ========  ==============================================  ==============================
+    read      :func:`run_read_spec`                           ``ImageData`` or the path
+    filter    :func:`..classical.file_job.run_filter_spec`    ``FilterResult``
+    train     :func:`..deep.file_job.run_train_spec`          the folder's ``ModelInfo``
+    predict   :func:`..deep.file_job.run_predict_spec`        the output path
+    spots     :func:`..spots.file_job.run_spots_spec`         ``SpotsResult``
+    export    :func:`..deep.file_job.run_export_spec`         ``(path, report)``
+    ========  ==============================================  ==============================
+    """
+    module, name = RUNNERS[spec.kind].split(":")
+    runner = getattr(importlib.import_module(module, __package__), name)
+    yield from runner(spec, should_stop=should_stop)
+
+
+def run_read_spec(spec: ReadSpec, *, should_stop: ShouldStop = never_stop) -> Iterator[Event]:
+    """Open ``spec.input``; with ``spec.output`` write it as OME-TIFF (with provenance)."""
+    image = spec.input.read()
+    if spec.output is None:
+        yield Done(image)
+        return
+    from ..io import write_ome_tiff
+    from .provenance import provenance_for
+
+    written = write_ome_tiff(
+        spec.output,
+        image,
+        overwrite=spec.overwrite,
+        inputs=[spec.input.path],
+        provenance=provenance_for(spec, spec.input.path),
+    )
+    yield Done(written)
+
+
+__all__ = ["RUNNERS", "run_read_spec", "run_spec"]
