@@ -52,7 +52,7 @@ def test_live_preview_follows_threshold_and_frame(dock, qtbot):
     assert n_default >= 10 and (preview.data[:, 0] == current).all()
     widget.threshold_edit.setText("1e9")
     widget.update_preview()
-    assert len(preview.data) == 0 and "0 candidates" in widget.preview_label.text()
+    assert len(preview.data) == 0 and "0 raw candidates" in widget.preview_label.text()
     widget.threshold_edit.setText("2*std(")
     widget.update_preview()
     assert "⚠" in widget.preview_label.text()

@@ -143,3 +143,19 @@ def test_centroid_mode_classes_background_maxima_bad():
     bright = truth["photons"] > 1000
     sure = match(table[table["class"] == "good"]).true_index
     assert np.isin(np.flatnonzero(bright), sure).all()
+
+
+def test_retrain_classifier_learns_the_users_classes_and_predicts_every_spot():
+    from napari_celldenoise.jobs import run
+    from napari_celldenoise.spots.classify import retrain_classifier
+    from napari_celldenoise.spots.config import SpotsConfig
+    from napari_celldenoise.spots.pipeline import find_spots
+    from napari_celldenoise.spots.simulate import simulate_spots
+
+    frames, _ = simulate_spots(3, (96, 96), n_spots=40, background=10.0, seed=2)
+    table = run(find_spots(frames, SpotsConfig()))
+    labels = np.where(table["photons"] < table["photons"].median(), "bad", "good")
+    clf, predicted = run(retrain_classifier(frames, table, labels, axes="TYX", box=7))
+    assert clf.info["n_good"] + clf.info["n_bad"] == len(table)
+    assert len(predicted) == len(table)
+    assert (np.asarray(predicted) == labels).mean() > 0.8

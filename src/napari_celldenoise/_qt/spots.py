@@ -1,10 +1,14 @@
 """The "Spots" dock: detect, fit, classify and export spots of an image layer.
 
-Numerics live in :mod:`napari_celldenoise.spots`; this module only builds a
-:class:`~napari_celldenoise.spots.config.SpotsConfig` from the widgets (:meth:`SpotsWidget.config`),
-runs the pipeline on a snapshot of the layer through :class:`~._qt.jobs.JobPanel`, and shows
-the table as a Points layer (coloured by class, sized by sigma, every fit value in
-``features``) with a feature table, histograms and range sliders.
+Numerics live in :mod:`napari_celldenoise.spots`; the dock's state (the last run's source and
+table, filter ranges, user marks, models) is the Qt-free
+:class:`~napari_celldenoise.spots.dock_state.SpotsDockState`, which this widget renders. It
+builds a :class:`~napari_celldenoise.spots.config.SpotsConfig` from the widgets
+(:meth:`SpotsWidget.config`), runs the pipeline on a snapshot of the layer through
+:class:`~._qt.jobs.JobPanel`, and shows the spots the filter keeps as a Points layer (coloured
+by class, sized by sigma, every fit value in ``features``) with a feature table, histograms and
+range sliders. The groups are sub-widgets: :mod:`.spots_detect`, :mod:`.spots_camera`,
+:mod:`.spots_results` and :mod:`.spots_classify`.
 """
 
 from __future__ import annotations
@@ -20,52 +24,36 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QPlainTextEdit,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from ..io.layers import layer_axes
-from ..jobs import Done, Progress
 from ..plugin.spots_reader import class_colors, point_sizes, table_to_points
-from ..spots.classify import (
-    RuleSet,
-    SpotClassifier,
-    default_rules,
-    spot_images,
-    train_classifier,
-)
-from ..spots.config import THRESHOLDS, SpotsConfig
+from ..spots.camera import check_offset
+from ..spots.classify import RuleSet, SpotClassifier, default_rules, retrain_classifier, spot_images
+from ..spots.config import SpotsConfig
 from ..spots.detect import detect_frame
+from ..spots.dock_state import SourceSnapshot, SpotsDockState
 from ..spots.expr import ExpressionError
 from ..spots.pipeline import find_spots
-from ..spots.simulate import CAMERA_PRESETS
+from ..spots.zmerge import merged_in_z
 from .jobs import JobPanel
+from .spots_camera import CameraBox
+from .spots_classify import CentroidBox, ClassifyBox
+from .spots_detect import DetectBox, preview_text
 from .spots_results import FeatureFilter, FeatureTable, Histograms
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_NAME = "spots preview"
 _UNIT_NM = {"nm": 1.0, "nanometer": 1.0, "µm": 1000.0, "um": 1000.0, "micrometer": 1000.0}
-
-
-def _spin(value: float, low: float, high: float, step: float, decimals: int = 2) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(low, high)
-    box.setDecimals(decimals)
-    box.setSingleStep(step)
-    box.setValue(value)
-    return box
 
 
 def layer_pixel_size_nm(layer: Any) -> float | None:
@@ -84,20 +72,23 @@ def points_name(image: str) -> str:
     return f"{image} (found)" if "spot" in image.lower() else f"{image} spots"
 
 
+def is_preview_layer(name: str) -> bool:
+    """A preview another dock draws ("preview", "... preview"): never an input."""
+    return name == "preview" or name.endswith(" preview")
+
+
 class SpotsWidget(QWidget):
     """Dock: layer, filter + threshold with live preview, camera, fit, run, classify, save."""
 
     def __init__(self, napari_viewer: Any):
         super().__init__()
         self.viewer = napari_viewer
-        self.table: pd.DataFrame | None = None
+        self.state = SpotsDockState()
         self.points: Any = None
-        self.classifier: SpotClassifier | None = None
-        self._source: tuple[Any, str] | None = None  # (snapshot stack, axes) of the last run
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(150)
-        self._preview_timer.timeout.connect(self.update_preview)
+        self._preview_timer.timeout.connect(self.update_live)
 
         inner = QWidget()
         layout = QVBoxLayout(inner)
@@ -108,56 +99,24 @@ class SpotsWidget(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
 
-        # --- input and detection
-        box = QGroupBox("Detect")
-        form = QFormLayout(box)
-        self.layer_combo = QComboBox()
-        self.detect_combo = QComboBox()
-        self.filter_combo = QComboBox()
-        self.filter_combo.addItems(["wavelet", "dog", "log"])
-        self.threshold_edit = QLineEdit(THRESHOLDS["wavelet"])
-        self.threshold_edit.setToolTip(
-            "a number or an expression over the filter images, e.g. 2*std(Wave.F1); "
-            "functions: std, mean, median, mad, noise, localnoise, min, max, percentile, "
-            "sqrt, abs (default: 0.7 x the local noise of Wave.F1)"
-        )
-        self.sigma_spin = _spin(1.3, 0.3, 20.0, 0.1)
-        self.box_spin = QSpinBox()
-        self.box_spin.setRange(3, 31)
-        self.box_spin.setSingleStep(2)
-        self.box_spin.setValue(7)
-        self.preview_check = QCheckBox("live preview of candidates on the current frame")
-        self.preview_check.setChecked(True)
-        self.preview_label = QLabel("")
-        form.addRow("image", self.layer_combo)
-        form.addRow("detect on", self.detect_combo)
-        form.addRow("filter", self.filter_combo)
-        form.addRow("threshold", self.threshold_edit)
-        form.addRow("PSF sigma (px)", self.sigma_spin)
-        form.addRow("fit box (px)", self.box_spin)
-        form.addRow(self.preview_check)
-        form.addRow(self.preview_label)
-        layout.addWidget(box)
-
-        # --- camera
-        box = QGroupBox("Camera")
-        form = QFormLayout(box)
-        self.preset_combo = QComboBox()
-        self.preset_combo.addItems([*CAMERA_PRESETS, "custom"])
-        self.offset_spin = _spin(100.0, 0.0, 1e5, 1.0, 1)
-        self.sensitivity_spin = _spin(0.5, 0.001, 1000.0, 0.05, 3)
-        self.read_noise_spin = _spin(1.6, 0.0, 1000.0, 0.1)
-        self.em_gain_spin = _spin(1.0, 1.0, 10000.0, 1.0, 1)
-        self.qe_spin = _spin(1.0, 0.01, 1.0, 0.01)
-        self.pixel_spin = _spin(100.0, 1.0, 1e5, 1.0, 1)
-        form.addRow("preset", self.preset_combo)
-        form.addRow("offset (ADU)", self.offset_spin)
-        form.addRow("sensitivity (e-/ADU)", self.sensitivity_spin)
-        form.addRow("read noise (e-)", self.read_noise_spin)
-        form.addRow("EM gain", self.em_gain_spin)
-        form.addRow("quantum efficiency", self.qe_spin)
-        form.addRow("pixel size (nm)", self.pixel_spin)
-        layout.addWidget(box)
+        self.detect = DetectBox()
+        self.camera = CameraBox()
+        self.classify = ClassifyBox()
+        self.centroids = CentroidBox()
+        # the groups' fields, under the names scripts and the demo use
+        d, c, k, m = self.detect, self.camera, self.classify, self.centroids
+        self.layer_combo, self.detect_combo = d.layer_combo, d.detect_combo
+        self.filter_combo, self.threshold_edit = d.filter_combo, d.threshold_edit
+        self.sigma_spin, self.box_spin = d.sigma_spin, d.box_spin
+        self.preview_check, self.preview_label = d.preview_check, d.preview_label
+        self.preset_combo, self.offset_spin = c.preset_combo, c.offset_spin
+        self.sensitivity_spin, self.read_noise_spin = c.sensitivity_spin, c.read_noise_spin
+        self.em_gain_spin, self.qe_spin, self.pixel_spin = c.em_gain_spin, c.qe_spin, c.pixel_spin
+        self.rules_edit, self.classifier_label = k.rules_edit, k.classifier_label
+        self.centroid_kind, self.centroid_source = m.centroid_kind, m.centroid_source
+        self.centroid_label = m.centroid_label
+        layout.addWidget(self.detect)
+        layout.addWidget(self.camera)
 
         # --- fit and run
         box = QGroupBox("Fit")
@@ -165,10 +124,17 @@ class SpotsWidget(QWidget):
         self.fit_combo = QComboBox()
         self.fit_combo.addItems(["mle", "lsq"])
         self.elliptical_check = QCheckBox("elliptical (sigma x, sigma y)")
+        self.merge_z_check = QCheckBox("volumes: one spot across consecutive slices")
+        self.merge_z_check.setChecked(True)
+        self.merge_z_check.setToolTip(
+            "a spot found at the same place in consecutive slices is one spot (its brightest "
+            "fit); unticked, 2D spots are reported per slice"
+        )
         self.run_button = QPushButton("Run on the whole stack")
         self.jobs = JobPanel()
         form.addRow("method", self.fit_combo)
         form.addRow(self.elliptical_check)
+        form.addRow(self.merge_z_check)
         form.addRow(self.run_button)
         form.addRow(self.jobs)
         layout.addWidget(box)
@@ -177,69 +143,23 @@ class SpotsWidget(QWidget):
         box = QGroupBox("Results")
         col = QVBoxLayout(box)
         self.summary = QLabel("no spots yet")
+        self.summary.setWordWrap(True)
         self.table_view = FeatureTable()
         self.histograms = Histograms()
         self.filter = FeatureFilter()
         self.save_button = QPushButton("Save CSV…")
+        self.save_button.setToolTip("the spots the filter shows")
         col.addWidget(self.summary)
         col.addWidget(self.histograms)
         col.addWidget(self.filter)
         col.addWidget(self.table_view)
         col.addWidget(self.save_button)
         layout.addWidget(box)
-
-        # --- classification
-        box = QGroupBox("Classify good / bad")
-        col = QVBoxLayout(box)
-        row = QHBoxLayout()
-        self.good_button = QPushButton("Mark good (G)")
-        self.bad_button = QPushButton("Mark bad (B)")
-        row.addWidget(self.good_button)
-        row.addWidget(self.bad_button)
-        col.addLayout(row)
-        self.rules_edit = QPlainTextEdit(default_rules(1.3).to_yaml())
-        self.rules_edit.setMaximumHeight(110)
-        self.rules_button = QPushButton("Apply rules")
-        col.addWidget(QLabel("rules (YAML: feature, low, high)"))
-        col.addWidget(self.rules_edit)
-        col.addWidget(self.rules_button)
-        row = QHBoxLayout()
-        self.retrain_button = QPushButton("Retrain classifier")
-        self.save_model_button = QPushButton("Save…")
-        self.load_model_button = QPushButton("Load…")
-        row.addWidget(self.retrain_button)
-        row.addWidget(self.save_model_button)
-        row.addWidget(self.load_model_button)
-        col.addLayout(row)
-        self.classifier_label = QLabel("classifier: none (rules)")
-        col.addWidget(self.classifier_label)
-        layout.addWidget(box)
-
-        # --- ML centroids
-        box = QGroupBox("ML centroids (faster than fitting)")
-        form = QFormLayout(box)
-        self.centroid_kind = QComboBox()
-        self.centroid_kind.addItems(["ridge", "mlp"])
-        self.centroid_source = QComboBox()
-        self.centroid_source.addItems(["good fitted spots", "simulated spots"])
-        self.centroid_train_button = QPushButton("Train")
-        self.centroid_apply_button = QPushButton("Localise with the model")
-        self.centroid_label = QLabel("centroid model: none")
-        self.centroid_label.setWordWrap(True)
-        form.addRow("model", self.centroid_kind)
-        form.addRow("train on", self.centroid_source)
-        row = QHBoxLayout()
-        row.addWidget(self.centroid_train_button)
-        row.addWidget(self.centroid_apply_button)
-        form.addRow(row)
-        form.addRow(self.centroid_label)
-        layout.addWidget(box)
+        layout.addWidget(self.classify)
+        layout.addWidget(self.centroids)
         layout.addStretch(1)
-        self.centroid_model: Any = None
 
         # --- wiring
-        for w in (self.filter_combo,):
-            w.currentTextChanged.connect(self._filter_changed)
         for signal in (
             self.threshold_edit.textChanged,
             self.sigma_spin.valueChanged,
@@ -252,24 +172,36 @@ class SpotsWidget(QWidget):
         ):
             signal.connect(self.schedule_preview)
         self.layer_combo.currentTextChanged.connect(self._layer_changed)
-        self.preset_combo.currentTextChanged.connect(self.apply_preset)
         self.run_button.clicked.connect(self.run)
         self.save_button.clicked.connect(self._save_dialog)
-        self.good_button.clicked.connect(lambda: self.mark_selected("good"))
-        self.bad_button.clicked.connect(lambda: self.mark_selected("bad"))
-        self.rules_button.clicked.connect(self.apply_rules)
-        self.retrain_button.clicked.connect(self.retrain)
-        self.save_model_button.clicked.connect(self._save_model_dialog)
-        self.load_model_button.clicked.connect(self._load_model_dialog)
-        self.centroid_train_button.clicked.connect(self.train_centroid)
-        self.centroid_apply_button.clicked.connect(self.apply_centroid)
+        k.good_button.clicked.connect(lambda: self.mark_selected("good"))
+        k.bad_button.clicked.connect(lambda: self.mark_selected("bad"))
+        k.rules_button.clicked.connect(self.apply_rules)
+        k.retrain_button.clicked.connect(self.retrain)
+        k.save_model_button.clicked.connect(self._save_model_dialog)
+        k.load_model_button.clicked.connect(self._load_model_dialog)
+        m.centroid_train_button.clicked.connect(self.train_centroid)
+        m.centroid_apply_button.clicked.connect(self.apply_centroid)
         self.filter.changed.connect(self._filter_points)
         self.table_view.spot_clicked.connect(self._go_to_spot)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self.viewer.dims.events.current_step.connect(self.schedule_preview)
         self._refresh_layers()
-        self.apply_preset(self.preset_combo.currentText())
+
+    # ----------------------------------------------------------------- state
+    @property
+    def table(self) -> pd.DataFrame | None:
+        """Every spot of the last run (the filter does not remove rows from it)."""
+        return self.state.table
+
+    @property
+    def classifier(self) -> SpotClassifier | None:
+        return self.state.classifier
+
+    @property
+    def centroid_model(self) -> Any:
+        return self.state.centroid_model
 
     # ----------------------------------------------------------------- settings
     def _image_layers(self) -> list[Any]:
@@ -278,49 +210,31 @@ class SpotsWidget(QWidget):
         return [
             layer
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and not layer.rgb and layer.ndim in (2, 3, 4)
+            if isinstance(layer, Image)
+            and not layer.rgb
+            and layer.ndim in (2, 3, 4)
+            and not is_preview_layer(layer.name)
         ]
 
     def _refresh_layers(self, event: Any = None) -> None:
         names = [layer.name for layer in self._image_layers()]
-        if event is not None and names == [
-            self.layer_combo.itemText(i) for i in range(self.layer_combo.count())
-        ]:
+        if event is not None and names == self.detect.layer_names():
             return  # a points layer came or went: nothing to update
-        for combo, extra in ((self.layer_combo, []), (self.detect_combo, ["(same image)"])):
-            current = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(extra + names)
-            if current in extra + names:
-                combo.setCurrentText(current)
-            combo.blockSignals(False)
+        self.detect.set_layers(names)
         self._layer_changed(self.layer_combo.currentText())
 
     def _layer_changed(self, name: str) -> None:
         layer = self.image_layer()
         if layer is not None:
-            ps = layer_pixel_size_nm(layer)
-            if ps:
-                self.pixel_spin.setValue(ps)
+            self.camera.set_layer_pixel_size(layer_pixel_size_nm(layer))
         self.schedule_preview()
 
     def image_layer(self) -> Any:
         name = self.layer_combo.currentText()
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
-    def _filter_changed(self, name: str) -> None:
-        self.threshold_edit.setText(THRESHOLDS[name])
-
     def apply_preset(self, name: str) -> None:
-        camera = CAMERA_PRESETS.get(name)
-        if camera is None:
-            return
-        self.offset_spin.setValue(camera.offset)
-        self.sensitivity_spin.setValue(camera.sensitivity)
-        self.read_noise_spin.setValue(camera.read_noise)
-        self.em_gain_spin.setValue(camera.em_gain)
-        self.qe_spin.setValue(camera.qe)
+        self.camera.apply_preset(name)
 
     def values(self) -> dict[str, Any]:
         """The widget values, named as :class:`SpotsConfig` fields."""
@@ -347,6 +261,11 @@ class SpotsWidget(QWidget):
     def schedule_preview(self, *args: Any) -> None:
         self._preview_timer.start()
 
+    def update_live(self) -> None:
+        """What follows the settings and the current plane: the offset check, the preview."""
+        self.update_offset_check()
+        self.update_preview()
+
     def _current_plane(self, layer: Any) -> tuple[np.ndarray, tuple[int, ...]]:
         lead = layer.ndim - 2
         if lead == 0:
@@ -356,6 +275,15 @@ class SpotsWidget(QWidget):
             int(np.clip(round(point[i]), 0, layer.data.shape[i] - 1)) for i in range(lead)
         )
         return np.asarray(layer.data[index]), index
+
+    def update_offset_check(self) -> None:
+        """Compare the camera offset with the current plane; propose an estimate if it is off."""
+        layer = self.image_layer()
+        if layer is None:
+            self.camera.show_offset_check(None)
+            return
+        frame, _ = self._current_plane(layer)
+        self.camera.show_offset_check(check_offset(frame, self.offset_spin.value()))
 
     def update_preview(self) -> None:
         """Candidates of the current frame with the current filter and threshold."""
@@ -383,7 +311,9 @@ class SpotsWidget(QWidget):
             return
         data = np.column_stack([np.tile(index, (len(coords), 1)), coords]) if index else coords
         data = data.reshape(-1, layer.ndim).astype(float)
-        self.preview_label.setText(f"{len(coords)} candidates on this frame")
+        source = self.state.source
+        kept = self.state.kept_on_plane(index) if source and source.name == layer.name else None
+        self.preview_label.setText(preview_text(len(coords), kept))
         if PREVIEW_NAME in self.viewer.layers:
             preview = self.viewer.layers[PREVIEW_NAME]
             if preview.ndim == layer.ndim:
@@ -410,12 +340,15 @@ class SpotsWidget(QWidget):
         self.preview_label.setText("")
 
     def _detect_layer(self) -> Any:
-        name = self.detect_combo.currentText()
-        if name and name != "(same image)" and name in self.viewer.layers:
-            return self.viewer.layers[name]
-        return None
+        name = self.detect.detect_name()
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
 
     # ----------------------------------------------------------------- run
+    def _snapshot(self, layer: Any, axes: str, pixel_size: float) -> SourceSnapshot:
+        return SourceSnapshot(
+            layer.data, axes, layer.name, tuple(layer.scale), tuple(layer.units), pixel_size
+        )
+
     def run(self) -> Any:
         """Detect and fit on the whole stack in a worker (progress, Cancel)."""
         layer = self.image_layer()
@@ -431,75 +364,85 @@ class SpotsWidget(QWidget):
         if not axes:
             show_error(f"Spots: cannot find spots in a {layer.ndim}-dimensional layer")
             return None
-        stack = layer.data  # a snapshot reference: the worker never touches the layer
+        source = self._snapshot(layer, axes, cfg.pixel_size)  # the worker never touches the layer
+        stack = source.stack
         other = self._detect_layer()
         detect_on = None if other is None else other.data
-        self._source = (stack, axes, layer.name, tuple(layer.scale), tuple(layer.units))
+        merge = source.is_volume and self.merge_z_check.isChecked()
 
         def factory(should_stop):
-            return find_spots(stack, cfg, axes=axes, detect_on=detect_on, should_stop=should_stop)
+            events = find_spots(stack, cfg, axes=axes, detect_on=detect_on, should_stop=should_stop)
+            return merged_in_z(events) if merge else events
 
-        return self.jobs.start(factory, on_done=self._show_result, label="finding spots")
+        return self.jobs.start(
+            factory, on_done=lambda t: self._show_result(t, source), label="finding spots"
+        )
 
-    def _show_result(self, table: pd.DataFrame | None) -> None:
-        if table is None or self._source is None:
+    def _show_result(self, table: pd.DataFrame | None, source: SourceSnapshot) -> None:
+        if table is None:
             return
         psf = table.attrs.get("psf_sigma")
-        table = table.copy()
-        table["user"] = False
-        self.table = table
+        self.state.set_result(source, table)
         if psf:  # the rules the pipeline applied, around the PSF width the data show
             self.rules_edit.setPlainText(default_rules(float(psf)).to_yaml())
         self._update_points()
 
     def _update_points(self) -> None:
-        assert self.table is not None and self._source is not None
-        _, axes, name, scale, units = self._source
-        table = self.table
-        ndim = len(axes)
-        data, meta, _ = table_to_points(table, name=points_name(name), ndim=3 if ndim >= 3 else 2)
-        if ndim == 4:  # (T, Z, Y, X)
-            data = np.column_stack([table["frame"], table["z"], table["y"], table["x"]])
-        elif ndim == 3 and axes[0] == "Z":
-            data[:, 0] = table["z"].to_numpy()
-        meta["scale"] = scale
-        meta["units"] = units
+        state = self.state
+        assert state.table is not None and state.source is not None
+        source = state.source
+        table = state.shown_table()
+        ndim = len(source.axes)
+        _, meta, _ = table_to_points(table, name=points_name(source.name), ndim=min(ndim, 3))
+        meta["scale"] = source.scale
+        meta["units"] = source.units
         meta.pop("axis_labels", None)
         layer_name = meta.pop("name")
-        kind = table.attrs.get("centroid_model")
+        kind = state.table.attrs.get("centroid_model")
         if kind:  # placed by an ML model: its own layer, beside the fitted one
-            layer_name = f"{name} {kind} centroids"
+            layer_name = f"{source.name} {kind} centroids"
         if layer_name in self.viewer.layers:  # a rerun replaces the layer of its own kind
             self.viewer.layers.remove(layer_name)
-        self.points = self.viewer.add_points(data.reshape(-1, ndim), name=layer_name, **meta)
+        self.points = self.viewer.add_points(state.coords(table), name=layer_name, **meta)
         self.points.bind_key("g", lambda _layer: self.mark_selected("good"), overwrite=True)
         self.points.bind_key("b", lambda _layer: self.mark_selected("bad"), overwrite=True)
-        self.filter.set_table(table)
+        self.filter.set_table(state.table)
+        state.ranges = dict(self.filter.ranges)
         self._refresh_views()
         # the results replace the preview; ticking the box brings it back
         self.preview_check.setChecked(False)
         self._remove_preview()
 
-    def _refresh_views(self) -> None:
-        if self.table is None:
+    def _render_points(self) -> None:
+        """The points layer holds the shown rows only: napari draws every point of a layer
+        whose dimensions are all displayed, whatever ``shown`` says."""
+        if self.points is None or self.state.table is None:
             return
-        table = self.table
-        shown = self.filter.mask(table)
-        if self.points is not None:
-            self.points.shown = shown
-        n_good = int((table["class"] == "good").sum())
-        frames = table["frame"].nunique() if len(table) else 0
-        self.summary.setText(
-            f"{len(table)} spots in {frames} frame(s): {n_good} good, {len(table) - n_good} bad"
-        )
-        self.table_view.show_table(table)
-        self.histograms.show_table(table, self.pixel_spin.value(), shown)
+        table = self.state.shown_table()
+        with self.points.events.blocker_all():
+            self.points.selected_data = set()
+            self.points.data = self.state.coords(table)
+            self.points.features = table
+            self.points.border_color = class_colors(table["class"].to_numpy())
+            self.points.size = point_sizes(table)
+        self.points.refresh()
+
+    def _refresh_views(self) -> None:
+        state = self.state
+        if state.table is None or state.source is None:
+            return
+        shown = self.filter.mask(state.table)
+        self._render_points()
+        self.summary.setText(state.summary())
+        self.table_view.show_table(state.shown_table(), volume=state.source.is_volume)
+        self.histograms.show_table(state.table, state.source.pixel_size, shown)
 
     def _filter_points(self) -> None:
+        self.state.ranges = dict(self.filter.ranges)
         self._refresh_views()
 
     def _go_to_spot(self, row: int) -> None:
-        if self.points is None or self.table is None or row >= len(self.table):
+        if self.points is None or row >= len(self.points.data):
             return
         self.points.selected_data = {row}
         if self.points.ndim > 2:
@@ -513,18 +456,10 @@ class SpotsWidget(QWidget):
     def set_classes(
         self, classes: np.ndarray, *, rows: np.ndarray | None = None, user: bool = False
     ) -> None:
-        """Set ``class`` (all rows or ``rows``); recolours the points and the views."""
-        if self.table is None:
+        """Set ``class`` (all rows or ``rows`` of :attr:`table`); recolours points and views."""
+        if self.state.table is None:
             return
-        idx = np.arange(len(self.table)) if rows is None else np.asarray(rows, int)
-        col = self.table.columns.get_loc("class")
-        self.table.iloc[idx, col] = np.asarray(classes, object)
-        if user:
-            self.table.iloc[idx, self.table.columns.get_loc("user")] = True
-        if self.points is not None:
-            self.points.features = self.table.reset_index(drop=True)
-            self.points.border_color = class_colors(self.table["class"].to_numpy())
-            self.points.size = point_sizes(self.table)
+        self.state.set_classes(classes, rows=rows, user=user)
         self._refresh_views()
 
     def mark_selected(self, label: str) -> None:
@@ -532,7 +467,8 @@ class SpotsWidget(QWidget):
         if self.points is None or not self.points.selected_data:
             show_info("Select spots in the points layer first (S key, then click or drag).")
             return
-        rows = np.array(sorted(self.points.selected_data))
+        selected = np.array(sorted(self.points.selected_data), int)
+        rows = self.state.shown_rows()[selected]  # the layer holds the shown rows only
         self.set_classes(np.full(len(rows), label, object), rows=rows, user=True)
 
     def rules(self) -> RuleSet:
@@ -543,50 +479,39 @@ class SpotsWidget(QWidget):
 
     def apply_rules(self) -> None:
         """Classify with the rules in the editor; the user's own marks are kept."""
-        if self.table is None:
+        if self.state.table is None:
             return
         try:
-            classes = self.rules().classify(self.table)
+            classes = self.rules().classify(self.state.table)
         except (ValueError, KeyError) as exc:
             show_error(f"Spots rules: {exc}")
             return
-        keep = self.table["user"].to_numpy(bool)
-        classes[keep] = self.table["class"].to_numpy()[keep]
-        self.set_classes(classes)
+        self.set_classes(self.state.keep_user_marks(classes))
 
     def retrain(self) -> Any:
         """Train the classifier on the current classes in a worker, then apply it."""
-        if self.table is None or self._source is None:
+        state = self.state
+        if state.table is None or state.source is None:
             show_info("Run the spot finder first.")
             return None
-        table = self.table.copy()
+        table = state.table.copy()
         labels = table["class"].to_numpy()
-        stack, axes = self._source[0], self._source[1]
+        stack, axes = state.source.stack, state.source.axes
         box = self.box_spin.value()
 
         def factory(should_stop):
-            images = spot_images(stack, table, box, axes)
-            clf = None
-            for event in train_classifier(table, labels, images, box=box, should_stop=should_stop):
-                if isinstance(event, Done):
-                    clf = event.result
-                    break
-                yield event
-            predicted = clf.predict(table, images) if clf is not None else None
-            yield Progress(1, 1, "classifier trained")
-            yield Done((clf, predicted))
+            return retrain_classifier(
+                stack, table, labels, axes=axes, box=box, should_stop=should_stop
+            )
 
         return self.jobs.start(factory, on_done=self._trained, label="training the classifier")
 
     def _trained(self, result: Any) -> None:
         clf, predicted = result
-        if clf is None or self.table is None:
+        if clf is None or self.state.table is None:
             return
-        self.classifier = clf
-        keep = self.table["user"].to_numpy(bool)
-        classes = np.asarray(predicted, object)
-        classes[keep] = self.table["class"].to_numpy()[keep]
-        self.set_classes(classes)
+        self.state.classifier = clf
+        self.set_classes(self.state.keep_user_marks(predicted))
         self.classifier_label.setText(
             f"classifier: trained on {clf.info.get('n_good')} good, "
             f"{clf.info.get('n_bad')} bad spots"
@@ -603,11 +528,12 @@ class SpotsWidget(QWidget):
         cfg = self.config()
         if simulated:
             source = None
-        elif self.table is None or self._source is None:
+        elif not self.state.has_result:
             show_info("Run the spot finder first, or train on simulated spots.")
             return None
         else:
-            source = (self._source[0], self.table.copy(), self._source[1])
+            run = self.state.source
+            source = (run.stack, self.state.table.copy(), run.axes)
 
         def factory(should_stop):
             if source is None:
@@ -632,7 +558,7 @@ class SpotsWidget(QWidget):
     def _centroid_trained(self, model: Any) -> None:
         if model is None:
             return
-        self.centroid_model = model
+        self.state.centroid_model = model
         i = model.info
         self.centroid_label.setText(
             f"centroid {model.kind}: std {i['std_x']:.3f} / {i['std_y']:.3f} px (x / y) vs "
@@ -652,13 +578,16 @@ class SpotsWidget(QWidget):
         if not axes:
             show_info("Open an image first: the Spots dock works on an image layer.")
             return None
-        cfg, model, stack = self.config(), self.centroid_model, layer.data
-        self._source = (stack, axes, layer.name, tuple(layer.scale), tuple(layer.units))
+        cfg, model = self.config(), self.centroid_model
+        source = self._snapshot(layer, axes, cfg.pixel_size)
+        stack = source.stack
 
         def factory(should_stop):
             return locate_with_model(stack, model, cfg, axes=axes, should_stop=should_stop)
 
-        return self.jobs.start(factory, on_done=self._show_result, label="ML centroids")
+        return self.jobs.start(
+            factory, on_done=lambda t: self._show_result(t, source), label="ML centroids"
+        )
 
     def save_classifier(self, path: str) -> Path:
         if self.classifier is None:
@@ -667,26 +596,25 @@ class SpotsWidget(QWidget):
 
     def load_classifier(self, path: str) -> None:
         """Load a classifier and apply it to the current spots (user marks kept)."""
-        self.classifier = SpotClassifier.load(path)
+        state = self.state
+        clf = state.classifier = SpotClassifier.load(path)
         self.classifier_label.setText(f"classifier: {Path(path).name}")
-        if self.table is not None and self._source is not None:
+        if state.table is not None and state.source is not None:
             images = (
-                spot_images(self._source[0], self.table, self.classifier.box, self._source[1])
-                if self.classifier.use_image
+                spot_images(state.source.stack, state.table, clf.box, state.source.axes)
+                if clf.use_image
                 else None
             )
-            classes = self.classifier.predict(self.table, images)
-            keep = self.table["user"].to_numpy(bool)
-            classes[keep] = self.table["class"].to_numpy()[keep]
-            self.set_classes(classes)
+            self.set_classes(state.keep_user_marks(clf.predict(state.table, images)))
 
     def save_csv(self, path: str) -> Path:
+        """Write the spots the filter shows, at the pixel size the run used."""
         from ..io.spots_csv import write_spots_csv
 
-        if self.table is None:
-            raise ValueError("no spots to save")
-        table = self.table.drop(columns=["user"])
-        return write_spots_csv(path, table, pixel_size=self.pixel_spin.value(), overwrite=True)
+        table = self.state.export_table()  # ValueError when there are no spots
+        assert self.state.source is not None
+        pixel_size = self.state.source.pixel_size
+        return write_spots_csv(path, table, pixel_size=pixel_size, overwrite=True)
 
     def _save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save spots", "spots.csv", "CSV (*.csv)")

@@ -19,6 +19,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..spots.dock_state import Ranges, range_mask, range_text
+
 TABLE_COLUMNS = [
     "frame",
     "y",
@@ -31,6 +33,10 @@ TABLE_COLUMNS = [
     "class",
 ]
 MAX_ROWS = 1000
+ONE_BASED = ("frame",)
+"""Columns shown 1-based, as the CSV writes them."""
+PREFERRED_FILTERS = ("significance", "photons", "uncertainty", "sigma")
+"""The feature the range filter starts on: the first of these in the table."""
 
 
 class FeatureTable(QTableWidget):
@@ -47,17 +53,30 @@ class FeatureTable(QTableWidget):
         self.setMinimumHeight(150)
         self.cellClicked.connect(lambda row, _col: self.spot_clicked.emit(row))
 
-    def show_table(self, table: pd.DataFrame) -> None:
+        self.columns = list(TABLE_COLUMNS)
+
+    def show_table(self, table: pd.DataFrame, *, volume: bool = False) -> None:
+        """The first rows of ``table``; ``frame`` 1-based as in the CSV; ``volume`` adds the
+        slice (``z``, as in the CSV)."""
+        columns = list(TABLE_COLUMNS)
+        if volume:
+            columns.insert(1, "z")
+        if columns != self.columns:
+            self.columns = columns
+            self.setColumnCount(len(columns))
+            self.setHorizontalHeaderLabels(columns)
         n = min(len(table), MAX_ROWS)
         self.setRowCount(n)
-        for j, col in enumerate(TABLE_COLUMNS):
+        for j, col in enumerate(columns):
             values = table[col].to_numpy()[:n] if col in table else [""] * n
+            if col in ONE_BASED and col in table:
+                values = np.asarray(values, int) + 1
             for i, v in enumerate(values):
                 text = f"{v:.4g}" if isinstance(v, float | np.floating) else str(v)
                 self.setItem(i, j, QTableWidgetItem(text))
 
     def cell_text(self, row: int, column: str) -> str:
-        item = self.item(row, TABLE_COLUMNS.index(column))
+        item = self.item(row, self.columns.index(column))
         return item.text() if item is not None else ""
 
 
@@ -126,7 +145,7 @@ class FeatureFilter(QWidget):
         self.slider.setDecimals(3)
         self.reset_button = QPushButton("Show all")
         self.summary = QLabel("")
-        self.ranges: dict[str, tuple[float, float]] = {}
+        self.ranges: Ranges = {}
         self._table: pd.DataFrame | None = None
         self._updating = False
         row = QHBoxLayout()
@@ -151,6 +170,8 @@ class FeatureFilter(QWidget):
             and pd.api.types.is_numeric_dtype(table[c])
         ]
         current = self.feature.currentText()
+        if current not in numeric:  # a first table: a quality feature, not a coordinate
+            current = next((c for c in PREFERRED_FILTERS if c in numeric), "")
         self._updating = True
         self.feature.clear()
         self.feature.addItems(numeric)
@@ -199,16 +220,9 @@ class FeatureFilter(QWidget):
         self.changed.emit()
 
     def mask(self, table: pd.DataFrame) -> np.ndarray:
-        keep = np.ones(len(table), bool)
-        for name, (lo, hi) in self.ranges.items():
-            if name in table:
-                v = pd.to_numeric(table[name], errors="coerce").to_numpy(float)
-                keep &= (v >= lo - 1e-12) & (v <= hi + 1e-12)
-        text = ", ".join(f"{lo:.3g} <= {k} <= {hi:.3g}" for k, (lo, hi) in self.ranges.items())
-        self.summary.setText(
-            f"showing {int(keep.sum())} of {len(table)}" + (f": {text}" if text else "")
-        )
-        return keep
+        """True for the rows inside every range; the label says how many are shown."""
+        self.summary.setText(range_text(table, self.ranges))
+        return range_mask(table, self.ranges)
 
 
 def connect_all(signals: list[Any], slot: Callable[..., Any]) -> None:

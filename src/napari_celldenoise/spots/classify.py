@@ -317,3 +317,38 @@ def apply_classifier(
             images = spot_images(frames, out, source.box, axes)
         out["class"] = source.predict(out, images)
     return out
+
+
+def retrain_classifier(
+    stack: np.ndarray,
+    table: pd.DataFrame,
+    labels: np.ndarray,
+    *,
+    axes: str,
+    box: int = 7,
+    should_stop: ShouldStop = never_stop,
+) -> Iterator[Event]:
+    """Job generator: train a :class:`SpotClassifier` on ``labels`` and classify ``table``.
+
+    Cuts the spot images out of ``stack`` (``axes`` as in the pipeline), trains as
+    :func:`train_classifier` does and predicts every row with the new classifier.
+
+    Returns
+    -------
+    Iterator[Event]
+        Progress and log events, then ``Done((classifier, predicted))``: the classifier and
+        one class per row of ``table``; ``Done((None, None), stopped=True)`` when stopped.
+    """
+    images = spot_images(stack, table, box, axes)
+    clf = None
+    for event in train_classifier(table, labels, images, box=box, should_stop=should_stop):
+        if isinstance(event, Done):
+            clf = event.result
+            break
+        yield event
+    if clf is None:
+        yield Done((None, None), stopped=True)
+        return
+    predicted = clf.predict(table, images)
+    yield Progress(1, 1, "classifier trained")
+    yield Done((clf, predicted))
