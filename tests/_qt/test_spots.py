@@ -193,3 +193,204 @@ def test_spots_layer_name_does_not_repeat_spots():
     assert points_name("movie") == "movie spots"
     assert points_name("spots") == "spots (found)"
     assert points_name("Telomere spots") == "Telomere spots (found)"
+
+
+# --------------------------------------------------------------------- issue 24 fixes
+def _spot_pixels(viewer) -> int:
+    """Pixels of the canvas drawn in a class colour (the image layers are hidden)."""
+    for layer in viewer.layers:
+        if layer.__class__.__name__ == "Image":
+            layer.visible = False
+    rgb = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return int((((g - r) > 60) & ((g - b) > 60) | ((r - g) > 60) & ((r - b) > 60)).sum())
+
+
+def _volume(n_slices=5, seed=4):
+    """A ZYX volume whose spots span three consecutive slices (1-3), and its spot count."""
+    frames, truth = simulate_spots(1, (64, 64), n_spots=8, background=10.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    empty = lambda: (100 + 2 * rng.poisson(10.0, (64, 64))).astype(np.uint16)  # noqa: E731
+    planes = [empty(), frames[0], frames[0], frames[0]] + [empty() for _ in range(n_slices - 4)]
+    return np.stack(planes), len(truth)
+
+
+@pytest.fixture
+def flat(make_napari_viewer, qtbot):
+    from napari_celldenoise._qt.spots import SpotsWidget
+
+    viewer = make_napari_viewer(show=True)  # a hidden canvas renders nothing
+    frames, _ = simulate_spots(1, (64, 64), n_spots=20, background=10.0, seed=7)
+    viewer.add_image(frames[0], name="cells", scale=(0.065, 0.065), units=("µm", "µm"))
+    widget = SpotsWidget(viewer)
+    qtbot.addWidget(widget)
+    return viewer, widget
+
+
+@pytest.mark.parametrize("ndisplay", [2, 3])
+def test_range_filter_hides_spots_on_the_canvas_table_and_csv(flat, qtbot, tmp_path, ndisplay):
+    from napari_celldenoise.io.spots_csv import read_spots_csv
+
+    viewer, widget = flat
+    _run(widget, qtbot)
+    viewer.dims.ndisplay = ndisplay
+    viewer.reset_view()
+    n = len(widget.table)
+    assert n >= 15 and widget.table_view.rowCount() == n
+    before = _spot_pixels(viewer)
+    photons = widget.table["photons"].to_numpy()
+    cut = float(np.sort(photons)[-3])  # the three brightest
+    widget.filter.set_range("photons", cut, float(photons.max()))
+    assert widget.filter.summary.text().startswith(f"showing 3 of {n}")
+    after = _spot_pixels(viewer)
+    assert 0 < after < before / 3  # every 2D point was drawn before the fix
+    assert len(viewer.layers["cells spots"].data) == 3
+    assert widget.table_view.rowCount() == 3
+    assert all(float(widget.table_view.cell_text(i, "photons")) >= cut * 0.999 for i in range(3))
+    back = read_spots_csv(widget.save_csv(str(tmp_path / "shown.csv")))
+    assert len(back) == 3 and (back["photons"] >= cut * 0.999).all()
+    widget.filter.reset()
+    assert len(viewer.layers["cells spots"].data) == n and _spot_pixels(viewer) > 2 * after
+
+
+def test_marking_a_filtered_spot_marks_that_spot(flat, qtbot):
+    viewer, widget = flat
+    _run(widget, qtbot)
+    photons = widget.table["photons"].to_numpy()
+    brightest = int(np.argmax(photons))
+    widget.filter.set_range("photons", float(photons.max()), float(photons.max()))
+    points = viewer.layers["cells spots"]
+    points.selected_data = {0}
+    widget.mark_selected("bad")
+    assert widget.table["class"].iat[brightest] == "bad" and widget.table["user"].iat[brightest]
+    assert (widget.table["class"] == "bad").sum() >= 1
+    np.testing.assert_allclose(points.border_color[0, :3], RED, atol=0.01)
+
+
+def test_table_frames_are_one_based_as_in_the_csv_and_filter_starts_on_a_quality(
+    dock, qtbot, tmp_path
+):
+    from napari_celldenoise.io.spots_csv import to_csv_frame
+
+    _, widget, _ = dock
+    _run(widget, qtbot)
+    csv = to_csv_frame(widget.table)
+    for i in (0, widget.table_view.rowCount() - 1):
+        assert widget.table_view.cell_text(i, "frame") == str(csv["frame"].iat[i])
+    assert widget.table_view.cell_text(0, "frame") == "1"
+    assert widget.filter.feature.currentText() == "significance"
+
+
+def test_volume_counts_slices_and_merges_a_spot_across_slices(make_napari_viewer, qtbot):
+    from napari_celldenoise._qt.spots import SpotsWidget
+
+    viewer = make_napari_viewer()
+    volume, n_true = _volume()
+    viewer.add_image(volume, name="vol", axis_labels=("z", "y", "x"))
+    widget = SpotsWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.merge_z_check.setChecked(False)
+    _run(widget, qtbot)
+    per_slice = len(widget.table)
+    assert per_slice >= 2.5 * n_true
+    text = widget.summary.text()
+    assert f"{per_slice} 2D spots in 5 slices, per slice" in text and "frame" not in text
+    assert widget.table_view.columns[:2] == ["frame", "z"]
+    widget.merge_z_check.setChecked(True)
+    _run(widget, qtbot)
+    assert n_true - 1 <= len(widget.table) <= n_true + 1
+    assert f"spots in 5 slices (merged in Z from {per_slice} 2D fits)" in widget.summary.text()
+    assert set(widget.table["n_slices"]) <= {1, 2, 3} and widget.table["n_slices"].max() == 3
+
+
+def test_preview_layers_are_not_offered_as_input(dock):
+    viewer, widget, _ = dock
+    viewer.add_image(np.zeros((32, 32)), name="preview")  # the Classical dock's
+    viewer.add_image(np.zeros((32, 32)), name="n2v preview")
+    viewer.add_image(np.zeros((32, 32)), name="other")
+    names = widget.detect.layer_names()
+    assert "preview" not in names and "n2v preview" not in names and "other" in names
+    detect = [widget.detect_combo.itemText(i) for i in range(widget.detect_combo.count())]
+    assert "preview" not in detect
+
+
+def test_pixel_size_follows_the_layer_and_marks_an_uncalibrated_one(dock, qtbot, tmp_path):
+    viewer, widget, _ = dock
+    viewer.add_image(np.zeros((32, 32)), name="calibrated", scale=(0.065, 0.065), units="µm")
+    viewer.add_image(np.zeros((32, 32)), name="plain")
+    widget.layer_combo.setCurrentText("calibrated")
+    assert widget.pixel_spin.value() == pytest.approx(65.0)
+    assert widget.camera.pixel_label.isHidden()
+    widget.layer_combo.setCurrentText("plain")
+    assert widget.pixel_spin.value() == pytest.approx(100.0)
+    assert not widget.camera.pixel_label.isHidden()
+    assert "not calibrated" in widget.camera.pixel_label.text()
+    widget.layer_combo.setCurrentText("calibrated")
+    assert widget.pixel_spin.value() == pytest.approx(65.0) and widget.camera.pixel_label.isHidden()
+    # a CSV keeps the pixel size of the run, whatever layer is picked after it
+    widget.layer_combo.setCurrentText("movie")
+    _run(widget, qtbot)
+    widget.layer_combo.setCurrentText("plain")
+    from napari_celldenoise.io.spots_csv import read_spots_csv
+
+    back = read_spots_csv(widget.save_csv(str(tmp_path / "m.csv")))
+    assert back.attrs["pixel_size"] == pytest.approx(100.0)
+    widget.layer_combo.setCurrentText("calibrated")
+    back = read_spots_csv(widget.save_csv(str(tmp_path / "m2.csv")))
+    assert back.attrs["pixel_size"] == pytest.approx(100.0)
+
+
+def test_offset_far_below_the_image_is_flagged_and_the_estimate_applied(make_napari_viewer, qtbot):
+    from napari_celldenoise._qt.spots import SpotsWidget
+    from napari_celldenoise.spots.simulate import Camera
+
+    viewer = make_napari_viewer()
+    frames, _ = simulate_spots(
+        1, (96, 96), n_spots=20, background=20.0, camera=Camera(offset=1000.0), seed=2
+    )
+    viewer.add_image(frames[0], name="bright base")
+    widget = SpotsWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.update_live()
+    camera = widget.camera
+    assert widget.offset_spin.value() == 100.0
+    assert not camera.offset_label.isHidden() and "far below" in camera.offset_label.text()
+    assert camera.offset_button.text().startswith("Use ")
+    proposed = float(camera.offset_button.text().split()[1])
+    assert 1000.0 <= proposed <= 1040.0
+    camera.offset_button.click()
+    assert widget.offset_spin.value() == pytest.approx(proposed)
+    widget.update_live()
+    assert camera.offset_label.isHidden() and camera.offset_button.isHidden()
+    widget.offset_spin.setValue(5000.0)
+    widget.update_live()
+    assert "above the image's darkest 1 %" in camera.offset_label.text()
+
+
+def test_preview_says_it_counts_raw_candidates_and_what_the_run_kept(dock, qtbot):
+    viewer, widget, _ = dock
+    widget.update_preview()
+    assert "raw candidates on this frame, before the fit" in widget.preview_label.text()
+    _run(widget, qtbot)
+    widget.preview_check.setChecked(True)
+    widget.update_preview()
+    frame = viewer.dims.current_step[0]
+    kept = int((widget.table["frame"] == frame).sum())
+    assert widget.preview_label.text().endswith(f"the last run kept {kept} here")
+
+
+def test_smfish_offset_flagged_on_real_data(make_napari_viewer, qtbot, shared_data):
+    import tifffile
+
+    from napari_celldenoise._qt.spots import SpotsWidget
+
+    path = shared_data("spots", "airlocalize_smfish", "2DsmFISH_humCells.tif")
+    viewer = make_napari_viewer()
+    image = tifffile.imread(path)
+    viewer.add_image(image, name="smfish")
+    widget = SpotsWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.update_live()
+    assert "far below" in widget.camera.offset_label.text()
+    widget.camera.offset_button.click()
+    assert image.min() <= widget.offset_spin.value() <= np.percentile(image, 1)

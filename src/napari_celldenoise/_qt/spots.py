@@ -419,13 +419,11 @@ class SpotsWidget(QWidget):
         if self.points is None or self.state.table is None:
             return
         table = self.state.shown_table()
-        with self.points.events.blocker_all():
-            self.points.selected_data = set()
-            self.points.data = self.state.coords(table)
-            self.points.features = table
-            self.points.border_color = class_colors(table["class"].to_numpy())
-            self.points.size = point_sizes(table)
-        self.points.refresh()
+        self.points.selected_data = set()
+        self.points.data = self.state.coords(table)
+        self.points.features = table
+        self.points.border_color = class_colors(table["class"].to_numpy())
+        self.points.size = point_sizes(table)
 
     def _refresh_views(self) -> None:
         state = self.state
