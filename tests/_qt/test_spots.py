@@ -356,6 +356,12 @@ def test_offset_far_below_the_image_is_flagged_and_the_estimate_applied(make_nap
     assert widget.offset_spin.value() == 100.0
     assert not camera.offset_label.isHidden() and "far below" in camera.offset_label.text()
     assert camera.offset_button.text().startswith("Use ")
+    # the whole warning is readable in the dock, not clipped to the row of its button
+    widget.resize(420, 900)
+    widget.show()
+    qtbot.waitExposed(widget)
+    label = camera.offset_label
+    assert label.height() >= label.heightForWidth(label.width()) > 0
     proposed = float(camera.offset_button.text().split()[1])
     assert 1000.0 <= proposed <= 1040.0
     camera.offset_button.click()

@@ -7,7 +7,6 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QWidget,
@@ -47,12 +46,10 @@ class CameraBox(QGroupBox):
         self.pixel_label.setStyleSheet("color: #ffb040")
         self.pixel_label.hide()
         self._estimate: float | None = None
-        offset_row = QHBoxLayout()
-        offset_row.addWidget(self.offset_label, 1)
-        offset_row.addWidget(self.offset_button)
         form.addRow("preset", self.preset_combo)
         form.addRow("offset (ADU)", self.offset_spin)
-        form.addRow(offset_row)
+        form.addRow(self.offset_label)  # a row of its own, so the warning wraps to its height
+        form.addRow(self.offset_button)
         form.addRow("sensitivity (e-/ADU)", self.sensitivity_spin)
         form.addRow("read noise (e-)", self.read_noise_spin)
         form.addRow("EM gain", self.em_gain_spin)
