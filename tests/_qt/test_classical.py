@@ -165,3 +165,39 @@ def test_noise_dock_estimates_adds_and_compares(make_napari_viewer, qtbot):
     expected = 10 * np.log10(float(np.ptp(clean)) ** 2 / 16.0)
     assert values["psnr"] == pytest.approx(expected, abs=0.2)
     assert "PSNR" in widget.cmp_result.text()
+
+
+def _notifications():
+    from napari.utils.notifications import notification_manager
+
+    seen = []
+    notification_manager.notification_ready.connect(lambda n: seen.append(str(n.message)))
+    return seen
+
+
+def test_a_volume_too_thin_for_bm4d_is_refused_with_a_note_and_no_layer(make_napari_viewer, qtbot):
+    """Two planes in true 3D with BM3D: the reason beside the sliders and as a notification,
+    no preview, no result layer, and the dock stays usable."""
+    from napari_celldenoise._qt.classical import ClassicalDenoiseWidget
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.normal(100, 5, (2, 48, 48)).astype(np.float32), name="two planes")
+    widget = ClassicalDenoiseWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.show()
+    seen = _notifications()
+    widget.set_layer("two planes")
+    widget.set_method("bm3d")
+    widget.three_d.setChecked(True)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=5000)
+    assert widget.size_note.isVisible() and "at least 6 px" in widget.size_note.text()
+    assert "preview" not in viewer.layers
+    layers = len(viewer.layers)
+    assert widget.apply_to_stack() is None
+    qtbot.wait(50)
+    assert len(viewer.layers) == layers and not widget.jobs.running
+    assert any("bm3d" in m and "2 x 48 x 48" in m for m in seen)
+    widget.three_d.setChecked(False)  # plane by plane: 48 x 48 planes are fine
+    qtbot.waitUntil(lambda: "preview" in viewer.layers and not widget.busy, timeout=60000)
+    assert not widget.size_note.isVisible()

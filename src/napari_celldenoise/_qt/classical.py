@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..classical.apply import NoiseInfo, describe_params, filter_block, noise_info, plan_blocks
-from ..classical.params import Param
+from ..classical.params import ImageTooSmall, Param
 from ..classical.registry import METHODS, Method
 from ..jobs import Done
 from .axes_choice import AxesChoice
@@ -160,6 +160,11 @@ class ClassicalDenoiseWidget(QWidget):
         self.apply_button = QPushButton("Apply to stack")
         self.tune_label = QLabel("")
         self.tune_label.setWordWrap(True)
+        self.size_note = QLabel("")  # why the method cannot run on this image
+        self.size_note.setWordWrap(True)
+        self.size_note.setStyleSheet("color: #e0a040")
+        self.size_note.hide()
+        self._size_message: str | None = None
         self.jobs = JobPanel()
         self.canvas, self.axes = _make_canvas()
 
@@ -173,6 +178,7 @@ class ClassicalDenoiseWidget(QWidget):
         layout.addWidget(self.three_d)
         layout.addWidget(self.vst)
         layout.addLayout(self.form)
+        layout.addWidget(self.size_note)
         layout.addWidget(self.live)
         buttons = QHBoxLayout()
         buttons.addWidget(self.tune_button)
@@ -310,7 +316,11 @@ class ClassicalDenoiseWidget(QWidget):
             if len(plan.block_axes) == 3:
                 third = axes.index(plan.block_axes[0])
                 i = idx[third]
-                lo, hi = max(0, i - SLAB), min(data.shape[third], i + SLAB + 1)
+                # a full slab near the ends too: a method's minimum depth is met wherever
+                # the volume is deep enough for it
+                n = data.shape[third]
+                lo = max(0, min(i - SLAB, n - (2 * SLAB + 1)))
+                hi = min(n, lo + 2 * SLAB + 1)
                 sel = [*list(idx), slice(None), slice(None)]
                 sel[third] = slice(lo, hi)
                 return np.asarray(data[tuple(sel)], dtype=np.float32), i - lo
@@ -329,6 +339,8 @@ class ClassicalDenoiseWidget(QWidget):
         info = self.noise()
         params = self.params()
         block, at = self._preview_input()
+        if self.refuse_small(block.shape, params):
+            return
         self._request += 1
         request = self._request
         if not self.method.heavy and at is None:
@@ -406,6 +418,26 @@ class ClassicalDenoiseWidget(QWidget):
         preview.metadata["method"] = self.method.name
         self.preview_updated.emit()
 
+    def refuse_small(self, shape: tuple[int, ...], params: dict, *, notify: bool = False) -> bool:
+        """True (with the reason beside the sliders and as a notification) when the method
+        cannot run on blocks of ``shape``; the notification is shown once per reason unless
+        ``notify`` (a button was pressed)."""
+        from napari.utils.notifications import show_warning
+
+        try:
+            self.method.check_size(shape, params)
+        except ImageTooSmall as exc:
+            message = str(exc)
+            self.size_note.setText(message)
+            self.size_note.show()
+            if notify or message != self._size_message:
+                show_warning(message)
+            self._size_message = message
+            return True
+        self.size_note.hide()
+        self._size_message = None
+        return False
+
     # -- auto-tune and apply -------------------------------------------------------------------
     def auto_tune(self) -> Any:
         from ..classical.autotune import autotune_job
@@ -417,6 +449,8 @@ class ClassicalDenoiseWidget(QWidget):
         block, _ = self._preview_input()  # the plane, or in true 3D the slab around it
         gat = info.gat if self.vst.isChecked() else None
         params = {k: v for k, v in self.params().items() if k != m.main}
+        if self.refuse_small(block.shape, self.params(), notify=True):
+            return None
         max_pixels = 512 * 512 if block.ndim == 2 else 128 * 128
 
         def factory(should_stop):
@@ -462,6 +496,9 @@ class ClassicalDenoiseWidget(QWidget):
         axes = self.layer_axes(layer)
         params = self.params()
         three_d = self.three_d.isChecked()
+        plan = plan_blocks(tuple(data.shape), axes, three_d)
+        if self.refuse_small(plan.block_shape(tuple(data.shape), axes), params, notify=True):
+            return None
         vst = info.gat if self.vst.isChecked() else False
         scale = dict(zip(axes, layer.scale))
         name = f"{layer.name} {m.name}({describe_params(m, params)}){' vst' if vst else ''}"

@@ -35,6 +35,10 @@ class Plan:
     loop_axes: str  # the other axes, iterated
     blocks: list[tuple[int, ...]] = field(default_factory=list)  # indices along loop_axes
 
+    def block_shape(self, shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
+        """The shape of each block of an array of ``shape`` and ``axes``."""
+        return tuple(n for a, n in zip(axes.upper(), shape) if a in self.block_axes)
+
     def index(self, axes: str, where: tuple[int, ...]) -> tuple[Any, ...]:
         pos = dict(zip(self.loop_axes, where))
         return tuple(pos[a] if a in pos else slice(None) for a in axes)
@@ -180,6 +184,7 @@ def denoise_job(
     resolved = m.resolve(params or {}, sigma=sigma)
     if gat is not None:
         yield Log(f"VST: generalized Anscombe with a={gat.a:.4g}, b={gat.b:.4g}")
+    m.check_size(plan.block_shape(tuple(data.shape), axes), resolved)  # before any work
     dtype = np.dtype(out_dtype) if out_dtype is not None else output_dtype(data.dtype)
     out = np.zeros(tuple(data.shape), dtype=dtype)
     spacing = spacing_for(plan, scale)

@@ -236,6 +236,7 @@ def autotune_job(
         sigma = float(noise_sigma) if noise_sigma else estimate_sigma(x)
         sigma = sigma if sigma > 0 else 1.0
     base = m.resolve({k: v for k, v in (params or {}).items() if k != name}, sigma=sigma)
+    m.check_size(x.shape, base)  # before the search, not in its first evaluation
     grid = list(values) if values is not None else spec.search_grid(sigma, n_grid)
     how = replacement or m.tune_replacement
     if how not in ("mean", "random"):

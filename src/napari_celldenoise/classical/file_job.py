@@ -80,6 +80,11 @@ def run_filter_spec(spec: FilterSpec, *, should_stop: ShouldStop = never_stop) -
         raise SpecError(f"{source}: RGB images are not supported; split the colours first")
     if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
         raise SpecError(f"{source}: cannot filter {image.dtype} data")
+    plan = plan_blocks(image.shape, image.axes, cfg.three_d)
+    try:  # before the noise estimate and the auto-tune
+        method.check_size(plan.block_shape(image.shape, image.axes), method.resolve(given))
+    except ParamError as exc:
+        raise SpecError(str(exc)) from None
     start = time.monotonic()
     gat = GAT(float(cfg.noise_a), float(cfg.noise_b)) if cfg.noise_a is not None else None
     info = noise_info(image.data, image.axes, vst=cfg.vst and gat is None)
@@ -87,7 +92,6 @@ def run_filter_spec(spec: FilterSpec, *, should_stop: ShouldStop = never_stop) -
         gat = info.gat
         if info.fit is not None:
             yield Log(f"noise: {info.fit.model}, a={info.fit.a:.4g}, b={info.fit.b:.4g}")
-    plan = plan_blocks(image.shape, image.axes, cfg.three_d)
     tune = None
     if cfg.auto_tune:
         where = plan.blocks[len(plan.blocks) // 2]

@@ -160,7 +160,8 @@ def nlm(
         fast_mode=True,
         channel_axis=None,
     )
-    return out.astype(np.float32, copy=False)
+    # scikit-image drops an axis of length 1 (a 1 x N plane comes back as N): keep the shape
+    return out.astype(np.float32, copy=False).reshape(x.shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,7 +266,7 @@ def bm3d(
         import bm4d as _bm4d
 
         # bm4d knows only its "np" and "refilter" profiles; the 2D noise-level profiles
-        # ("vn", "lc", "high") have no 3D counterpart, so they fall back to "np"
+        # ("vn", "high") have no 3D counterpart, so they fall back to "np"
         profile_3d = profile if profile in ("np", "refilter") else "np"
         out = _bm4d.bm4d(x, sigma_psd=float(sigma), profile=profile_3d)
     return np.asarray(out, dtype=np.float32).reshape(x.shape)

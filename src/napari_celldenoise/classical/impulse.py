@@ -298,8 +298,15 @@ class Reference:
 def build_reference(
     feats: np.ndarray, pool: np.ndarray, k: int, size: int, rng: np.random.Generator
 ) -> Reference:
-    """A random sample (at most ``size``) of ``feats[pool]``, indexed for k-NN queries."""
+    """A random sample (at most ``size``) of ``feats[pool]``, indexed for k-NN queries.
+
+    When the pool holds too few points for ``k`` neighbours (a flat image, whose every pixel
+    is an extreme of its window, or sparse photon counts), every pixel is reference.
+    """
     from sklearn.neighbors import NearestNeighbors
+
+    if len(pool) <= k:
+        pool = np.arange(len(feats))
 
     points = _jitter(feats[_sample(pool, size, rng)], rng)
     nn = NearestNeighbors(n_neighbors=k, algorithm="kd_tree").fit(points)

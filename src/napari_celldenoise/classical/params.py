@@ -24,6 +24,14 @@ class ParamError(ValueError):
     """A parameter name or value the method does not accept (reported as one line)."""
 
 
+class ImageTooSmall(ParamError):
+    """The image (or the block a method sees) is smaller than the method's minimum size.
+
+    Raised before any work is done, so that nothing is half-computed; the message names the
+    method, its minimum and the size it was given.
+    """
+
+
 @dataclass(frozen=True)
 class Param:
     """One parameter of a method.

@@ -7,6 +7,7 @@ denoise" dock (one slider per parameter) and the benchmarks, so that all three a
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import filters, impulse
-from .params import Param, ParamError, Value, resolve
+from .params import ImageTooSmall, Param, ParamError, Value, resolve
 from .vst import GAT
 
 
@@ -39,6 +40,11 @@ class Method:
     tune_replacement
         How auto-tuning fills the masked pixels: ``mean`` or ``random`` neighbour (see
         :func:`.autotune.autotune_job`).
+    too_small
+        ``too_small(shape, params)``: why a block of ``shape`` is below the method's minimum
+        size with these parameters (None when it is not). Checked by :meth:`check_size`
+        before any work, because some libraries fail on small blocks with a traceback or a
+        crash of the whole process.
     """
 
     name: str
@@ -50,6 +56,16 @@ class Method:
     heavy: bool = False
     impulse: bool = False
     tune_replacement: str = "mean"
+    too_small: Callable[[tuple[int, ...], Mapping[str, Any]], str | None] | None = None
+
+    def check_size(self, shape: tuple[int, ...], params: Mapping[str, Any] | None = None) -> None:
+        """:class:`ImageTooSmall` when a block of ``shape`` is below this method's minimum."""
+        if self.too_small is None:
+            return
+        why = self.too_small(tuple(int(n) for n in shape), params or {})
+        if why:
+            size = " x ".join(str(int(n)) for n in shape)
+            raise ImageTooSmall(f"{self.name}: {why} (this block is {size} px)")
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -71,6 +87,7 @@ class Method:
         gat: GAT | None = None,
     ) -> np.ndarray:
         """Run on one 2D plane or 3D block; float32 (float64 kept for impulse repair)."""
+        self.check_size(np.shape(x), params)
         kwargs = dict(params)
         accepted = inspect.signature(self.func).parameters
         if "sigma" in accepted and "sigma" not in kwargs and noise_sigma is not None:
@@ -92,6 +109,34 @@ def _intensity(name: str, default: float, slider: tuple[float, float], help: str
         relative=True,
         log=True,
     )
+
+
+# Smallest side of a block BM3D and BM4D accept. Below it the bm3d/bm4d packages raise "Image
+# cannot be smaller than block size!", and at exactly the block size they crash the process
+# (a segmentation fault, checked with bm3d 4.0 on 8x8 "np", 11x11 "vn" and BM4D on 5x5x5 and
+# 8x8x1): the minimum is one more than the profile's largest block (hard-thresholding 8, Wiener
+# 8 for "np"/"high", 11 for "vn"; BM4D 4 and 5 per side).
+BM3D_MIN_SIDE = {"np": 9, "high": 9, "vn": 12}
+BM4D_MIN_SIDE = 6
+
+
+def _bm3d_too_small(shape: tuple[int, ...], params: Mapping[str, Any]) -> str | None:
+    if len(shape) >= 3:
+        need, what = BM4D_MIN_SIDE, "in 3D (BM4D)"
+    else:
+        profile = str(params.get("profile", "vn"))
+        need, what = BM3D_MIN_SIDE.get(profile, max(BM3D_MIN_SIDE.values())), f"({profile!r})"
+    if min(shape) < need:
+        hint = "; filter plane by plane (no 3D) or" if len(shape) >= 3 else ";"
+        return f"needs at least {need} px on every side {what}{hint} choose another method"
+    return None
+
+
+def _lof_too_small(shape: tuple[int, ...], params: Mapping[str, Any]) -> str | None:
+    k = int(params.get("k", 20))
+    if math.prod(shape) <= k:
+        return f"k={k} neighbours need more than {k} pixels per block; lower k"
+    return None
 
 
 METHODS: dict[str, Method] = {}
@@ -305,15 +350,16 @@ register(
                 "profile",
                 "vn",
                 kind="choice",
-                choices=("vn", "np", "high", "lc"),
+                choices=("vn", "np", "high"),
                 help="bm3d profile: very noisy (default: low-light microscopy), normal, "
-                "high quality, low complexity",
+                "high quality",
             ),
         ),
         main="sigma",
         heavy=True,
         # BM3D is told the noise level: masked pixels must keep it (see autotune_job)
         tune_replacement="random",
+        too_small=_bm3d_too_small,
     )
 )
 register(
@@ -375,6 +421,7 @@ register(
         ),
         heavy=True,
         impulse=True,
+        too_small=_lof_too_small,
     )
 )
 register(
@@ -416,6 +463,7 @@ register(
         ),
         heavy=True,
         impulse=True,
+        too_small=_lof_too_small,
     )
 )
 
