@@ -201,3 +201,16 @@ def test_a_volume_too_thin_for_bm4d_is_refused_with_a_note_and_no_layer(make_nap
     widget.three_d.setChecked(False)  # plane by plane: 48 x 48 planes are fine
     qtbot.waitUntil(lambda: "preview" in viewer.layers and not widget.busy, timeout=60000)
     assert not widget.size_note.isVisible()
+
+
+def test_plots_say_no_data_until_something_is_measured(dock, qtbot):
+    from napari_celldenoise._qt.noise import NoiseWidget
+
+    viewer, widget = dock
+    noise = NoiseWidget(viewer)
+    qtbot.addWidget(noise)
+    for ax in (widget.axes, noise.axes):
+        assert not ax.axison and "no data yet" in ax.texts[0].get_text()
+    noise.est_layer.setCurrentText("noisy")
+    assert noise.estimate() is not None
+    assert noise.axes.axison and not noise.axes.texts

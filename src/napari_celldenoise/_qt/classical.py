@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSlider,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -33,6 +32,7 @@ from ..classical.registry import METHODS, Method
 from ..jobs import Done
 from .axes_choice import AxesChoice
 from .jobs import JobPanel
+from .scroll import scroll_layout
 
 PREVIEW = "preview"
 SLAB = 4  # planes on each side of the current one for a true-3D preview
@@ -166,9 +166,9 @@ class ClassicalDenoiseWidget(QWidget):
         self.size_note.hide()
         self._size_message: str | None = None
         self.jobs = JobPanel()
-        self.canvas, self.axes = _make_canvas()
+        self.canvas, self.axes = _make_canvas("no data yet: Auto-tune plots its loss curve here")
 
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         top = QFormLayout()
         top.addRow("image:", self.layer_combo)
         top.addRow("", self.axes_choice)
@@ -534,7 +534,8 @@ class ClassicalDenoiseWidget(QWidget):
         return self.jobs.start(factory, on_event=on_event, label=f"{m.name} on {layer.name}")
 
 
-def _make_canvas() -> tuple[Any, Any]:
+def _make_canvas(empty: str) -> tuple[Any, Any]:
+    """A plot canvas for a dock; until something is drawn it shows ``empty`` (no fake axes)."""
     try:
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
@@ -543,7 +544,11 @@ def _make_canvas() -> tuple[Any, Any]:
     fig = Figure(figsize=(4, 2.6), dpi=90, tight_layout=True)
     canvas = FigureCanvasQTAgg(fig)
     canvas.setMinimumHeight(200)
-    return canvas, fig.add_subplot(1, 1, 1)
+    ax = fig.add_subplot(1, 1, 1)
+    from ..classical.plots import draw_empty
+
+    draw_empty(ax, empty)
+    return canvas, ax
 
 
 def demo_step(viewer: Any, out: Any, docks: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from ..deep.masks import MIN_MASK_CORRELATION
 from ..io.layers import layer_axes
 from ..jobs import Epoch, Event, Log, Preview, run_in_process
 from .jobs import JobPanel
+from .scroll import scroll_layout
 
 MASK_SIDE = 7
 
@@ -280,7 +281,7 @@ class DeepDenoiseWidget(QWidget):
         self.panel.finished.connect(lambda: self._busy(False))
         self.plot = LossPlot()
 
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         layout.addWidget(self.three_d)
         layout.addWidget(self.mask_box)

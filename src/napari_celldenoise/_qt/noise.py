@@ -18,7 +18,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -33,6 +32,7 @@ from ..classical.noise import (
 )
 from .axes_choice import AxesChoice
 from .classical import PREVIEW, _make_canvas
+from .scroll import scroll_layout
 
 
 def _spin(lo: float, hi: float, value: float, decimals: int = 3) -> QDoubleSpinBox:
@@ -59,7 +59,7 @@ class NoiseWidget(QWidget):
         self.est_button = QPushButton("Estimate")
         self.est_result = QLabel("")
         self.est_result.setWordWrap(True)
-        self.canvas, self.axes = _make_canvas()
+        self.canvas, self.axes = _make_canvas("no data yet: Estimate plots variance against mean")
         est = QGroupBox("Estimate noise: variance = a x mean + b")
         form = QFormLayout(est)
         form.addRow("image:", self.est_layer)
@@ -105,7 +105,7 @@ class NoiseWidget(QWidget):
         form.addRow(self.cmp_button)
         form.addRow(self.cmp_result)
 
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addWidget(est)
         layout.addWidget(add)
         layout.addWidget(cmp_box)

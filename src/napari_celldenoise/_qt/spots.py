@@ -29,7 +29,6 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QLabel,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -45,6 +44,7 @@ from ..spots.expr import ExpressionError
 from ..spots.pipeline import find_spots
 from ..spots.zmerge import merged_in_z
 from .jobs import JobPanel
+from .scroll import scroll_layout
 from .spots_camera import CameraBox
 from .spots_classify import CentroidBox, ClassifyBox
 from .spots_detect import DetectBox, preview_text
@@ -90,14 +90,7 @@ class SpotsWidget(QWidget):
         self._preview_timer.setInterval(150)
         self._preview_timer.timeout.connect(self.update_live)
 
-        inner = QWidget()
-        layout = QVBoxLayout(inner)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(inner)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        layout = scroll_layout(self)
 
         self.detect = DetectBox()
         self.camera = CameraBox()

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..classical.plots import NO_DATA, draw_empty
 from ..spots.dock_state import Ranges, range_mask, range_text
 
 TABLE_COLUMNS = [
@@ -99,6 +100,8 @@ class Histograms(QWidget):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(140)
         self.axes = self.figure.subplots(1, 3)
+        for ax, (_, label, _) in zip(self.axes, self.FEATURES):
+            draw_empty(ax, f"{label}\n{NO_DATA}", color="0.7")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
@@ -115,11 +118,13 @@ class Histograms(QWidget):
             ax.tick_params(colors="white", labelsize=6)
             ax.set_title(label, color="white", fontsize=7)
             if col not in table or len(table) == 0:
+                draw_empty(ax, f"{label}\n{NO_DATA}", color="0.7")
                 continue
             v = pd.to_numeric(table[col], errors="coerce").to_numpy(float)
             v = v * (factor if factor is not None else pixel_size)
             ok = np.isfinite(v) & keep
             if not ok.any():
+                draw_empty(ax, f"{label}\n{NO_DATA}", color="0.7")
                 continue
             hi = np.percentile(v[ok], 99) if ok.sum() > 5 else v[ok].max()
             bins = np.linspace(v[ok].min(), max(hi, v[ok].min() + 1e-9), 30)

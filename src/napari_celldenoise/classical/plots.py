@@ -33,6 +33,43 @@ def draw_noise_fit(ax: Any, fit: NoiseFit, title: str = "") -> None:
     ax.legend(fontsize=8, loc="upper left")
 
 
+NO_DATA = "no data yet"
+
+
+def draw_empty(ax: Any, text: str = NO_DATA, color: str | None = None) -> None:
+    """An empty plot: a line of text instead of axes with made-up 0-1 ticks."""
+    ax.clear()
+    ax.set_axis_off()
+    ax.text(
+        0.5,
+        0.5,
+        text,
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=9,
+        color=color or "0.5",
+        wrap=True,
+    )
+
+
+def readable_log_axis(axis: Any, lo: float, hi: float) -> None:
+    """Few, plain labels on a log axis: 1-2-5 steps within two decades, decades beyond.
+
+    matplotlib's defaults label minor ticks as ``2x10^0 3x10^0 ...`` when the axis spans about
+    one decade; on a dock-sized plot those labels run into each other.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    decades = np.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+    subs = (1.0, 2.0, 5.0) if decades <= 2 else (1.0,)
+    if decades > 5:
+        subs = (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=8))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def draw_loss_curve(ax: Any, result: TuneResult) -> None:
     """J-invariant loss against the parameter, the chosen value marked."""
     ax.clear()
@@ -44,6 +81,7 @@ def draw_loss_curve(ax: Any, result: TuneResult) -> None:
     ax.set_title(f"{result.method}: {result.param} = {_fmt(result.best)}", fontsize=9)
     if values.size > 2 and values.min() > 0 and values.max() / values.min() > 8:
         ax.set_xscale("log")
+        readable_log_axis(ax.xaxis, float(values.min()), float(values.max()))
 
 
 def _save(draw, path: str | os.PathLike, *args: Any, **kwargs: Any) -> str:

@@ -1,0 +1,38 @@
+"""All five docks in one window on a 1000 px screen: each keeps a usable height, the window fits."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.qt
+
+PLUGIN = "napari-celldenoise"
+DOCKS = ["Stack info", "Spots", "Classical denoise", "Noise", "Deep denoise"]
+
+
+def test_every_dock_keeps_a_usable_height_and_the_window_fits_the_screen(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QApplication
+
+    from napari_celldenoise._qt.scroll import DOCK_MIN_HEIGHT
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample(PLUGIN, "noisy_cells")
+    window = viewer.window._qt_window
+    docks = {}
+    for name in DOCKS:  # as the Plugins menu adds them: stacked in the right area, not tabbed
+        dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        docks[name] = (dock, widget)
+    screen = QApplication.primaryScreen().availableGeometry()
+    assert screen.height() <= 1000
+    window.resize(screen.width(), screen.height())
+    qtbot.waitUntil(lambda: window.height() <= screen.height(), timeout=5000)
+    qtbot.wait(100)
+    assert window.minimumSizeHint().height() <= screen.height()
+    for name, (dock, widget) in docks.items():
+        assert dock.isVisible(), name
+        assert widget.height() >= DOCK_MIN_HEIGHT, (name, widget.height())
+        # the content scrolls inside the dock instead of stretching the window
+        assert widget.scroll_area.widget().minimumSizeHint().height() > 0
+    inner = docks["Noise"][1].scroll_area
+    assert inner.widget().sizeHint().height() > inner.viewport().height()  # it scrolls
+    assert inner.verticalScrollBar().maximum() > 0
