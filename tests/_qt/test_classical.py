@@ -214,3 +214,39 @@ def test_plots_say_no_data_until_something_is_measured(dock, qtbot):
     noise.est_layer.setCurrentText("noisy")
     assert noise.estimate() is not None
     assert noise.axes.axison and not noise.axes.texts
+
+
+@pytest.mark.slow
+def test_the_preview_comes_back_on_top_of_an_applied_result(make_napari_viewer, qtbot):
+    """An applied result added above the preview would hide it: moving a slider brings the
+    preview back to the top, as the pixels drawn show (the result is tinted green)."""
+    from napari_celldenoise._qt.classical import ClassicalDenoiseWidget
+
+    viewer = make_napari_viewer(show=True)  # a hidden canvas renders nothing
+    viewer.add_image(fluorescence_image((96, 96), seed=11)[0], name="noisy")
+    widget = ClassicalDenoiseWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.set_layer("noisy")
+    widget.set_method("gaussian")
+    _wait_preview(qtbot, widget)
+    widget.apply_to_stack()
+    qtbot.waitUntil(lambda: not widget.jobs.running and len(viewer.layers) == 3, timeout=20000)
+    result = viewer.layers[-1]
+    assert result.name.startswith("noisy gaussian")
+    result.colormap = "green"
+
+    def drawn():
+        """Pixels drawn green (the result) and grey but not black (the preview)."""
+        viewer.reset_view()
+        rgb = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        green = (g - r > 30) & (g - b > 30)
+        grey = (abs(g - r) < 3) & (abs(g - b) < 3) & (g > 40)
+        return int(green.sum()), int(grey.sum())
+
+    green, grey = drawn()
+    assert green > 1000 and grey < green / 10  # the green result hides the preview
+    widget.sliders["sigma"].set_value(2.5)
+    qtbot.waitUntil(lambda: viewer.layers[-1].name == "preview" and not widget.busy, timeout=5000)
+    green, grey = drawn()
+    assert grey > 1000 and green < grey / 10  # the grey preview is drawn on top

@@ -414,6 +414,10 @@ class ClassicalDenoiseWidget(QWidget):
             )
             self._refresh_layers()
         preview.scale = scale
+        layers = self.viewer.layers
+        at = layers.index(preview)
+        if at != len(layers) - 1:  # results applied since stay below what is being tuned
+            layers.move(at, len(layers))
         preview.metadata["source"] = layer.name
         preview.metadata["method"] = self.method.name
         self.preview_updated.emit()
