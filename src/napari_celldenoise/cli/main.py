@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -46,13 +47,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:  # tifffile warns about what we report as one line ourselves
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        return _stdout_closed()
     except USER_ERRORS as exc:
         print(f"celldenoise {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"celldenoise {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout is gone (``celldenoise info X | head``): end quietly.
+
+    As Python's documentation of SIGPIPE advises: point stdout at devnull so that the flush
+    at exit does not raise again, and exit with status 1.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
