@@ -244,6 +244,7 @@ class SpotsWidget(QWidget):
             "em_gain": self.em_gain_spin.value(),
             "qe": self.qe_spin.value(),
             "pixel_size": self.pixel_spin.value(),
+            "merge_z": self.merge_z_check.isChecked(),
         }
 
     def config(self) -> SpotsConfig:
@@ -361,11 +362,11 @@ class SpotsWidget(QWidget):
         stack = source.stack
         other = self._detect_layer()
         detect_on = None if other is None else other.data
-        merge = source.is_volume and self.merge_z_check.isChecked()
+        merge = source.is_volume and cfg.merge_z  # as the CLI does (spots.file_job)
 
         def factory(should_stop):
             events = find_spots(stack, cfg, axes=axes, detect_on=detect_on, should_stop=should_stop)
-            return merged_in_z(events) if merge else events
+            return merged_in_z(events, distance=cfg.merge_distance) if merge else events
 
         return self.jobs.start(
             factory, on_done=lambda t: self._show_result(t, source), label="finding spots"

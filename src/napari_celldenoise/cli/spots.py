@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--filter", choices=["wavelet", "dog", "log"], help="default wavelet")
     p.add_argument("--elliptical", action="store_true", help="fit sigma_x and sigma_y")
+    p.add_argument(
+        "--no-merge-z",
+        action="store_true",
+        help="volumes (ZYX, TZYX): report the 2D spots of every slice instead of one spot per "
+        "emitter merged across consecutive slices",
+    )
     p.add_argument("--axes", help="override the image axes, e.g. TYX or ZYX")
     p.add_argument("--channel", type=int, default=0, help="channel of a multichannel image")
     p.add_argument("--overwrite", action="store_true", help="replace OUT.csv if it exists")
@@ -127,7 +133,12 @@ def build_config(args: argparse.Namespace, pixel_size: float):
     """A :class:`SpotsConfig` from the command line (unset options keep their defaults)."""
     from ..spots.config import THRESHOLDS, SpotsConfig
 
-    values: dict = {"fit": args.fit, "pixel_size": pixel_size, "elliptical": args.elliptical}
+    values: dict = {
+        "fit": args.fit,
+        "pixel_size": pixel_size,
+        "elliptical": args.elliptical,
+        "merge_z": not args.no_merge_z,
+    }
     for name in ("offset", "sensitivity", "read_noise", "em_gain", "qe", "sigma", "box", "filter"):
         value = getattr(args, name)
         if value is not None:
@@ -170,8 +181,21 @@ def run(args: argparse.Namespace) -> int:
                 f"no spots found in {args.input}: wrote the header only to {out}", file=sys.stderr
             )
         else:
-            print(f"{len(result.table)} spots ({result.n_good} good) -> {out}", file=sys.stderr)
+            print(
+                f"{len(result.table)} spots ({result.n_good} good){_z_note(result.table)} -> {out}",
+                file=sys.stderr,
+            )
     return 0
+
+
+def _z_note(table) -> str:
+    """How a volume's spots are counted: merged in Z, or 2D spots per slice."""
+    merged = table.attrs.get("merged_in_z")
+    if merged is not None:
+        return f", merged in Z from {merged} 2D fits"
+    if "Z" in str(table.attrs.get("axes", "")):
+        return ", 2D spots per slice (not merged in Z)"
+    return ""
 
 
 def build_spec(args: argparse.Namespace):

@@ -65,6 +65,14 @@ class SpotsConfig(Config):
     em_gain: float = Field(1.0, ge=1.0, description="EM gain (1 = none)")
     qe: float = Field(1.0, gt=0, le=1.0, description="quantum efficiency")
     pixel_size: float = Field(100.0, gt=0, description="nm per pixel")
+    merge_z: bool = Field(
+        True,
+        description="volumes (a Z axis): one row per emitter, its 2D fits in consecutive "
+        "slices merged (see spots.zmerge); False: 2D spots per slice",
+    )
+    merge_distance: float = Field(
+        1.0, gt=0, le=20.0, description="px between fits of consecutive slices of one emitter"
+    )
 
     @field_validator("threshold")
     @classmethod

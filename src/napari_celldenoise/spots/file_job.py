@@ -89,6 +89,7 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
     from ..jobs.provenance import provenance_for
     from .expr import ExpressionError
     from .pipeline import find_spots
+    from .zmerge import merged_in_z
 
     source = spec.input.path
     image = read_image(source, config=spec.input.reader())
@@ -109,6 +110,8 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
             job = locate_with_model(stack, model, config, axes=axes, should_stop=should_stop)
         else:
             job = find_spots(stack, config, axes=axes, should_stop=should_stop)
+        if config.merge_z and "Z" in axes:  # as the Spots dock: one row per emitter
+            job = merged_in_z(job, distance=config.merge_distance)
         done = yield from forward(job)
     except ExpressionError as exc:
         raise SpecError(str(exc)) from None
