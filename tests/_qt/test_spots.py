@@ -400,3 +400,30 @@ def test_smfish_offset_flagged_on_real_data(make_napari_viewer, qtbot, shared_da
     assert "far below" in widget.camera.offset_label.text()
     widget.camera.offset_button.click()
     assert image.min() <= widget.offset_spin.value() <= np.percentile(image, 1)
+
+
+@pytest.mark.slow
+def test_an_unlabelled_3d_layer_can_be_read_as_time_frames(make_napari_viewer, qtbot):
+    """Unlabelled 3D is a volume (merged in Z) unless "first axis is time" is ticked: then
+    each plane is a frame and a spot in consecutive frames stays one spot per frame."""
+    from napari_celldenoise._qt.spots import SpotsWidget
+
+    viewer = make_napari_viewer()
+    volume, n_true = _volume()
+    viewer.add_image(volume, name="stack")  # nothing names its axes
+    widget = SpotsWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.show()
+    choice = widget.axes_choice
+    assert choice.time.isVisible() and not choice.time.isChecked()
+    assert choice.label.text() == "axes: ZYX (not named)"
+    _run(widget, qtbot)
+    assert "in 5 slices (merged in Z" in widget.summary.text()
+    assert n_true - 1 <= len(widget.table) <= n_true + 1
+    choice.time.setChecked(True)
+    assert choice.label.text() == "axes: TYX (not named)"
+    _run(widget, qtbot)
+    assert widget.state.source.axes == "TYX"
+    assert widget.summary.text().startswith(f"{len(widget.table)} spots in 5 frames:")
+    assert len(widget.table) >= 2.5 * n_true  # found in each of the three frames
+    assert widget.table_view.columns[0] == "frame" and "z" not in widget.table_view.columns

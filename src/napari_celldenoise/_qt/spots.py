@@ -33,7 +33,6 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..io.layers import layer_axes
 from ..plugin.spots_reader import class_colors, point_sizes, table_to_points
 from ..spots.camera import check_offset
 from ..spots.classify import RuleSet, SpotClassifier, default_rules, retrain_classifier, spot_images
@@ -99,6 +98,7 @@ class SpotsWidget(QWidget):
         # the groups' fields, under the names scripts and the demo use
         d, c, k, m = self.detect, self.camera, self.classify, self.centroids
         self.layer_combo, self.detect_combo = d.layer_combo, d.detect_combo
+        self.axes_choice = d.axes_choice
         self.filter_combo, self.threshold_edit = d.filter_combo, d.threshold_edit
         self.sigma_spin, self.box_spin = d.sigma_spin, d.box_spin
         self.preview_check, self.preview_label = d.preview_check, d.preview_label
@@ -165,6 +165,7 @@ class SpotsWidget(QWidget):
         ):
             signal.connect(self.schedule_preview)
         self.layer_combo.currentTextChanged.connect(self._layer_changed)
+        self.axes_choice.changed.connect(self.schedule_preview)
         self.run_button.clicked.connect(self.run)
         self.save_button.clicked.connect(self._save_dialog)
         k.good_button.clicked.connect(lambda: self.mark_selected("good"))
@@ -218,6 +219,7 @@ class SpotsWidget(QWidget):
 
     def _layer_changed(self, name: str) -> None:
         layer = self.image_layer()
+        self.axes_choice.set_layer(layer)
         if layer is not None:
             self.camera.set_layer_pixel_size(layer_pixel_size_nm(layer))
         self.schedule_preview()
@@ -225,6 +227,10 @@ class SpotsWidget(QWidget):
     def image_layer(self) -> Any:
         name = self.layer_combo.currentText()
         return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def layer_axes(self, layer: Any) -> str:
+        """The axes this dock reads ``layer`` with (see :class:`.AxesChoice`)."""
+        return self.axes_choice.axes(layer) if layer is not None else ""
 
     def apply_preset(self, name: str) -> None:
         self.camera.apply_preset(name)
@@ -354,7 +360,7 @@ class SpotsWidget(QWidget):
         except ValueError as exc:
             show_error(f"Spots: {' '.join(str(exc).split())}")
             return None
-        axes = layer_axes(layer)
+        axes = self.layer_axes(layer)
         if not axes:
             show_error(f"Spots: cannot find spots in a {layer.ndim}-dimensional layer")
             return None
@@ -566,7 +572,7 @@ class SpotsWidget(QWidget):
             show_info("Train a centroid model first.")
             return None
         layer = self.image_layer()
-        axes = layer_axes(layer) if layer is not None else ""
+        axes = self.layer_axes(layer)
         if not axes:
             show_info("Open an image first: the Spots dock works on an image layer.")
             return None

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..spots.config import THRESHOLDS
+from .axes_choice import AxesChoice
 
 SAME_IMAGE = "(same image)"
 
@@ -46,6 +47,7 @@ class DetectBox(QGroupBox):
         super().__init__("Detect", parent)
         form = QFormLayout(self)
         self.layer_combo = QComboBox()
+        self.axes_choice = AxesChoice()  # "first axis is time" for an unlabelled 3D layer
         self.detect_combo = QComboBox()
         self.filter_combo = QComboBox()
         self.filter_combo.addItems(["wavelet", "dog", "log"])
@@ -65,6 +67,7 @@ class DetectBox(QGroupBox):
         self.preview_label = QLabel("")
         self.preview_label.setWordWrap(True)
         form.addRow("image", self.layer_combo)
+        form.addRow("", self.axes_choice)
         form.addRow("detect on", self.detect_combo)
         form.addRow("filter", self.filter_combo)
         form.addRow("threshold", self.threshold_edit)
