@@ -30,8 +30,10 @@ from ..classical.apply import NoiseInfo, describe_params, filter_block, noise_in
 from ..classical.params import ImageTooSmall, Param
 from ..classical.registry import METHODS, Method
 from ..jobs import Done
+from ..jobs.specs import FilterSpec
 from .axes_choice import AxesChoice
 from .jobs import JobPanel
+from .provenance import beside, input_axes, layer_source, spec_metadata
 from .scroll import scroll_layout
 
 PREVIEW = "preview"
@@ -489,6 +491,32 @@ class ClassicalDenoiseWidget(QWidget):
             draw_loss_curve(self.axes, result)
             self.canvas.draw_idle()
 
+    def spec_for(
+        self, layer: Any, axes: str, params: dict, three_d: bool, vst: Any
+    ) -> FilterSpec | None:
+        """The spec that makes "Apply to stack" of ``layer`` from its file (None: no file).
+
+        The noise model the dock estimated goes in as it is, so a replay does not estimate
+        it again and gives the same pixels."""
+        from ..jobs.specs import classical_spec
+
+        path, channel = layer_source(layer)
+        if path is None:
+            return None
+        spec = classical_spec(
+            path,
+            beside(path, f"_{self.method.name}.ome.tif"),
+            self.method.name,
+            params,
+            axes=input_axes(layer, axes),
+            three_d=three_d,
+            vst=bool(vst),
+            noise=(vst.a, vst.b) if vst else None,
+        )
+        if channel is None:
+            return spec
+        return spec.model_copy(update={"input": spec.input.model_copy(update={"channel": channel})})
+
     def apply_to_stack(self) -> Any:
         from ..classical.apply import denoise_job
 
@@ -506,6 +534,9 @@ class ClassicalDenoiseWidget(QWidget):
         vst = info.gat if self.vst.isChecked() else False
         scale = dict(zip(axes, layer.scale))
         name = f"{layer.name} {m.name}({describe_params(m, params)}){' vst' if vst else ''}"
+        metadata = spec_metadata(
+            self.spec_for(layer, axes, params, three_d, vst), method=m.name, params=params
+        )
 
         def factory(should_stop):
             return denoise_job(
@@ -532,7 +563,7 @@ class ClassicalDenoiseWidget(QWidget):
                 units=tuple(getattr(layer, "units", ())) or None,
                 axis_labels=tuple(getattr(layer, "axis_labels", ())) or None,
                 contrast_limits=tuple(layer.contrast_limits),
-                metadata={"celldenoise": {"method": m.name, "params": params}},
+                metadata=metadata,
             )
 
         return self.jobs.start(factory, on_event=on_event, label=f"{m.name} on {layer.name}")

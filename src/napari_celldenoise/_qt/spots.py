@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..jobs.specs import SpotsSpec, spots_spec
 from ..plugin.spots_reader import class_colors, point_sizes, table_to_points
 from ..spots.camera import check_offset
 from ..spots.classify import RuleSet, SpotClassifier, default_rules, retrain_classifier, spot_images
@@ -43,6 +44,7 @@ from ..spots.expr import ExpressionError
 from ..spots.pipeline import find_spots
 from ..spots.zmerge import merged_in_z
 from .jobs import JobPanel
+from .provenance import beside, input_axes, layer_source, spec_metadata
 from .scroll import scroll_layout
 from .spots_camera import CameraBox
 from .spots_classify import CentroidBox, ClassifyBox
@@ -84,6 +86,8 @@ class SpotsWidget(QWidget):
         self.viewer = napari_viewer
         self.state = SpotsDockState()
         self.points: Any = None
+        self.spec: SpotsSpec | None = None  # what makes the last run's table from its file
+        self.spec_matches = False  # the table is still what the spec makes (no edits)
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(150)
@@ -369,20 +373,34 @@ class SpotsWidget(QWidget):
         other = self._detect_layer()
         detect_on = None if other is None else other.data
         merge = source.is_volume and cfg.merge_z  # as the CLI does (spots.file_job)
+        spec = self.spec_for(layer, axes, cfg) if other is None else None
 
         def factory(should_stop):
             events = find_spots(stack, cfg, axes=axes, detect_on=detect_on, should_stop=should_stop)
             return merged_in_z(events, distance=cfg.merge_distance) if merge else events
 
         return self.jobs.start(
-            factory, on_done=lambda t: self._show_result(t, source), label="finding spots"
+            factory, on_done=lambda t: self._show_result(t, source, spec), label="finding spots"
         )
 
-    def _show_result(self, table: pd.DataFrame | None, source: SourceSnapshot) -> None:
+    def spec_for(self, layer: Any, axes: str, cfg: SpotsConfig) -> SpotsSpec | None:
+        """The spec that makes this run's spot table from ``layer``'s file (None: no file).
+
+        A run on another detection image has no spec: a spec reads one image."""
+        path, channel = layer_source(layer)
+        if path is None:
+            return None
+        output = beside(path, "_spots.csv")
+        return spots_spec(path, output, cfg, axes=input_axes(layer, axes), channel=channel)
+
+    def _show_result(
+        self, table: pd.DataFrame | None, source: SourceSnapshot, spec: SpotsSpec | None = None
+    ) -> None:
         if table is None:
             return
         psf = table.attrs.get("psf_sigma")
         self.state.set_result(source, table)
+        self.spec, self.spec_matches = spec, spec is not None
         if psf:  # the rules the pipeline applied, around the PSF width the data show
             self.rules_edit.setPlainText(default_rules(float(psf)).to_yaml())
         self._update_points()
@@ -403,6 +421,7 @@ class SpotsWidget(QWidget):
             layer_name = f"{source.name} {kind} centroids"
         if layer_name in self.viewer.layers:  # a rerun replaces the layer of its own kind
             self.viewer.layers.remove(layer_name)
+        meta["metadata"] = spec_metadata(self.spec if not kind else None)
         self.points = self.viewer.add_points(state.coords(table), name=layer_name, **meta)
         self.points.bind_key("g", lambda _layer: self.mark_selected("good"), overwrite=True)
         self.points.bind_key("b", lambda _layer: self.mark_selected("bad"), overwrite=True)
@@ -458,6 +477,7 @@ class SpotsWidget(QWidget):
         if self.state.table is None:
             return
         self.state.set_classes(classes, rows=rows, user=user)
+        self.spec_matches = False  # the table is no longer what the spec makes
         self._refresh_views()
 
     def mark_selected(self, label: str) -> None:
@@ -610,9 +630,16 @@ class SpotsWidget(QWidget):
         from ..io.spots_csv import write_spots_csv
 
         table = self.state.export_table()  # ValueError when there are no spots
-        assert self.state.source is not None
+        assert self.state.source is not None and self.state.table is not None
         pixel_size = self.state.source.pixel_size
-        return write_spots_csv(path, table, pixel_size=pixel_size, overwrite=True)
+        provenance = None
+        if self.spec is not None and self.spec_matches and len(table) == len(self.state.table):
+            from ..jobs.provenance import provenance_for
+
+            provenance = provenance_for(self.spec, self.spec.input.path)  # as run() had made it
+        return write_spots_csv(
+            path, table, pixel_size=pixel_size, overwrite=True, provenance=provenance
+        )
 
     def _save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save spots", "spots.csv", "CSV (*.csv)")
