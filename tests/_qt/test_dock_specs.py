@@ -88,3 +88,7 @@ def test_the_classical_docks_recorded_spec_gives_the_identical_pixels(
     replayed = read_image(spec.output)
     assert np.array_equal(np.asarray(replayed.data), np.asarray(result.data))
     assert spec_of(spec.output) == spec
+    saved = tmp_path / "saved from napari.ome.tif"  # File > Save Selected Layer
+    viewer.layers.selection.active = result
+    viewer.layers.save(str(saved), selected=True, plugin=PLUGIN)
+    assert spec_of(saved) == spec

@@ -8,19 +8,45 @@ scroll area with a fixed, usable minimum height instead.
 
 from __future__ import annotations
 
+from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 DOCK_MIN_HEIGHT = 150  # px: a few rows of fields stay visible, five docks fit a 1000 px screen
 
 
+class DockScroll(QScrollArea):
+    """Scrolls vertically only: as wide as its content needs, as short as ``min_height``."""
+
+    def __init__(self, min_height: int):
+        super().__init__()
+        self._min_height = min_height
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setMinimumHeight(min_height)
+
+    def _width(self, content: QSize) -> int:
+        return content.width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget()
+        if inner is None:
+            return super().minimumSizeHint()
+        return QSize(self._width(inner.minimumSizeHint()), self._min_height)
+
+    def sizeHint(self) -> QSize:
+        inner = self.widget()
+        if inner is None:
+            return super().sizeHint()
+        hint = inner.sizeHint()
+        return QSize(self._width(hint), max(hint.height(), self._min_height))
+
+
 def scroll_layout(dock: QWidget, min_height: int = DOCK_MIN_HEIGHT) -> QVBoxLayout:
     """The layout to fill with ``dock``'s content, inside a scroll area that fills ``dock``."""
     inner = QWidget()
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
+    area = DockScroll(min_height)
     area.setWidget(inner)
-    area.setMinimumHeight(min_height)
     outer = QVBoxLayout(dock)
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(area)

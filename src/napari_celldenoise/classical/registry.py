@@ -65,7 +65,7 @@ class Method:
         why = self.too_small(tuple(int(n) for n in shape), params or {})
         if why:
             size = " x ".join(str(int(n)) for n in shape)
-            raise ImageTooSmall(f"{self.name}: {why} (this block is {size} px)")
+            raise ImageTooSmall(f"{self.name}: a block of {size} px is too small: it {why}")
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -125,7 +125,7 @@ def _bm3d_too_small(shape: tuple[int, ...], params: Mapping[str, Any]) -> str | 
         need, what = BM4D_MIN_SIDE, "in 3D (BM4D)"
     else:
         profile = str(params.get("profile", "vn"))
-        need, what = BM3D_MIN_SIDE.get(profile, max(BM3D_MIN_SIDE.values())), f"({profile!r})"
+        need, what = BM3D_MIN_SIDE.get(profile, max(BM3D_MIN_SIDE.values())), f"(profile {profile})"
     if min(shape) < need:
         hint = "; filter plane by plane (no 3D) or" if len(shape) >= 3 else ";"
         return f"needs at least {need} px on every side {what}{hint} choose another method"
@@ -135,7 +135,7 @@ def _bm3d_too_small(shape: tuple[int, ...], params: Mapping[str, Any]) -> str | 
 def _lof_too_small(shape: tuple[int, ...], params: Mapping[str, Any]) -> str | None:
     k = int(params.get("k", 20))
     if math.prod(shape) <= k:
-        return f"k={k} neighbours need more than {k} pixels per block; lower k"
+        return f"needs more than k={k} pixels for k={k} neighbours; lower k"
     return None
 
 

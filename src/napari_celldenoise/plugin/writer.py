@@ -15,9 +15,27 @@ def _ome_path(path: str) -> str:
 
 
 def write_single_image(path: str, data: Any, meta: dict) -> list[str]:
-    """Write one image layer. napari's save dialog has already confirmed any replacement."""
+    """Write one image layer. napari's save dialog has already confirmed any replacement.
+
+    A layer made by a dock from a file carries the spec that made it (``metadata
+    ["celldenoise"]["spec"]``); the file keeps it as its provenance, as ``celldenoise run``
+    would have written it.
+    """
     image = layers_to_image([(data, meta, "image")])
-    return [write_ome_tiff(_ome_path(path), image, overwrite=True)]
+    provenance = _provenance(meta)
+    return [write_ome_tiff(_ome_path(path), image, overwrite=True, provenance=provenance)]
+
+
+def _provenance(meta: dict) -> dict[str, Any] | None:
+    from ..io.layers import META_KEY
+    from ..jobs.provenance import provenance_for
+    from ..jobs.specs import parse_spec
+
+    spec = ((meta.get("metadata") or {}).get(META_KEY) or {}).get("spec")
+    if not isinstance(spec, dict):
+        return None
+    parsed = parse_spec(spec)
+    return provenance_for(parsed, parsed.input.path) if hasattr(parsed, "input") else None
 
 
 def write_multiple(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
