@@ -39,6 +39,7 @@ def _replay(layer, tmp_path):
 def test_the_spots_docks_recorded_spec_gives_the_identical_table(
     make_napari_viewer, qtbot, tmp_path
 ):
+    from napari_celldenoise._qt.provenance import layer_spec
     from napari_celldenoise._qt.spots import SpotsWidget
     from napari_celldenoise.io.spots_csv import read_spots_csv
 
@@ -61,6 +62,7 @@ def test_the_spots_docks_recorded_spec_gives_the_identical_table(
     assert spec_of(tmp_path / "dock.csv") == spec == spec_of(spec.output)
     widget.set_classes(np.array(["bad"]), rows=np.array([0]), user=True)  # an edit
     assert spec_of(widget.save_csv(str(tmp_path / "edited.csv"))) is None
+    assert layer_spec(points) is None and points.metadata["celldenoise"]["edited"]
 
 
 @pytest.mark.slow

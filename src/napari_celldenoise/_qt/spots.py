@@ -478,6 +478,8 @@ class SpotsWidget(QWidget):
             return
         self.state.set_classes(classes, rows=rows, user=user)
         self.spec_matches = False  # the table is no longer what the spec makes
+        if self.points is not None:
+            self.points.metadata = {**self.points.metadata, **spec_metadata(None, edited=True)}
         self._refresh_views()
 
     def mark_selected(self, label: str) -> None:
