@@ -20,20 +20,12 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .errors import ChildProcessFailed
 from .events import Done, Event, ShouldStop, never_stop
 
 logger = logging.getLogger(__name__)
 
 _END = "__celldenoise_end__"
-
-
-class ChildProcessFailed(RuntimeError):
-    """The child raised (``message`` is its error, ``child_traceback`` its traceback) or died."""
-
-    def __init__(self, message: str, child_traceback: str = "", exitcode: int | None = None):
-        super().__init__(message)
-        self.child_traceback = child_traceback
-        self.exitcode = exitcode
 
 
 def _child_main(target: Callable[..., Any], args: tuple, kwargs: dict, q: Any, stop: Any) -> None:
