@@ -140,3 +140,50 @@ def test_noise_dock_reports_a_bad_estimate_and_still_estimates(make_napari_viewe
     assert errors and "T or Z axis" in errors[-1]
     widget.est_stack.setChecked(False)
     assert widget.estimate() is not None
+
+
+UNGUARDED_SCRIPT = """\
+import time
+import napari
+import numpy as np
+from qtpy.QtWidgets import QApplication
+from napari_celldenoise._qt.deep import DeepDenoiseWidget
+viewer = napari.Viewer(show=False)
+viewer.add_image(np.random.default_rng(0).poisson(20, (64, 64)).astype("float32"))
+dock = DeepDenoiseWidget(viewer)
+dock.folder.setText({folder!r})
+dock.start_training()
+end = time.monotonic() + 60
+while dock.panel.running and time.monotonic() < end:
+    QApplication.processEvents()
+    time.sleep(0.05)
+print("still running" if dock.panel.running else f"failed: {{dock.panel.failed}}")
+viewer.close()
+"""
+
+
+@pytest.mark.slow
+def test_train_from_a_script_without_main_guard_fails_at_once(tmp_path):
+    """The child would run the script again (a second viewer, a second Train) and hang."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "drive_napari.py"
+    script.write_text(UNGUARDED_SCRIPT.format(folder=str(tmp_path / "model")))
+    src = Path(__file__).resolve().parents[2] / "src"
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(src)},
+    )
+    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
+    assert last.startswith("failed: drive_napari.py, line 6"), last
+    assert 'if __name__ == "__main__":' in last
+    assert time.monotonic() - t0 < 60
+    assert not (tmp_path / "model").exists()  # nothing was started

@@ -1,7 +1,7 @@
 """The "Deep denoise" dock: train N2V / structN2V / PG blind-spot in a child process.
 
 TensorFlow never runs in the napari process (it segfaults beside a viewer on software
-OpenGL): training and prediction go through :func:`napari_celldenoise.jobs.run_in_process`
+OpenGL): training and prediction go to a child (:mod:`napari_celldenoise.jobs.placement`)
 and this dock only receives events: progress, a live loss plot, a preview layer per epoch,
 the device, and the result layer.
 """
@@ -41,7 +41,8 @@ from ..deep.config import (
 )
 from ..deep.masks import MIN_MASK_CORRELATION
 from ..io.layers import layer_axes
-from ..jobs import Epoch, Event, Log, Preview, run_in_process
+from ..jobs import Epoch, Event, Log, Preview
+from ..jobs.placement import place
 from .jobs import JobPanel
 
 MASK_SIDE = 7
@@ -486,8 +487,8 @@ class DeepDenoiseWidget(QWidget):
         self._source_layer = layer
 
         def factory(should_stop):
-            return run_in_process(
-                train, data, axes, config, folder, resume=resume, should_stop=should_stop, grace=60
+            return place(
+                "train", train, data, axes, config, folder, resume=resume, should_stop=should_stop
             )
 
         return self.panel.start(
@@ -552,9 +553,7 @@ class DeepDenoiseWidget(QWidget):
         data = np.asarray(layer.data)
 
         def factory(should_stop):
-            return run_in_process(
-                predict, folder, data, axes, config, should_stop=should_stop, grace=30
-            )
+            return place("predict", predict, folder, data, axes, config, should_stop=should_stop)
 
         return self.panel.start(factory, on_done=self._predict_done, label="denoising")
 
@@ -573,9 +572,9 @@ class DeepDenoiseWidget(QWidget):
         shape = tuple(layer.data.shape)
 
         def factory(should_stop):
-            return run_in_process(
-                predict_file, folder, path, shape, axes, config, out=out,
-                should_stop=should_stop, grace=30,
+            return place(
+                "predict", predict_file, folder, path, shape, axes, config, out=out,
+                should_stop=should_stop,
             )  # fmt: skip
 
         return self.panel.start(

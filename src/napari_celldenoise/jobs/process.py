@@ -22,6 +22,7 @@ from typing import Any
 
 from .errors import ChildProcessFailed
 from .events import Done, Event, ShouldStop, never_stop
+from .main_guard import ADVICE, check_main_guard
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ _END = "__celldenoise_end__"
 
 def _child_main(target: Callable[..., Any], args: tuple, kwargs: dict, q: Any, stop: Any) -> None:
     """Entry point of the child: drain the generator into the queue."""
+    from .placement import mark_job_child
+
+    mark_job_child()
     try:
         for event in target(*args, should_stop=stop.is_set, **kwargs):
             q.put(event)
@@ -53,6 +57,7 @@ class ProcessJob:
         grace: float = 10.0,
         **kwargs: Any,
     ) -> None:
+        check_main_guard()  # a script without a main guard would run again in the child
         ctx = mp.get_context("spawn")
         self._queue = ctx.Queue()
         self._stop = ctx.Event()
@@ -62,7 +67,7 @@ class ProcessJob:
         if getattr(target, "__module__", None) == "__main__":
             self._hint = (
                 "; the job function is defined in the script being run: spawned children "
-                "re-import that script, so its entry point needs `if __name__ == '__main__':`"
+                f"re-import that script, so {ADVICE}"
             )
         self._process = ctx.Process(
             target=_child_main,
