@@ -67,7 +67,10 @@ def test_deep_dock_is_ready_after_denoise_with_an_empty_model_folder(
     assert w.start_predict() is not None
     assert not w.predict_button.isEnabled()  # busy while the child runs
     _wait_ready(qtbot, w.panel)
-    assert len(errors) == 1 and str(empty) in errors[0] and "\n" not in errors[0]
+    # the child's own line, bad input told without the exception's class name
+    assert errors == [
+        f"{empty}: not a model folder (no celldenoise.yaml); train one with `celldenoise train`"
+    ]
     assert w.panel.status.text().startswith("failed:")
     buttons = (w.train_button, w.continue_button, w.predict_button, w.export_button)
     assert all(b.isEnabled() for b in buttons)
@@ -187,3 +190,67 @@ def test_train_from_a_script_without_main_guard_fails_at_once(tmp_path):
     assert 'if __name__ == "__main__":' in last
     assert time.monotonic() - t0 < 60
     assert not (tmp_path / "model").exists()  # nothing was started
+
+
+@pytest.fixture
+def without_deep(monkeypatch):
+    """The "deep" extra hidden from the import system, as in a base install with napari."""
+    import importlib.abc
+    import sys
+
+    from napari_celldenoise.extras import EXTRAS
+
+    hidden = {m.split(".")[0] for m in EXTRAS["deep"]}
+    if set(EXTRAS["deep"]) & set(sys.modules):  # (a namespace parent such as bioimageio is fine)
+        pytest.skip("a module of the deep extra is already imported in this process")
+
+    class NotInstalled(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in hidden:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [NotInstalled(), *sys.meta_path])
+
+
+def test_docks_opened_without_the_deep_extra_say_so(
+    without_deep, make_napari_viewer, qtbot, tmp_path, errors
+):
+    from napari_celldenoise._qt.deep import DeepDenoiseWidget
+    from napari_celldenoise._qt.spots import SpotsWidget
+
+    viewer = make_napari_viewer()
+    noisy, _ = fluorescence_image((64, 64), seed=5)
+    viewer.add_image(noisy, name="noisy")
+    deep = DeepDenoiseWidget(viewer)
+    qtbot.addWidget(deep)
+    install = 'pip install "napari-celldenoise[deep]"'
+    assert deep.missing_extra is not None and deep.missing_extra.isVisibleTo(deep)
+    assert install in deep.missing_extra.text()
+    buttons = (deep.train_button, deep.continue_button, deep.predict_button, deep.export_button)
+    assert not any(b.isEnabled() for b in buttons)
+    # a script that starts a job anyway gets the same line at once, no child is started
+    deep.folder.setText(str(tmp_path))
+    assert deep.start_predict() is not None
+    _wait_ready(qtbot, deep.panel, timeout=10_000)
+    assert errors and install in errors[-1]
+    assert not any(b.isEnabled() for b in buttons)
+
+    spots = SpotsWidget(viewer)
+    qtbot.addWidget(spots)
+    kinds = [spots.centroid_kind.itemText(i) for i in range(spots.centroid_kind.count())]
+    assert kinds == ["ridge"]
+    assert spots.missing_extra is not None and install in spots.missing_extra.text()
+    assert "centroid network" in spots.missing_extra.text()
+
+
+def test_docks_with_every_extra_show_no_warning(make_napari_viewer, qtbot):
+    from napari_celldenoise._qt.deep import DeepDenoiseWidget
+    from napari_celldenoise._qt.spots import SpotsWidget
+
+    viewer = make_napari_viewer()
+    deep, spots = DeepDenoiseWidget(viewer), SpotsWidget(viewer)
+    qtbot.addWidget(deep)
+    qtbot.addWidget(spots)
+    assert deep.missing_extra is None and spots.missing_extra is None
+    assert deep.train_button.isEnabled() and spots.centroid_kind.findText("mlp") >= 0

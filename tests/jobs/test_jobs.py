@@ -93,6 +93,7 @@ def test_child_error_is_raised_with_its_message():
     with pytest.raises(ChildProcessFailed, match="ValueError: bad patch size") as info:
         run(run_in_process(fail))
     assert "Traceback" in info.value.child_traceback
+    assert info.value.user_message == "bad patch size"  # bad input: its own words
 
 
 def test_child_that_dies_is_reported():

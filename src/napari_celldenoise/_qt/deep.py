@@ -43,6 +43,7 @@ from ..deep.masks import MIN_MASK_CORRELATION
 from ..io.layers import layer_axes
 from ..jobs import Epoch, Event, Log, Preview
 from ..jobs.placement import place
+from .extras import missing_extra_label
 from .jobs import JobPanel
 
 MASK_SIDE = 7
@@ -293,6 +294,10 @@ class DeepDenoiseWidget(QWidget):
         layout.addWidget(self.panel)
         layout.addWidget(self.plot)
         layout.addStretch(1)
+        actions = (self.train_button, self.continue_button, self.predict_button, self.export_button)
+        self.missing_extra = missing_extra_label("deep", disable=actions)
+        if self.missing_extra is not None:  # said when the dock opens, not when a job fails
+            layout.insertWidget(0, self.missing_extra)
 
         self.last_info: Any = None
         self.last_result: Any = None
@@ -355,7 +360,7 @@ class DeepDenoiseWidget(QWidget):
 
     def _busy(self, busy: bool) -> None:
         for b in (self.train_button, self.continue_button, self.predict_button, self.export_button):
-            b.setEnabled(not busy)
+            b.setEnabled(not busy and self.missing_extra is None)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Model folder", self.folder.text())

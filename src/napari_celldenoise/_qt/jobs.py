@@ -30,7 +30,7 @@ class _Failed:
 
 def one_line(exc: BaseException) -> str:
     """The error as one line for a notification (its type when it has no message)."""
-    text = " ".join(str(exc).split())
+    text = " ".join(str(getattr(exc, "user_message", exc)).split())
     return text or type(exc).__name__
 
 

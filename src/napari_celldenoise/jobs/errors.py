@@ -14,12 +14,21 @@ class JobError(Exception):
 
 
 class ChildProcessFailed(JobError):
-    """The child raised (``message`` is its error, ``child_traceback`` its traceback) or died."""
+    """The child raised (``message`` is its error as ``Type: text``, ``child_traceback`` its
+    traceback) or died. ``user_message`` is what to show a user: the text alone for bad input
+    (a ``ValueError`` in the child), the whole message otherwise."""
 
-    def __init__(self, message: str, child_traceback: str = "", exitcode: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        child_traceback: str = "",
+        exitcode: int | None = None,
+        bad_input: str | None = None,
+    ):
         super().__init__(message)
         self.child_traceback = child_traceback
         self.exitcode = exitcode
+        self.user_message = bad_input or message
 
 
 class Cancelled(JobError):

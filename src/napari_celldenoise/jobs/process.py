@@ -38,9 +38,11 @@ def _child_main(target: Callable[..., Any], args: tuple, kwargs: dict, q: Any, s
         for event in target(*args, should_stop=stop.is_set, **kwargs):
             q.put(event)
     except BaseException as exc:  # report everything, including KeyboardInterrupt
-        q.put((_END, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        # bad input (a ValueError, the package's convention) is told as its own message
+        plain = str(exc) if isinstance(exc, ValueError) and str(exc) else None
+        q.put((_END, f"{type(exc).__name__}: {exc}", traceback.format_exc(), plain))
         return
-    q.put((_END, None, ""))
+    q.put((_END, None, "", None))
 
 
 class ProcessJob:
@@ -131,11 +133,11 @@ class ProcessJob:
                             ) from None
                     else:
                         continue
-                if isinstance(item, tuple) and len(item) == 3 and item[0] == _END:
-                    _, error, tb = item
+                if isinstance(item, tuple) and len(item) == 4 and item[0] == _END:
+                    _, error, tb, plain = item
                     self._process.join(5.0)
                     if error is not None:
-                        raise ChildProcessFailed(error, tb, self._process.exitcode)
+                        raise ChildProcessFailed(error, tb, self._process.exitcode, plain)
                     return
                 yield item
         finally:
