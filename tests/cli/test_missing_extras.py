@@ -80,7 +80,9 @@ def test_commands_that_need_an_extra_name_it_in_one_line(tmp_path):
         ["predict", str(model), str(image), "-o", str(out)],
         ["export", str(model), "-o", str(tmp_path / "model.zip")],
         ["run", str(spec)],
-    ]
+        ["spots", str(image), "--train-centroid", "mlp", "--centroid-out", str(tmp_path / "c.npz"),
+         "-o", str(tmp_path / "s.csv")],
+    ]  # fmt: skip
     cloud = [["info", "gs://bucket/stack.tif"]]
     base = [
         ["info", str(image)],
@@ -96,7 +98,8 @@ def test_commands_that_need_an_extra_name_it_in_one_line(tmp_path):
         assert err.rstrip().endswith(f'pip install "napari-celldenoise[{extra}]"'), err
     for argv, (code, err) in zip(base, results[len(deep + cloud) :]):
         assert code == 0, (argv, err)
-    assert not new_model.exists() and not out.exists()  # refused before any work
+    # refused before any work
+    assert not new_model.exists() and not out.exists() and not (tmp_path / "s.csv").exists()
     assert (tmp_path / "f.tif").is_file()
 
 

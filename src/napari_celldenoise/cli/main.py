@@ -18,13 +18,10 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..extras import require
+from ..jobs.placement import require_extra
 from .errors import one_line, user_error
 
 COMMANDS = ["info", "deep", "spots", "filter", "noise", "metrics", "add_noise", "run"]
-NEEDS = {"train": "deep", "predict": "deep", "export": "deep"}
-"""Subcommand -> the extra it cannot run without, checked before it reads anything (other
-commands find out when a job needs one: a ``gs://`` path, the centroid network)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:  # tifffile warns about what we report as one line ourselves
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     try:
-        if args.command in NEEDS:
-            require(NEEDS[args.command])
+        require_extra(args.command)  # train, predict, export: said before reading anything
         return int(args.func(args) or 0)
     except Exception as exc:
         reported = user_error(exc)

@@ -43,16 +43,16 @@ GRACE: dict[str, float] = {
 }
 """Seconds a stopped child gets to save and finish before it is killed (default 10)."""
 
-EXTRA: dict[str, str] = {
-    "train": "deep",
-    "predict": "deep",
-    "export": "deep",
-    "centroid-mlp": "deep",
-    "bioimageio-export": "deep",
-    "bioimageio-check": "deep",
+EXTRA: dict[str, tuple[str, str]] = {
+    "train": ("deep", "training a network"),
+    "predict": ("deep", "denoising with a network"),
+    "export": ("deep", "bioimage.io export"),
+    "bioimageio-export": ("deep", "bioimage.io export"),
+    "bioimageio-check": ("deep", "bioimage.io export"),
+    "centroid-mlp": ("deep", "the centroid network (mlp)"),
 }
-"""Job kind -> the extra of the install it needs (:mod:`napari_celldenoise.extras`), checked
-before the job starts, here or in a child."""
+"""Job kind -> the extra of the install it needs and what for (:mod:`...extras`), checked
+before the job starts, here or in a child (and by the subcommands of the same names)."""
 
 _in_job_child = False
 
@@ -61,6 +61,25 @@ def mark_job_child() -> None:
     """Called first thing in a job child (:mod:`.process`): nothing nests further."""
     global _in_job_child
     _in_job_child = True
+
+
+def require_extra(kind: str) -> None:
+    """Raise :class:`~napari_celldenoise.extras.MissingExtra` if ``kind`` needs a missing extra."""
+    if kind in EXTRA:
+        from ..extras import require
+
+        require(*EXTRA[kind])
+
+
+def kinds_of(spec: Any) -> tuple[str, ...]:
+    """The kinds a spec's job will run: its own, then those of the sub-jobs it starts."""
+    kinds = [spec.kind]
+    if spec.kind == "export":
+        kinds += ["bioimageio-export", "bioimageio-check"]
+    training = getattr(spec, "train_centroid", None)
+    if training is not None and training.kind == "mlp":
+        kinds.append("centroid-mlp")
+    return tuple(kinds)
 
 
 def viewer_possible() -> bool:
@@ -89,10 +108,7 @@ def place(
     that needs an extra which is not installed fails at once with
     :class:`~napari_celldenoise.extras.MissingExtra`, before any work or child starts.
     """
-    if kind in EXTRA:
-        from ..extras import require
-
-        require(EXTRA[kind])
+    require_extra(kind)
     if runs_in_child(kind):
         from .process import run_in_process
 
@@ -106,8 +122,10 @@ __all__ = [
     "EXTRA",
     "GRACE",
     "PLACEMENT",
+    "kinds_of",
     "mark_job_child",
     "place",
+    "require_extra",
     "runs_in_child",
     "viewer_possible",
 ]

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Iterator
 
 from .events import Done, Event, ShouldStop, never_stop
-from .placement import place
+from .placement import kinds_of, place, require_extra
 from .specs import AnySpec, ReadSpec
 
 RUNNERS: dict[str, str] = {
@@ -42,8 +42,11 @@ def run_spec(spec: AnySpec, should_stop: ShouldStop = never_stop) -> Iterator[Ev
     export    :func:`..deep.file_job.run_export_spec`         ``(path, report)``
     ========  ==============================================  ==============================
 
-    The job runs where :func:`.placement.runs_in_child` says for ``spec.kind``.
+    The job runs where :func:`.placement.runs_in_child` says for ``spec.kind``; an extra that
+    it or one of its sub-jobs needs is checked first, before anything is read.
     """
+    for kind in kinds_of(spec):
+        require_extra(kind)
     yield from place(spec.kind, run_spec_here, spec, should_stop=should_stop)
 
 
