@@ -17,6 +17,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..jobs import Done, Event, Log, Progress, ShouldStop
+from ..jobs.errors import one_line
 
 JobFactory = Callable[[ShouldStop], Iterator[Event]]
 
@@ -26,12 +27,6 @@ class _Failed:
 
     def __init__(self, exc: BaseException):
         self.exc = exc
-
-
-def one_line(exc: BaseException) -> str:
-    """The error as one line for a notification (its type when it has no message)."""
-    text = " ".join(str(getattr(exc, "user_message", exc)).split())
-    return text or type(exc).__name__
 
 
 class JobPanel(QWidget):

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from ..config import ConfigError, format_validation_error
 from ..extras import MissingExtra, as_missing_extra
 from ..io.errors import ImageReadError, ImageWriteError
+from ..jobs.errors import one_line as jobs_one_line
 
 
 class CliError(ValueError):
@@ -40,5 +41,4 @@ def user_error(exc: BaseException) -> BaseException | None:
 def one_line(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return format_validation_error(exc)
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    return jobs_one_line(exc)

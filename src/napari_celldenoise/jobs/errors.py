@@ -39,4 +39,11 @@ class MainModuleNotGuarded(JobError):
     """A child process cannot start: the script being run would run again inside it."""
 
 
-__all__ = ["Cancelled", "ChildProcessFailed", "JobError", "MainModuleNotGuarded"]
+def one_line(exc: BaseException) -> str:
+    """An error as one line for a user: a child's own words for its bad input (see
+    :class:`ChildProcessFailed`), the exception's type when it has no message."""
+    text = " ".join(str(getattr(exc, "user_message", exc)).split())
+    return text or type(exc).__name__
+
+
+__all__ = ["Cancelled", "ChildProcessFailed", "JobError", "MainModuleNotGuarded", "one_line"]
