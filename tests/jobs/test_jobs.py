@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,7 @@ def test_child_error_is_raised_with_its_message():
     with pytest.raises(ChildProcessFailed, match="ValueError: bad patch size") as info:
         run(run_in_process(fail))
     assert "Traceback" in info.value.child_traceback
+    assert info.value.user_message == "bad patch size"  # bad input: its own words
 
 
 def test_child_that_dies_is_reported():
@@ -113,8 +115,15 @@ def test_unguarded_script_gets_a_hint_instead_of_a_bare_death(tmp_path):
         "    yield Log('hi')\n"
         "run(run_in_process(job))\n"
     )
+    src = Path(__file__).resolve().parents[2] / "src"  # this tree, not an installed copy
+    env = {**os.environ, "PYTHONPATH": str(src)}
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
     )
     assert done.returncode != 0
-    assert "if __name__ == '__main__':" in done.stderr.splitlines()[-1]
+    assert 'if __name__ == "__main__":' in done.stderr.splitlines()[-1]

@@ -38,3 +38,10 @@ def stubborn(*, should_stop):
 def crash(*, should_stop):
     yield Progress(1, 2)
     os._exit(3)
+
+
+def placements(*, should_stop):
+    """Where each kind would run if started from inside this child."""
+    from napari_celldenoise.jobs.placement import PLACEMENT, runs_in_child
+
+    yield Done(result={kind: runs_in_child(kind) for kind in PLACEMENT})

@@ -1,7 +1,7 @@
 """The "Deep denoise" dock: train N2V / structN2V / PG blind-spot in a child process.
 
 TensorFlow never runs in the napari process (it segfaults beside a viewer on software
-OpenGL): training and prediction go through :func:`napari_celldenoise.jobs.run_in_process`
+OpenGL): training and prediction go to a child (:mod:`napari_celldenoise.jobs.placement`)
 and this dock only receives events: progress, a live loss plot, a preview layer per epoch,
 the device, and the result layer.
 """
@@ -41,7 +41,9 @@ from ..deep.config import (
 )
 from ..deep.masks import MIN_MASK_CORRELATION
 from ..io.layers import layer_axes
-from ..jobs import Epoch, Event, Log, Preview, run_in_process
+from ..jobs import Epoch, Event, Log, Preview
+from ..jobs.placement import place
+from .extras import missing_extra_label
 from .jobs import JobPanel
 from .scroll import scroll_layout
 
@@ -293,6 +295,10 @@ class DeepDenoiseWidget(QWidget):
         layout.addWidget(self.panel)
         layout.addWidget(self.plot)
         layout.addStretch(1)
+        actions = (self.train_button, self.continue_button, self.predict_button, self.export_button)
+        self.missing_extra = missing_extra_label("deep", disable=actions)
+        if self.missing_extra is not None:  # said when the dock opens, not when a job fails
+            layout.insertWidget(0, self.missing_extra)
 
         self.last_info: Any = None
         self.last_result: Any = None
@@ -355,7 +361,7 @@ class DeepDenoiseWidget(QWidget):
 
     def _busy(self, busy: bool) -> None:
         for b in (self.train_button, self.continue_button, self.predict_button, self.export_button):
-            b.setEnabled(not busy)
+            b.setEnabled(not busy and self.missing_extra is None)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Model folder", self.folder.text())
@@ -487,8 +493,8 @@ class DeepDenoiseWidget(QWidget):
         self._source_layer = layer
 
         def factory(should_stop):
-            return run_in_process(
-                train, data, axes, config, folder, resume=resume, should_stop=should_stop, grace=60
+            return place(
+                "train", train, data, axes, config, folder, resume=resume, should_stop=should_stop
             )
 
         return self.panel.start(
@@ -553,9 +559,7 @@ class DeepDenoiseWidget(QWidget):
         data = np.asarray(layer.data)
 
         def factory(should_stop):
-            return run_in_process(
-                predict, folder, data, axes, config, should_stop=should_stop, grace=30
-            )
+            return place("predict", predict, folder, data, axes, config, should_stop=should_stop)
 
         return self.panel.start(factory, on_done=self._predict_done, label="denoising")
 
@@ -574,9 +578,9 @@ class DeepDenoiseWidget(QWidget):
         shape = tuple(layer.data.shape)
 
         def factory(should_stop):
-            return run_in_process(
-                predict_file, folder, path, shape, axes, config, out=out,
-                should_stop=should_stop, grace=30,
+            return place(
+                "predict", predict_file, folder, path, shape, axes, config, out=out,
+                should_stop=should_stop,
             )  # fmt: skip
 
         return self.panel.start(

@@ -1,4 +1,9 @@
-"""Run a job generator in napari's thread worker with a progress bar and a Cancel button."""
+"""Run a job generator in napari's thread worker with a progress bar and a Cancel button.
+
+The worker's generator catches every exception of the job itself and hands it to the main
+thread as a value (:class:`_Failed`): superqt's worker swallows a ``RuntimeError`` without
+emitting ``errored`` or ``finished``, so no exception type may be left for it to handle.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,16 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..jobs import Done, Event, Log, Progress, ShouldStop
+from ..jobs.errors import one_line
 
 JobFactory = Callable[[ShouldStop], Iterator[Event]]
+
+
+class _Failed:
+    """An exception raised by a job, carried to the main thread as a yielded value."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
 
 
 class JobPanel(QWidget):
@@ -49,6 +62,7 @@ class JobPanel(QWidget):
         self._worker: Any = None
         self._on_event: Callable[[Event], Any] | None = None
         self._on_done: Callable[[Any], Any] | None = None
+        self.failed: str | None = None  # the last job's error, None when it did not fail
 
     @property
     def running(self) -> bool:
@@ -69,12 +83,16 @@ class JobPanel(QWidget):
         self._stop = threading.Event()
         stop = self._stop
         self._on_event, self._on_done = on_event, on_done
+        self.failed = None
 
         @thread_worker
-        def work() -> Iterator[Event]:
-            yield from factory(stop.is_set)
+        def work() -> Iterator[Event | _Failed]:
+            try:
+                yield from factory(stop.is_set)
+            except Exception as exc:  # every type: see the module docstring
+                yield _Failed(exc)
 
-        worker = work()
+        worker = work()  # a fresh worker per job: superqt refuses to start one twice
         worker.yielded.connect(self._handle)
         worker.errored.connect(self._error)
         worker.finished.connect(self._finish)
@@ -93,7 +111,10 @@ class JobPanel(QWidget):
             self.status.setText("stopping…")
             self.cancel_button.setEnabled(False)
 
-    def _handle(self, event: Event) -> None:
+    def _handle(self, event: Event | _Failed) -> None:
+        if isinstance(event, _Failed):
+            self._error(event.exc)
+            return
         if isinstance(event, Progress):
             if event.total > 0:
                 self.progress.setRange(0, event.total)
@@ -110,12 +131,14 @@ class JobPanel(QWidget):
             self._on_event(event)
 
     def _error(self, exc: BaseException) -> None:
-        self.status.setText(f"failed: {exc}")
-        show_error(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
+        message = one_line(exc)
+        self.failed = message
+        self.status.setText(f"failed: {message}")
+        show_error(message)
 
     def _finish(self) -> None:
         self._worker = None
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
-        self.progress.setValue(1 if not self._stop.is_set() else 0)
+        self.progress.setValue(1 if not (self._stop.is_set() or self.failed) else 0)
         self.finished.emit()

@@ -43,6 +43,7 @@ from ..spots.dock_state import SourceSnapshot, SpotsDockState
 from ..spots.expr import ExpressionError
 from ..spots.pipeline import find_spots
 from ..spots.zmerge import merged_in_z
+from .extras import missing_extra_label
 from .jobs import JobPanel
 from .provenance import beside, input_axes, layer_source, spec_metadata
 from .scroll import scroll_layout
@@ -112,6 +113,10 @@ class SpotsWidget(QWidget):
         self.rules_edit, self.classifier_label = k.rules_edit, k.classifier_label
         self.centroid_kind, self.centroid_source = m.centroid_kind, m.centroid_source
         self.centroid_label = m.centroid_label
+        self.missing_extra = missing_extra_label("deep", "the centroid network (mlp)")
+        if self.missing_extra is not None:
+            m.centroid_kind.removeItem(m.centroid_kind.findText("mlp"))
+            m.layout().addRow(self.missing_extra)
         layout.addWidget(self.detect)
         layout.addWidget(self.camera)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from ..config import ConfigError, format_validation_error
+from ..extras import MissingExtra, as_missing_extra
 from ..io.errors import ImageReadError, ImageWriteError
+from ..jobs.errors import one_line as jobs_one_line
 
 
 class CliError(ValueError):
@@ -19,11 +21,24 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     ValidationError,
     FileExistsError,
+    MissingExtra,
 )
+
+
+def user_error(exc: BaseException) -> BaseException | None:
+    """``exc`` when it is reported as one line with exit status 2, else None.
+
+    A failed import of a module that an extra installs counts: it is reported as the
+    :class:`~..extras.MissingExtra` naming that extra, wherever the import happened.
+    """
+    if isinstance(exc, USER_ERRORS):
+        return exc
+    if isinstance(exc, ImportError):
+        return as_missing_extra(exc)
+    return None
 
 
 def one_line(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         return format_validation_error(exc)
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    return jobs_one_line(exc)

@@ -4,8 +4,9 @@ Each subcommand lives in its own module of this package with a ``register(subpar
 function that adds its parser and sets ``func``; add the module's name to ``COMMANDS``.
 Heavy imports (TensorFlow, napari, gcsfs) stay inside the subcommand functions.
 
-Bad input (a missing, foreign or broken file, an out-of-range parameter) exits with status 2
-and one line on stderr, no traceback.
+Bad input (a missing, foreign or broken file, an out-of-range parameter) and a missing extra of
+the install (``pip install "napari-celldenoise[deep]"``...) exit with status 2 and one line on
+stderr, no traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from .errors import USER_ERRORS, one_line
+from ..jobs.placement import require_extra
+from .errors import one_line, user_error
 
 COMMANDS = ["info", "deep", "spots", "filter", "noise", "metrics", "add_noise", "run"]
 
@@ -47,13 +49,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:  # tifffile warns about what we report as one line ourselves
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     try:
+        require_extra(args.command)  # train, predict, export: said before reading anything
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
         return status
     except BrokenPipeError:
         return _stdout_closed()
-    except USER_ERRORS as exc:
-        print(f"celldenoise {args.command}: error: {one_line(exc)}", file=sys.stderr)
+    except Exception as exc:
+        reported = user_error(exc)
+        if reported is None:
+            raise
+        print(f"celldenoise {args.command}: error: {one_line(reported)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"celldenoise {args.command}: interrupted", file=sys.stderr)

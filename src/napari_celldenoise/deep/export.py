@@ -390,12 +390,16 @@ def export_and_check(
     if not output.parent.is_dir():
         raise DeepInputError(f"{output.parent}: no such folder")
     with atomic_path(output, overwrite=True, suffix=".zip") as tmp:
-        exported = yield from _in_child(export_bioimageio, model_dir, tmp, overwrite=True,
-                                        should_stop=should_stop, **kwargs)  # fmt: skip
+        exported = yield from _in_child(
+            "bioimageio-export", export_bioimageio, model_dir, tmp, overwrite=True,
+            should_stop=should_stop, **kwargs,
+        )  # fmt: skip
         report = "bioimage.io validation: not run"
         stopped = exported is None
         if not stopped and check:
-            checked = yield from _in_child(check_package, tmp, should_stop=should_stop)
+            checked = yield from _in_child(
+                "bioimageio-check", check_package, tmp, should_stop=should_stop
+            )
             stopped = checked is None
             if not stopped:
                 passed, report = checked
@@ -411,12 +415,13 @@ def export_and_check(
     yield Done((str(output), report))
 
 
-def _in_child(target: Any, *args: Any, **kwargs: Any) -> Iterator[Event]:
-    """Run a job in a spawned child; re-yield its events, return its result (None: stopped)."""
-    from ..jobs import run_in_process
+def _in_child(kind: str, target: Any, *args: Any, **kwargs: Any) -> Iterator[Event]:
+    """Run a job where ``kind`` runs (a spawned child, :mod:`...jobs.placement`); re-yield its
+    events, return its result (None: stopped)."""
+    from ..jobs.placement import place
 
     result = None
-    for event in run_in_process(target, *args, grace=30, **kwargs):
+    for event in place(kind, target, *args, **kwargs):
         if isinstance(event, Done):
             result = event.result
         else:

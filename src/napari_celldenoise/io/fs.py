@@ -23,12 +23,9 @@ def filesystem(path: str | os.PathLike) -> tuple[Any, str]:
     path = os.fspath(path)
     options: dict[str, Any] = {}
     if path.startswith(("gs://", "gcs://")):
-        try:
-            import gcsfs  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(
-                "reading gs:// paths needs gcsfs: pip install 'napari-celldenoise[cloud]'"
-            ) from exc
+        from ..extras import require
+
+        require("cloud", "reading gs:// paths", modules=("gcsfs",))
         if os.environ.get("STORAGE_EMULATOR_HOST"):
             options["token"] = "anon"
             os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")

@@ -8,6 +8,7 @@ Events and results travel between machines as JSON through :mod:`.wire`.
 """
 
 from . import wire
+from .errors import Cancelled, ChildProcessFailed, JobError
 from .events import (
     Calibration,
     Device,
@@ -21,8 +22,8 @@ from .events import (
     Timing,
     never_stop,
 )
-from .process import ChildProcessFailed, ProcessJob, run_in_process
-from .run import Cancelled, run
+from .process import ProcessJob, run_in_process
+from .run import run
 
 __all__ = [
     "Calibration",
@@ -32,6 +33,7 @@ __all__ = [
     "Done",
     "Epoch",
     "Event",
+    "JobError",
     "Log",
     "Preview",
     "ProcessJob",

@@ -20,31 +20,29 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .errors import ChildProcessFailed
 from .events import Done, Event, ShouldStop, never_stop
+from .main_guard import ADVICE, check_main_guard
 
 logger = logging.getLogger(__name__)
 
 _END = "__celldenoise_end__"
 
 
-class ChildProcessFailed(RuntimeError):
-    """The child raised (``message`` is its error, ``child_traceback`` its traceback) or died."""
-
-    def __init__(self, message: str, child_traceback: str = "", exitcode: int | None = None):
-        super().__init__(message)
-        self.child_traceback = child_traceback
-        self.exitcode = exitcode
-
-
 def _child_main(target: Callable[..., Any], args: tuple, kwargs: dict, q: Any, stop: Any) -> None:
     """Entry point of the child: drain the generator into the queue."""
+    from .placement import mark_job_child
+
+    mark_job_child()
     try:
         for event in target(*args, should_stop=stop.is_set, **kwargs):
             q.put(event)
     except BaseException as exc:  # report everything, including KeyboardInterrupt
-        q.put((_END, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        # bad input (a ValueError, the package's convention) is told as its own message
+        plain = str(exc) if isinstance(exc, ValueError) and str(exc) else None
+        q.put((_END, f"{type(exc).__name__}: {exc}", traceback.format_exc(), plain))
         return
-    q.put((_END, None, ""))
+    q.put((_END, None, "", None))
 
 
 class ProcessJob:
@@ -61,6 +59,7 @@ class ProcessJob:
         grace: float = 10.0,
         **kwargs: Any,
     ) -> None:
+        check_main_guard()  # a script without a main guard would run again in the child
         ctx = mp.get_context("spawn")
         self._queue = ctx.Queue()
         self._stop = ctx.Event()
@@ -70,7 +69,7 @@ class ProcessJob:
         if getattr(target, "__module__", None) == "__main__":
             self._hint = (
                 "; the job function is defined in the script being run: spawned children "
-                "re-import that script, so its entry point needs `if __name__ == '__main__':`"
+                f"re-import that script, so {ADVICE}"
             )
         self._process = ctx.Process(
             target=_child_main,
@@ -134,11 +133,11 @@ class ProcessJob:
                             ) from None
                     else:
                         continue
-                if isinstance(item, tuple) and len(item) == 3 and item[0] == _END:
-                    _, error, tb = item
+                if isinstance(item, tuple) and len(item) == 4 and item[0] == _END:
+                    _, error, tb, plain = item
                     self._process.join(5.0)
                     if error is not None:
-                        raise ChildProcessFailed(error, tb, self._process.exitcode)
+                        raise ChildProcessFailed(error, tb, self._process.exitcode, plain)
                     return
                 yield item
         finally:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .errors import Cancelled
 from .events import Done, Event, Log
 
 logger = logging.getLogger(__name__)
@@ -15,10 +16,6 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
-
-
-class Cancelled(RuntimeError):
-    """Raised by :func:`run` when a job ended without a :class:`Done` event."""
 
 
 def run(events: Iterable[Event], on_event: Callable[[Event], Any] | None = None) -> Any:

@@ -1,9 +1,9 @@
 """``run_spec``: execute any job spec as a generator of events.
 
-One entry point for the CLI, the docks, the remote worker and batch runs. It runs the job in
-the calling process; work that must not share a process with a napari viewer (training and
-prediction: TensorFlow) is sent to a child by the caller, as ``run_in_process(run_spec, spec)``
-(``run_spec`` is a module-level generator function and specs pickle).
+One entry point for the CLI, the docks, the remote worker and batch runs. Where a job runs is
+decided by :mod:`.placement`: training and prediction (TensorFlow) go to a spawned child when
+this process may hold a napari viewer, and run here otherwise (the command line); specs pickle
+and :func:`run_spec_here` is a module-level generator function, so any spec can cross.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Iterator
 
 from .events import Done, Event, ShouldStop, never_stop
+from .placement import kinds_of, place, require_extra
 from .specs import AnySpec, ReadSpec
 
 RUNNERS: dict[str, str] = {
@@ -40,7 +41,17 @@ def run_spec(spec: AnySpec, should_stop: ShouldStop = never_stop) -> Iterator[Ev
     spots     :func:`..spots.file_job.run_spots_spec`         ``SpotsResult``
     export    :func:`..deep.file_job.run_export_spec`         ``(path, report)``
     ========  ==============================================  ==============================
+
+    The job runs where :func:`.placement.runs_in_child` says for ``spec.kind``; an extra that
+    it or one of its sub-jobs needs is checked first, before anything is read.
     """
+    for kind in kinds_of(spec):
+        require_extra(kind)
+    yield from place(spec.kind, run_spec_here, spec, should_stop=should_stop)
+
+
+def run_spec_here(spec: AnySpec, *, should_stop: ShouldStop = never_stop) -> Iterator[Event]:
+    """Run ``spec`` in this process, whatever its kind."""
     module, name = RUNNERS[spec.kind].split(":")
     runner = getattr(importlib.import_module(module, __package__), name)
     yield from runner(spec, should_stop=should_stop)
@@ -65,4 +76,4 @@ def run_read_spec(spec: ReadSpec, *, should_stop: ShouldStop = never_stop) -> It
     yield Done(written)
 
 
-__all__ = ["RUNNERS", "run_read_spec", "run_spec"]
+__all__ = ["RUNNERS", "run_read_spec", "run_spec", "run_spec_here"]

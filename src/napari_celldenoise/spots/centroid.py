@@ -268,11 +268,12 @@ def train_mlp(
 def train_mlp_in_process(
     boxes: np.ndarray, offsets: np.ndarray, *, should_stop: ShouldStop = never_stop, **options
 ) -> Iterator[Event]:
-    """:func:`train_mlp` in a spawned child process (the only safe way next to a viewer)."""
-    from ..jobs import run_in_process
+    """:func:`train_mlp` where :mod:`~napari_celldenoise.jobs.placement` puts the kind
+    ``centroid-mlp``: a spawned child process (the only safe way next to a viewer)."""
+    from ..jobs.placement import place
 
     yield Progress(0, 0, "starting the TensorFlow worker")
-    yield from run_in_process(train_mlp, boxes, offsets, should_stop=should_stop, **options)
+    yield from place("centroid-mlp", train_mlp, boxes, offsets, should_stop=should_stop, **options)
 
 
 # --- training with a report, and localisation with a trained model ----------------------
