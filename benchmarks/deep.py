@@ -210,7 +210,7 @@ def train_timed(
 
     budget = minutes * 60
     epochs = 10_000
-    if TrainConfig(method=method, mask=mask).lr_schedule != "constant":
+    if getattr(TrainConfig(method=method, mask=mask), "lr_schedule", "constant") != "constant":
         per_epoch = seconds_per_epoch(stack, method, folder, patch=patch, batch=batch, steps=steps)
         # 3 % of the budget for TensorFlow set-up and the calibration at the end
         print(f"{method}: {per_epoch:.1f} machine-s per {steps}-step epoch", flush=True)

@@ -53,12 +53,20 @@ def test_config_bounds_and_cross_fields():
         TrainConfig(method="structn2v", mask=[[1, 0, 1]])
     with pytest.raises(ValidationError):
         TrainConfig(epochs=0)
-    with pytest.raises(ValidationError, match="cosine schedule is for pg"):
+    # another method's setting is refused, naming its method, unless it means "not used"
+    with pytest.raises(ValidationError, match="lr_schedule is a setting of pg-blindspot, not"):
         TrainConfig(method="n2v", lr_schedule="cosine")
     assert TrainConfig(method="pg-blindspot", lr_schedule="constant").lr_schedule == "constant"
-    with pytest.raises(ValidationError, match="bfloat16 is for pg-blindspot"):
+    with pytest.raises(ValidationError, match="precision is a setting of pg-blindspot"):
         TrainConfig(method="n2v", precision="bfloat16")
-    assert TrainConfig(method="structn2v", mask=[[1]]).precision == "auto"
+    with pytest.raises(ValidationError, match="vst is a setting of n2v, structn2v, not of pg"):
+        TrainConfig(method="pg-blindspot", vst=True)
+    with pytest.raises(ValidationError, match="mask is a setting of structn2v, not of n2v"):
+        TrainConfig(method="n2v", mask=[[1, 1, 1]])
+    assert not hasattr(TrainConfig(method="structn2v", mask=[[1]], precision="auto"), "precision")
+    assert TrainConfig(method="n2v", mask=None).method == "n2v"
+    with pytest.raises(ValidationError, match="unknown method 'care'"):
+        TrainConfig(method="care")
 
 
 def test_config_from_widget_values():
@@ -66,7 +74,7 @@ def test_config_from_widget_values():
     config = train_config_from_widget(values)
     assert config.mask == [[0, 1, 0]] * 3 and config.epochs == 3
     # a mask left in the editor does not block N2V
-    assert train_config_from_widget({**values, "method": "n2v"}).mask is None
+    assert train_config_from_widget({**values, "method": "n2v"}).method == "n2v"
     assert parse_mask(format_mask([[1, 1, 1]])) == [[1, 1, 1]]
     assert parse_mask("111") == [[1, 1, 1]]
     # 3D: ZYX planes separated by a blank line (files) or "/" (one line)
@@ -275,7 +283,7 @@ def test_n2v_patches_need_a_hidden_pixel_and_masks_must_fit_them():
 def test_dihedral_ensemble_averages_the_eight_transforms():
     from scipy.ndimage import uniform_filter
 
-    from napari_celldenoise.deep.api import _Dihedral
+    from napari_celldenoise.deep.predictors import Dihedral as _Dihedral
 
     rng = np.random.default_rng(3)
     img = rng.normal(size=(16, 16)).astype(np.float32)
@@ -329,27 +337,38 @@ def test_pg_batches_follow_the_weights():
 def test_structure_share_is_half_for_pg_and_pg_only():
     assert TrainConfig(method="pg-blindspot").structure_share == 0.5
     assert TrainConfig(method="pg-blindspot", structure_share=0).structure_share == 0
-    assert TrainConfig(method="n2v").structure_share == 0
-    with pytest.raises(ValidationError, match="structure_share is for pg-blindspot"):
+    assert TrainConfig(method="n2v", structure_share=0).method == "n2v"  # "not used": dropped
+    with pytest.raises(ValidationError, match="structure_share is a setting of pg-blindspot"):
         TrainConfig(method="n2v", structure_share=0.5)
     with pytest.raises(ValidationError):
         TrainConfig(method="pg-blindspot", structure_share=1.5)
 
 
-def test_continued_config_takes_the_models_method_and_its_defaults():
+def test_resume_config_takes_the_models_method_and_its_settings():
+    from napari_celldenoise.deep.config import resume_config
+
     pg = TrainConfig(method="pg-blindspot", patch=32, features=8)
-    run = TrainConfig(method="n2v", epochs=3)  # e.g. a CLI --resume that left --method as n2v
-    merged = run.continued(pg)
+    run = TrainConfig(method="n2v", epochs=3, perc_pix=0.5)  # a CLI --resume left at n2v
+    merged = resume_config(pg, run)
     assert merged.method == "pg-blindspot" and merged.patch == 32 and merged.features == 8
-    assert merged.epochs == 3  # this run's own setting
+    assert merged.epochs == 3  # this run's own setting; n2v's perc_pix does not apply
     assert merged.lr_schedule == "cosine" and merged.structure_share == 0.5
     assert merged.learning_rate == 1e-3
-    own = TrainConfig(method="pg-blindspot", structure_share=0.2, learning_rate=5e-4)
-    assert own.continued(pg).structure_share == 0.2 and own.continued(pg).learning_rate == 5e-4
-    # the validation split stays the one the folder's best weights were chosen on
-    region = TrainConfig(val_region=[[0, 64], [0, 64]], seed=3)
-    again = TrainConfig(seed=0).continued(region)
-    assert again.val_region == [[0, 64], [0, 64]] and again.seed == 3
+    own = {"structure_share": 0.2, "learning_rate": 5e-4, "features": 64, "patch": 128}
+    again = resume_config(pg, own)  # the network stays the model's
+    assert again.structure_share == 0.2 and again.learning_rate == 5e-4
+    assert again.features == 8 and again.patch == 32
+    # what the run does not give stays the model's last run's (the dock has no rate field)
+    slow = TrainConfig(method="pg-blindspot", learning_rate=2e-4, lr_schedule="constant")
+    kept = resume_config(slow, {"epochs": 2, "steps": 5, "batch": 4})
+    assert kept.learning_rate == 2e-4 and kept.lr_schedule == "constant" and kept.steps == 5
+    # the validation split stays the one the folder's best weights were chosen on, and the
+    # structN2V mask is the model's
+    region = TrainConfig(method="structn2v", mask=[[1, 1, 1]], val_region=[[0, 64], [0, 64]])
+    run = TrainConfig(method="structn2v", mask=[[1], [1], [1]], seed=4)
+    merged = resume_config(region, run)
+    assert merged.val_region == [[0, 64], [0, 64]] and merged.seed == 0
+    assert merged.mask == [[1, 1, 1]]
 
 
 def test_validation_subset_caps_pixels_and_keeps_one_patch():

@@ -8,7 +8,8 @@ import pytest
 from napari_celldenoise.cli import main
 from napari_celldenoise.deep.api import train
 from napari_celldenoise.deep.config import TrainConfig
-from napari_celldenoise.deep.export import SAMPLE, export_and_check
+from napari_celldenoise.deep.export import export_and_check
+from napari_celldenoise.deep.model import SAMPLE
 from napari_celldenoise.jobs import run
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]

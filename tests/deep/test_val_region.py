@@ -90,7 +90,7 @@ def test_cli_refuses_a_region_smaller_than_the_patch_before_training(tmp_path, c
 @pytest.mark.tf
 def test_training_validates_on_the_region(tmp_path, small_noisy):
     from napari_celldenoise.deep.api import train
-    from napari_celldenoise.deep.export import SAMPLE
+    from napari_celldenoise.deep.model import SAMPLE
     from napari_celldenoise.jobs import Epoch, run
 
     events = []

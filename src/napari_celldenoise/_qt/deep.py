@@ -33,16 +33,18 @@ from qtpy.QtWidgets import (
 )
 
 from ..deep.config import (
-    METHODS,
     PredictConfig,
     TrainConfig,
     estimate_epoch_seconds,
+    resume_config,
     train_config_from_widget,
 )
 from ..deep.masks import MIN_MASK_CORRELATION
+from ..deep.registry import METHODS, get_method
 from ..io.layers import layer_axes
-from ..jobs import Epoch, Event, Log, Preview
+from ..jobs import Device, Epoch, Event, Preview, Timing
 from ..jobs.placement import place
+from .axes_choice import AxesChoice
 from .extras import missing_extra_label
 from .jobs import JobPanel
 from .scroll import scroll_layout
@@ -192,7 +194,9 @@ class DeepDenoiseWidget(QWidget):
         self.viewer = napari_viewer
         self.layer_combo = QComboBox()
         self.method = QComboBox()
-        self.method.addItems(list(METHODS))
+        for m in METHODS.values():
+            self.method.addItem(m.title, m.name)
+            self.method.setItemData(self.method.count() - 1, m.summary, Qt.ItemDataRole.ToolTipRole)
         self.epochs = _spin(1, 10_000, 20)
         self.steps = _spin(1, 100_000, 100)
         self.patch = _spin(16, 512, 64, step=16)
@@ -233,8 +237,15 @@ class DeepDenoiseWidget(QWidget):
         self.three_d = QCheckBox("3D network (ZYX patches; else Z slices as images)")
         self.three_d.toggled.connect(self._dims_changed)
 
+        self.axes_choice = AxesChoice()
+        self.axes_choice.time.setToolTip(
+            "The layer does not name its axes, so its first axis is read as Z (slices; a 3D "
+            "network can train on them). Tick this for a time series: frames are then "
+            "trained on and denoised as separate images."
+        )
         form = QFormLayout()
         form.addRow("image:", self.layer_combo)
+        form.addRow("", self.axes_choice)
         form.addRow("method:", self.method)
         form.addRow("epochs:", self.epochs)
         form.addRow("steps/epoch:", self.steps)
@@ -303,14 +314,18 @@ class DeepDenoiseWidget(QWidget):
         self.last_info: Any = None
         self.last_result: Any = None
         self.epoch_events: list[Epoch] = []
+        # the time per epoch measured in the last training, and the settings it holds for
+        self._measured: tuple[dict[str, Any], str] | None = None
         for w in (self.epochs, self.steps, self.patch, self.batch):
             w.valueChanged.connect(self._update_estimate)
-        self.method.currentTextChanged.connect(self._method_changed)
-        self.layer_combo.currentTextChanged.connect(self._dims_changed)
+        self.method.currentIndexChanged.connect(lambda _: self._method_changed(self.method_name()))
+        self.layer_combo.currentTextChanged.connect(self._layer_changed)
+        self.axes_choice.changed.connect(self._dims_changed)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
-        self._method_changed(self.method.currentText())
+        self._layer_changed()
+        self._method_changed(self.method_name())
 
     # ------------------------------------------------------------------ state
     def _refresh_layers(self, event: Any = None) -> None:
@@ -322,6 +337,7 @@ class DeepDenoiseWidget(QWidget):
             for layer in self.viewer.layers
             if isinstance(layer, Image)
             and not layer.name.endswith((" preview", "(denoised)", "autocorrelation"))
+            and " preview (patch at " not in layer.name
         ]
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
@@ -329,7 +345,7 @@ class DeepDenoiseWidget(QWidget):
         if current in names:
             self.layer_combo.setCurrentText(current)
         self.layer_combo.blockSignals(False)
-        self._dims_changed()
+        self._layer_changed()
         from napari.layers import Shapes
 
         chosen = self.val_combo.currentText()
@@ -342,16 +358,33 @@ class DeepDenoiseWidget(QWidget):
             self.val_combo.setCurrentText(chosen)
         self.val_combo.blockSignals(False)
 
+    def method_name(self) -> str:
+        """The chosen method's registry name."""
+        return self.method.currentData() or self.method.currentText()
+
+    def set_method(self, name: str) -> None:
+        """Choose the method registered as ``name``."""
+        self.method.setCurrentIndex(self.method.findData(get_method(name).name))
+
     def _method_changed(self, method: str) -> None:
-        self.mask_box.setVisible(method == "structn2v")
-        self.tta_box.setVisible(method == "pg-blindspot")
+        options = get_method(method).dock
+        self.mask_box.setVisible("mask" in options)
+        self.tta_box.setVisible("tta" in options)
         self._dims_changed()
+
+    def _layer_changed(self, *_: Any) -> None:
+        self.axes_choice.set_layer(self.selected_layer())
+        self._dims_changed()
+
+    def axes(self, layer: Any) -> str:
+        """The axes this dock reads ``layer`` with (see :class:`.AxesChoice`)."""
+        return self.axes_choice.axes(layer)
 
     def is_3d(self) -> bool:
         """A 3D network: chosen, the layer has a Z axis, and the method has a 3D network."""
         layer = self.selected_layer()
-        has_z = layer is not None and "Z" in layer_axes(layer)
-        possible = has_z and self.method.currentText() != "pg-blindspot"
+        has_z = layer is not None and "Z" in self.axes(layer)
+        possible = has_z and get_method(self.method_name()).three_d
         self.three_d.setVisible(possible)
         return possible and self.three_d.isChecked()
 
@@ -371,12 +404,12 @@ class DeepDenoiseWidget(QWidget):
     def values(self) -> dict[str, Any]:
         """The widget values, named as :class:`TrainConfig` fields."""
         return {
-            "method": self.method.currentText(),
+            "method": self.method_name(),
             "epochs": self.epochs.value(),
             "steps": self.steps.value(),
             "patch": self.patch.value(),
             "batch": self.batch.value(),
-            "mask": self.mask_editor.mask() if self.method.currentText() == "structn2v" else None,
+            "mask": self.mask_editor.mask() if self.mask_box.isVisibleTo(self) else None,
             "dims": 3 if self.is_3d() else 2,
             "val_region": self.validation_region(),
         }
@@ -414,14 +447,18 @@ class DeepDenoiseWidget(QWidget):
             "steps": self.steps.value(),
             "batch": self.batch.value(),
         }
-        return TrainConfig(**{**saved.model_dump(), **run})
+        return resume_config(saved, run)
 
     def _update_estimate(self, *_: Any) -> None:
         try:
-            seconds = estimate_epoch_seconds(self.config())
+            config = self.config()
         except ValueError as exc:
             self.estimate.setText(f"⚠ {_message(exc)}")
             return
+        if self._measured is not None and self._measured[0] == _timing_key(config):
+            self.estimate.setText(self._measured[1])  # still the settings it was measured on
+            return
+        seconds = estimate_epoch_seconds(config)
         rough = f"{seconds:.2g} s" if seconds < 90 else f"{seconds / 60:.2g} min"
         self.estimate.setText(f"≈ {rough} per epoch on this CPU (before measuring)")
 
@@ -446,7 +483,7 @@ class DeepDenoiseWidget(QWidget):
         try:
             dims = 3 if self.is_3d() else 2
             proposal = mask_from_data(
-                np.asarray(layer.data), layer_axes(layer), region=region, dims=dims
+                np.asarray(layer.data), self.axes(layer), region=region, dims=dims
             )
         except ValueError as exc:
             show_error(str(exc))
@@ -483,7 +520,7 @@ class DeepDenoiseWidget(QWidget):
             show_error(f"Invalid settings: {_message(exc)}")
             return None
         data = np.asarray(layer.data)
-        axes = layer_axes(layer)
+        axes = self.axes(layer)
         if not resume and ModelFolder(folder).is_taken():
             show_error(f"{folder} is not empty: choose a new folder, or press Continue")
             return None
@@ -491,6 +528,7 @@ class DeepDenoiseWidget(QWidget):
             self.plot.clear()
         self.epoch_events = []
         self._source_layer = layer
+        self._training_config = config
 
         def factory(should_stop):
             return place(
@@ -516,29 +554,39 @@ class DeepDenoiseWidget(QWidget):
             )
         elif isinstance(event, Preview):
             self._show_preview(event)
-        elif isinstance(event, Log):
-            if event.message.startswith("training ") and " on " in event.message:
-                self.device.setText("device: " + event.message.split(" on ", 1)[1].split(":")[0])
-            if "per epoch" in event.message:
-                self.estimate.setText(f"measured: {event.message}")
+        elif isinstance(event, Device):
+            self.device.setText(f"device: {event.description}")
+        elif isinstance(event, Timing):
+            per = event.seconds_per_batch
+            text = (
+                f"measured: about {per * event.batches_per_epoch:.0f} s per epoch "
+                f"({per:.2f} s per batch)"
+            )
+            self._measured = (_timing_key(self._training_config), text)
+            self.estimate.setText(text)
 
     def _show_preview(self, event: Preview) -> None:
-        name = event.name
+        """The denoised validation patch, over the place in the image it was cut from.
+
+        Its name says where (``origin`` in the event's metadata); it keeps the source's
+        scale, and its contrast limits (the same intensity units), so that it neither
+        saturates when later epochs widen its range nor hides the image's corner.
+        """
+        src = getattr(self, "_source_layer", None)
+        origin = event.metadata.get("origin") or {}
+        name = preview_name(event.name, origin)
         if name in self.viewer.layers:
             self.viewer.layers[name].data = event.image
             return
-        src = getattr(self, "_source_layer", None)
         kwargs: dict[str, Any] = {}
         if src is not None and event.image.ndim <= src.ndim:
-            n = event.image.ndim
-            kwargs["scale"] = tuple(src.scale[-n:])
-            for key in ("units", "axis_labels"):
-                if hasattr(src, key):
-                    kwargs[key] = tuple(getattr(src, key))[-n:]
+            kwargs = _preview_geometry(src, self.axes(src), event.image.ndim, origin)
+            kwargs["contrast_limits"] = tuple(src.contrast_limits)
         self.viewer.add_image(event.image, name=name, **kwargs)
 
     def _train_done(self, info: Any) -> None:
         self.last_info = info
+        self._update_estimate()  # the measured time, while the settings stay those trained
         if info is not None:
             self.device.setText(f"device: {info.device}")
             show_info(f"model saved in {self.folder.text()} ({info.epochs_done} epochs)")
@@ -551,7 +599,7 @@ class DeepDenoiseWidget(QWidget):
         if layer is None:
             show_error("Select an image layer to denoise.")
             return None
-        axes, folder = layer_axes(layer), self.folder.text().strip()
+        axes, folder = self.axes(layer), self.folder.text().strip()
         config = self.predict_config()
         self._source_layer = layer
         if hasattr(layer.data, "dask"):
@@ -604,7 +652,7 @@ class DeepDenoiseWidget(QWidget):
         kwargs: dict[str, Any] = {}
         layer = self.selected_layer()
         if layer is not None:
-            kwargs = {"image": _test_crop(layer), "axes": layer_axes(layer)}
+            kwargs = {"image": _test_crop(layer), "axes": self.axes(layer)}
 
         def factory(should_stop):
             return export_and_check(folder, path, overwrite=True, should_stop=should_stop, **kwargs)
@@ -637,6 +685,32 @@ class DeepDenoiseWidget(QWidget):
 
 
 RANDOM_SPLIT = "random split"
+
+
+def _timing_key(config: TrainConfig) -> dict[str, Any]:
+    """What an epoch's time depends on: every setting but the number of epochs."""
+    return config.model_dump(exclude={"epochs", "version"})
+
+
+def preview_name(name: str, origin: dict[str, int]) -> str:
+    """``"n2v preview"`` -> ``"n2v preview (patch at t 3, y 32, x 64)"``: where it was cut."""
+    if not origin:
+        return name
+    return f"{name} (patch at {', '.join(f'{a.lower()} {v}' for a, v in origin.items())})"
+
+
+def _preview_geometry(src: Any, axes: str, ndim: int, origin: dict[str, int]) -> dict[str, Any]:
+    """Scale, translate, units and labels that lay an ``ndim`` preview over its patch in
+    ``src`` (its last ``ndim`` axes are the patch's)."""
+    n = ndim
+    scale = tuple(src.scale[-n:])
+    start = [origin.get(a, 0) for a in axes[-n:]]
+    translate = tuple(t + s * o for t, s, o in zip(src.translate[-n:], scale, start))
+    kwargs: dict[str, Any] = {"scale": scale, "translate": translate}
+    for key in ("units", "axis_labels"):
+        if hasattr(src, key):
+            kwargs[key] = tuple(getattr(src, key))[-n:]
+    return kwargs
 
 
 def shape_region(shapes: Any, layer: Any) -> tuple[slice, slice] | None:

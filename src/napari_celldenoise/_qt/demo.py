@@ -48,9 +48,11 @@ def step_stack_info(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, 
 
 def step_deep(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, Any]:
     """A few N2V training steps on "cells (noisy)" in the dock's child process, then denoise."""
+    from ..deep.config import default_method
+
     widget = docks["Deep denoise"]
     widget.layer_combo.setCurrentText("cells (noisy)")
-    widget.method.setCurrentText("n2v")
+    widget.set_method(default_method())
     for spin, value in ((widget.epochs, 2), (widget.steps, 5), (widget.patch, 64),
                         (widget.batch, 8)):  # fmt: skip
         spin.setValue(value)

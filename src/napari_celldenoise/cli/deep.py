@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..deep.config import PredictConfig
 from ..deep.masks import MIN_MASK_CORRELATION
+from ..deep.registry import METHODS, NAMES
 from .errors import CliError
 from .progress import StderrProgress, StopOnInterrupt
 
@@ -25,7 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a thumbnail; it must be new or empty unless --resume.",
     )
     t.add_argument("input", metavar="IN", help="noisy TIFF/PNG stack")
-    t.add_argument("--method", required=True, choices=["n2v", "structn2v", "pg-blindspot"])
+    t.add_argument(
+        "--method",
+        required=True,
+        choices=NAMES,
+        help="; ".join(f"{m.name}: {m.summary}" for m in METHODS.values()),
+    )
     t.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model folder")
     t.add_argument(
         "--epochs",
@@ -45,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="structN2V mask: a text file of 0/1 rows (centre = 1; for --dims 3, ZYX planes "
         "separated by a blank line), or 'auto' to derive it from the noise autocorrelation: "
         f"the neighbours correlated above {MIN_MASK_CORRELATION} (weaker correlation costs less "
-        "than hiding them; default auto for structn2v)",
+        "than hiding them; default auto for structN2V)",
     )
     t.add_argument(
         "--resume",
@@ -71,15 +77,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--structure-share",
         type=float,
         metavar="F",
-        help="pg-blindspot: share (0-1) of training patches drawn in proportion to their "
+        help="PG blind-spot: share (0-1) of training patches drawn in proportion to their "
         "structure instead of uniformly, so a mostly-background field does not spend most "
         "steps on background (default 0.5)",
     )
     t.add_argument(
         "--precision",
         choices=["auto", "float32", "bfloat16"],
-        default="auto",
-        help="pg-blindspot's arithmetic: auto = bfloat16 on a CPU with bfloat16 instructions "
+        help="PG blind-spot's arithmetic: auto = bfloat16 on a CPU with bfloat16 instructions "
         "and no GPU (1.5x the steps per CPU-minute), float32 otherwise (default auto)",
     )
     t.add_argument("--seed", type=int, default=0)
@@ -173,69 +178,52 @@ def _strip_singleton_channel(image):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..deep.config import TrainConfig, parse_mask, parse_region
+    from ..deep.config import TrainConfig, config_class, parse_region
     from ..deep.data import DeepInputError
     from ..deep.model import ModelFolderError
 
     image = _read(args.input, args.axes)
     data, axes = _strip_singleton_channel(image)
-    mask = None
-    method, dims = args.method, args.dims
-    if args.resume:  # the folder's architecture (method, mask, dims) is kept
-        from ..deep.model import ModelFolder
-
-        try:
-            saved = ModelFolder(args.output).read_info().train
-        except ModelFolderError as exc:
-            raise CliError(str(exc)) from None
-        method, mask, dims = saved.method, saved.mask, saved.dims
-    elif args.method == "structn2v":
-        spec = args.mask or "auto"
-        if spec == "auto":
-            from ..deep.masks import mask_from_data
-
-            try:
-                proposal = mask_from_data(data, axes, dims=args.dims)
-            except DeepInputError as exc:
-                raise CliError(f"--mask auto: {exc}") from None
-            mask = proposal.mask.tolist()
-            print(f"--mask auto: {proposal.describe()}", file=sys.stderr)
-        else:
-            try:
-                mask = parse_mask(Path(spec).read_text())
-            except OSError as exc:
-                raise CliError(f"--mask: cannot read {spec}: {exc.strerror}") from None
-            except ValueError as exc:
-                raise CliError(f"--mask {spec}: {exc}") from None
-    if args.mask and args.method != "structn2v":
-        raise CliError("--mask is only used with --method structn2v")
-    val_region = None
     if args.val_region and args.resume:
         raise CliError(
             "--val-region: a continued run keeps the model's validation split (its best weights "
             "were chosen on it)"
         )
-    if args.val_region:
+    given = {
+        "epochs": args.epochs,
+        "steps": args.steps,
+        "patch": args.patch,
+        "batch": args.batch,
+        "dims": args.dims,
+        "seed": args.seed,
+    }
+    # the settings of some methods only: refused for the others, as the config refuses them
+    for option, field in (("learning_rate", "learning_rate"), ("structure_share",
+                          "structure_share"), ("precision", "precision")):  # fmt: skip
+        if getattr(args, option) is not None:
+            given[field] = getattr(args, option)
+    cls = config_class(args.method)
+    if args.mask and "mask" not in cls.model_fields:
+        users = [n for n, m in METHODS.items() if "mask" in m.config.model_fields]
+        raise CliError(f"--mask is only used with --method {' or '.join(users)}")
+    if args.resume:  # the folder's architecture (method, mask, dims) is kept
+        from ..deep.config import resume_config
+        from ..deep.model import ModelFolder
+
         try:
-            val_region = parse_region(args.val_region)
-        except ValueError as exc:
-            raise CliError(f"--val-region: {exc}") from None
-    chosen = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
-    if args.structure_share is not None:
-        chosen["structure_share"] = args.structure_share
-    config = TrainConfig(
-        val_region=val_region,
-        method=method,
-        epochs=args.epochs,
-        steps=args.steps,
-        patch=args.patch,
-        batch=args.batch,
-        mask=mask,
-        dims=dims,
-        precision=args.precision,
-        **chosen,
-        seed=args.seed,
-    )
+            saved = ModelFolder(args.output).read_info().train
+            config = resume_config(saved, given)
+        except ModelFolderError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        if "mask" in cls.model_fields:
+            given["mask"] = _mask(args.mask or "auto", data, axes, args.dims)
+        if args.val_region:
+            try:
+                given["val_region"] = parse_region(args.val_region)
+            except ValueError as exc:
+                raise CliError(f"--val-region: {exc}") from None
+        config = TrainConfig(method=args.method, **given)
     from ..deep.file_job import run_train_spec
     from ..jobs import run
     from ..jobs.specs import train_spec
@@ -253,6 +241,28 @@ def run_train(args: argparse.Namespace) -> int:
         print("stopped: best and last weights kept; continue with --resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _mask(spec: str, data, axes: str, dims: int) -> list:
+    """``--mask FILE`` (0/1 rows) or ``auto`` (from the noise autocorrelation), or CliError."""
+    from ..deep.config import parse_mask
+    from ..deep.data import DeepInputError
+
+    if spec == "auto":
+        from ..deep.masks import mask_from_data
+
+        try:
+            proposal = mask_from_data(data, axes, dims=dims)
+        except DeepInputError as exc:
+            raise CliError(f"--mask auto: {exc}") from None
+        print(f"--mask auto: {proposal.describe()}", file=sys.stderr)
+        return proposal.mask.tolist()
+    try:
+        return parse_mask(Path(spec).read_text())
+    except OSError as exc:
+        raise CliError(f"--mask: cannot read {spec}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CliError(f"--mask {spec}: {exc}") from None
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
-from .config import PredictConfig, TrainConfig
+from ..jobs import Done, Event, Log, Preview, Progress, ShouldStop, never_stop
+from .config import PredictConfig, TrainConfig, resume_config
 from .data import (
     DeepInputError,
     check_axes,
@@ -26,8 +26,9 @@ from .data import (
     make_patches,
     to_samples,
 )
-from .export import SAMPLE
-from .model import ModelFolder, ModelFolderError, ModelInfo, prepare_new_folder
+from .model import SAMPLE, ModelFolder, ModelFolderError, ModelInfo, prepare_new_folder
+from .predictors import Dihedral
+from .registry import method_of
 from .tiling import predict_tiled
 
 
@@ -38,28 +39,35 @@ def train(
     model_dir: str,
     *,
     resume: bool = False,
+    extra: dict[str, Any] | None = None,
     should_stop: ShouldStop = never_stop,
 ) -> Iterator[Event]:
     """Train ``config.method`` on ``data`` (the user's noisy image) into ``model_dir``.
 
     With ``resume`` the folder's last weights are loaded and ``config.epochs`` more epochs are
     trained; the architecture (method, depth, features, mask, dims) is the folder's, the run's
-    epochs, steps, batch and learning rate are taken from ``config``.
+    settings are merged over it by :func:`.config.resume_config`. ``extra`` holds the images a
+    method trains on besides ``data`` (its ``extra_inputs``, same axes), by name.
     The final :class:`Done` carries the model folder's :class:`ModelInfo`.
     """
     folder = prepare_new_folder(model_dir, resume=resume)
     info: ModelInfo | None = None
     if resume:
         info = folder.read_info()
-        config = config.continued(info.train)
+        config = resume_config(info.train, config)
         if config.dims == 3 and "Z" not in check_axes(axes, np.ndim(data)):
             raise DeepInputError(f"the model is 3D (trained on {info.axes}), the data has {axes}")
-    samples, _ = to_samples(data, axes, config.dims)
+    method = method_of(config)
+    extra = method.check_extra(extra)
+    samples, order = to_samples(data, axes, config.dims)
+    spatial = "ZYX" if config.dims == 3 else "YX"
+    sample_axes = order[: len(order) - len(spatial)]
+    lead = tuple(int(np.shape(data)[axes.upper().index(a)]) for a in sample_axes)
     check_values(samples)
     patches = make_patches(samples, config)
     sample = patches.val[0]
     gat = None
-    if config.vst:
+    if getattr(config, "vst", False):
         from .pg import estimate_noise_params
         from .vst import stabiliser
 
@@ -68,14 +76,17 @@ def train(
         gat = stabiliser(*ab)
         patches = type(patches)(train=gat.forward(patches.train), val=gat.forward(patches.val))
     if info is None:
-        info = ModelInfo(train=config, axes=axes.upper(), overlap=_overlap(config))
+        info = ModelInfo(
+            train=config, axes=axes.upper(), overlap=method.receptive_radius(config.depth)
+        )
     else:
         info = info.model_copy(update={"train": config})
     created = not folder.path.exists()
     try:
         final, stopped = yield from _write_and_fit(
-            folder, info, patches, sample, gat, resume=resume, should_stop=should_stop
-        )
+            folder, info, patches, sample, gat, resume=resume, should_stop=should_stop,
+            extra=extra, origin=patch_origin(patches.val_origin, sample_axes, lead),
+        )  # fmt: skip
     except BaseException:
         if not resume and not folder.has_weights():  # nothing trained: leave nothing behind
             if folder.path.is_dir():
@@ -95,8 +106,14 @@ def _write_and_fit(
     *,
     resume: bool,
     should_stop: ShouldStop,
+    extra: dict[str, Any],
+    origin: dict[str, int],
 ) -> Iterator[Event]:
-    """Write the folder's inputs and run the method's trainer; returns ``(info, stopped)``."""
+    """Write the folder's inputs and run the method's trainer; returns ``(info, stopped)``.
+
+    Each :class:`Preview` (the first validation patch, denoised) gets the patch's ``origin``
+    in the image (axis letter -> pixel) in its metadata.
+    """
     config = info.train
     folder.path.mkdir(parents=True, exist_ok=True)
     if gat is not None:
@@ -104,15 +121,26 @@ def _write_and_fit(
     if not folder.file(SAMPLE).is_file():
         _write_npy(folder.file(SAMPLE), sample)
     yield Progress(0, config.epochs * config.steps, "starting TensorFlow")
-    if config.method in ("n2v", "structn2v"):
-        from .n2v import train_n2v as trainer
-    else:
-        from .pg import train_pg as trainer
-    return (
-        yield from trainer(
-            patches.train, patches.val, config, folder, info, resume=resume, should_stop=should_stop
-        )
+    run = method_of(config).train(
+        patches, config, folder, info, resume=resume, should_stop=should_stop, extra=extra
     )
+    while True:
+        try:
+            event = next(run)
+        except StopIteration as end:
+            return end.value
+        if isinstance(event, Preview):
+            event = Preview(event.image, event.name, {**event.metadata, "origin": origin})
+        yield event
+
+
+def patch_origin(
+    origin: tuple[int, ...], sample_axes: str, lead: tuple[int, ...]
+) -> dict[str, int]:
+    """``(sample, *start)`` of a patch -> its first pixel in the image, by axis letter."""
+    spatial = "ZYX"[3 - (len(origin) - 1) :]
+    where = dict(zip(sample_axes, (int(i) for i in np.unravel_index(origin[0], lead or (1,)))))
+    return {**({} if not sample_axes else where), **dict(zip(spatial, map(int, origin[1:])))}
 
 
 def _write_npy(path: Any, array: np.ndarray) -> None:
@@ -131,16 +159,6 @@ def _write_npy(path: Any, array: np.ndarray) -> None:
 # slices, 8 change no slice by more than 0.03 dB (FMD frames) or 0.08 dB (synthetic nuclei)
 # against the full 32 and predict 2.2-2.4x faster; none (zero padding) cost up to 9.7 dB.
 Z_EDGE_CONTEXT = 8
-
-
-def _overlap(config: TrainConfig) -> int:
-    if config.method == "pg-blindspot":
-        from .pg import receptive_radius as pg_radius
-
-        return pg_radius(config.depth)
-    from .n2v import receptive_radius
-
-    return receptive_radius(config.depth)
 
 
 def check_predict_input(data: Any, axes: str, info: ModelInfo) -> str:
@@ -190,24 +208,11 @@ def predict(
     n = int(np.prod(lead)) if lead else 1
     arr = arr.reshape((n, *arr.shape[len(lead) :]))
     yield Progress(0, 0, "loading the model")
-    if info.train.method == "pg-blindspot":
-        from .pg import PGPredictor
-
-        predictor = PGPredictor(folder, info, config)
-        yield from predictor.adapt(arr, should_stop=should_stop)
-    else:
-        from .n2v import build_from_folder
-
-        predictor = _N2VPredictor(build_from_folder(folder, info, config.weights), info)
-        if info.train.vst:
-            from .vst import stabiliser
-
-            noise = folder.read_noise()
-            if noise is None:
-                raise ModelFolderError(f"{folder.path}: a vst model without noise.yaml")
-            predictor = _Stabilised(predictor, stabiliser(noise["a"], noise["b"]))
+    predictor = yield from method_of(info.train).predictor(
+        folder, info, config, arr, should_stop=should_stop
+    )
     if config.ensemble:
-        predictor = _Dihedral(predictor)
+        predictor = Dihedral(predictor)
     yield Log(
         f"predicting with {folder.weights(config.weights).name}"
         + (", averaged over 8 flips and rotations" if config.ensemble else "")
@@ -291,46 +296,6 @@ def predict_file(
             "save the layer as a file and denoise that"
         )
     yield from predict(model_dir, data, axes, config, out=out, should_stop=should_stop)
-
-
-class _N2VPredictor:
-    def __init__(self, keras_model: Any, info: ModelInfo):
-        self.model, self.mean, self.std = keras_model, info.mean, info.std
-
-    def __call__(self, window: np.ndarray) -> np.ndarray:
-        x = ((window - self.mean) / self.std)[None, ..., None]
-        return self.model(x, training=False).numpy()[0, ..., 0] * self.std + self.mean
-
-
-class _Stabilised:
-    """Run a predictor on Anscombe-stabilised data; back with the exact unbiased inverse."""
-
-    def __init__(self, inner: Any, gat: Any):
-        self.inner, self.gat = inner, gat
-
-    def __call__(self, window: np.ndarray) -> np.ndarray:
-        return self.gat.inverse(self.inner(self.gat.forward(window)), exact=True)
-
-
-class _Dihedral:
-    """Self-ensemble: the mean of the predictions of the 8 flips/90° rotations of the YX plane.
-
-    The "geometric self-ensemble" of Lim et al., "Enhanced Deep Residual Networks for Single
-    Image Super-Resolution", CVPRW 2017; each prediction is transformed back before averaging.
-    """
-
-    def __init__(self, inner: Any):
-        self.inner = inner
-
-    def __call__(self, window: np.ndarray) -> np.ndarray:
-        total = np.zeros(window.shape, np.float64)
-        for flip in (False, True):
-            w = window[..., ::-1] if flip else window
-            for turns in range(4):
-                out = np.rot90(self.inner(np.ascontiguousarray(np.rot90(w, turns, (-2, -1)))),
-                               -turns, (-2, -1))  # fmt: skip
-                total += out[..., ::-1] if flip else out
-        return (total / 8).astype(np.float32)
 
 
 __all__ = ["DeepInputError", "ModelFolderError", "predict", "train"]

@@ -2,52 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..config import Config
 
-Method = Literal["n2v", "structn2v", "pg-blindspot"]
-METHODS: tuple[str, ...] = ("n2v", "structn2v", "pg-blindspot")
-
-
-def min_pg_patch(depth: int) -> int:
-    """Smallest training patch for a PG blind-spot network of ``depth`` levels: ``8 * 2**depth``.
-
-    The half-plane branch reaches about ``8 * 2**depth`` rows up. Measured on FMD (16
-    features, 7-8 epochs, seed 0): on 64 x 64 patches, depth 3 predicted whole 512 x 512
-    frames as well as 256 x 256 crops (prior mean 40.14 against 40.09 dB), but depth 4 scored
-    39.65 dB on 64 x 64 crops and 33.70 dB on the whole frame (posterior 32.47 dB, below the
-    noisy 33.27 dB). Depth 4 on 128 x 128 patches (batch 4) scored 40.40 dB on the whole frame.
-    """
-    return 8 * 2**depth
-
-
-def pg_depth_for(patch: int) -> int:
-    """PG's default depth on ``patch``-pixel patches: 3, or the deepest that fits them."""
-    return next((d for d in (3, 2) if patch >= min_pg_patch(d)), 1)
-
 
 class TrainConfig(Config):
-    """How a denoising network is trained on the user's own noisy data.
+    """How a denoising network is trained on the user's own noisy data: the settings every
+    method shares. Each method's own settings live in its subclass (``deep/methods/``).
+
+    The subclasses form a discriminated union on ``method``: ``TrainConfig(method=M, ...)``,
+    ``TrainConfig.model_validate(mapping)`` and a field annotated ``TrainConfig`` all build the
+    registered subclass of ``M`` (n2v by default). A setting of another method is refused with
+    a line that names it, unless it holds that setting's neutral value (``mask: null`` for
+    n2v), which is dropped.
 
     ``epochs`` is the number of epochs of this run; with ``resume`` they are *added* to the
     epochs already trained.
+
+    Version 1 (before the per-method configs) flattened every method's settings into one model:
+    such files (a model folder's ``celldenoise.yaml``) load as before, the other methods'
+    settings, which training ignored, dropped.
     """
 
-    method: Method = "n2v"
+    # a field annotated TrainConfig (ModelInfo.train, a job spec's config) dumps every field
+    # of the method's subclass, not only the shared ones
+    model_config = ConfigDict(polymorphic_serialization=True)
+
+    SCHEMA_VERSION: ClassVar[int] = 2
+    # per-method cost of an epoch relative to the measured n2v one (see estimate_epoch_seconds)
+    EPOCH_COST: ClassVar[float] = 1.0
+    MEASURED_DEPTH: ClassVar[int] = 2
+    DEFAULT: ClassVar[bool] = False
+    NEUTRAL: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    """Values of this method's own settings that mean "not used": dropped, not refused, when
+    given to another method (what the one flat config of version 1 stored there)."""
+
+    version: int = Field(default=2, ge=1, description="schema version of this config")
+    method: str = Field(default="", description="the denoising method (its registry name)")
     epochs: int = Field(default=20, ge=1, le=10_000, description="epochs of this run")
     steps: int = Field(default=100, ge=1, le=100_000, description="batches per epoch")
     patch: int = Field(default=64, ge=16, le=512, description="training patch side (pixels)")
     batch: int = Field(default=16, ge=1, le=1024, description="patches per batch")
     learning_rate: float = Field(default=4e-4, gt=0, le=1.0)
-    lr_schedule: Literal["constant", "cosine"] = Field(
-        default="constant",
-        description="PG: 'cosine' decays the learning rate to 0 over this run's epochs x steps "
-        "(a continued run starts a new cycle); N2V keeps n2v's reduce-on-plateau",
-    )
     val_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="validation share")
     val_region: list[list[int]] | None = Field(
         default=None,
@@ -56,82 +57,68 @@ class TrainConfig(Config):
         "training patches come from outside it",
     )
     augment: bool = Field(default=True, description="random flips and 90° rotations")
-    structure_share: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=1.0,
-        description="PG: share of training patches drawn in proportion to their structure "
-        "rather than uniformly, so that mostly-background fields do not spend most steps on "
-        "background (pg-blindspot default 0.5; measured on FMD: see docs/deep.md)",
-    )
     dims: Literal[2, 3] = Field(default=2, description="2D network (Z/T become samples) or 3D")
     depth: int = Field(default=2, ge=1, le=5, description="U-Net levels (poolings)")
     features: int = Field(default=32, ge=4, le=256, description="features of the first level")
-    batch_norm: bool = Field(
-        default=False,
-        description="N2V: batch normalisation; off by default because its running statistics "
-        "lag far behind in short trainings (measured: -7 dB on FMD after 80 steps)",
-    )
-    perc_pix: float = Field(default=0.198, gt=0, le=10, description="N2V: % of pixels masked")
-    radius: int = Field(default=5, ge=1, le=20, description="N2V: neighbourhood of replacements")
-    mask: list[list[int]] | list[list[list[int]]] | None = Field(
-        default=None, description="structN2V mask (1 = hidden): YX rows, or ZYX planes for dims 3"
-    )
-    learn_noise: bool = Field(default=False, description="PG: learn noise parameters a, b")
-    precision: Literal["auto", "float32", "bfloat16"] = Field(
-        default="auto",
-        description="PG: 'bfloat16' computes the network in bfloat16 (weights, prior head and "
-        "loss stay float32); 'auto' does so on a CPU with bfloat16 instructions and no GPU, "
-        "where it gave 1.5x the steps per CPU-minute at no loss of quality; N2V is float32",
-    )
-    vst: bool = Field(
-        default=False,
-        description="N2V: train on Anscombe-stabilised data (exact unbiased inverse after)",
-    )
     seed: int = Field(default=0, ge=0)
+
+    # ------------------------------------------------------------ the union
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        name = cls.model_fields["method"].default
+        if name:  # a concrete method (its ``method`` is a Literal with that default)
+            _CONFIGS[name] = cls
+
+    def __new__(cls, *args: Any, **data: Any) -> TrainConfig:
+        if cls is TrainConfig and not args:
+            target = _CONFIGS.get(data.get("method") or default_method())
+            if target is not None:
+                return target(**data)
+        return super().__new__(cls)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _dispatch(cls, data: Any, handler: Any) -> Any:
+        if cls is TrainConfig and isinstance(data, dict):
+            target = _CONFIGS.get(data.get("method") or default_method())
+            if target is not None:
+                return target.model_validate(data)
+        return handler(data)
 
     @model_validator(mode="before")
     @classmethod
-    def _method_defaults(cls, values: Any) -> Any:
-        """PG blind-spot: depth 3 (less on patches under 64 pixels, see :func:`min_pg_patch`),
-        16 features, cosine from 1e-3, half the patches drawn by structure, unless given.
+    def _foreign_settings(cls, values: Any) -> Any:
+        """Drop other methods' settings of a version-1 file or at their neutral value; refuse
+        the others with a line that names the method they belong to."""
+        if not isinstance(values, dict) or cls is TrainConfig:
+            return values
+        legacy = int(values.get("version", cls.SCHEMA_VERSION)) < cls.SCHEMA_VERSION
+        own = cls.model_fields
+        kept = {}
+        for key, value in values.items():
+            owners = [c for c in _CONFIGS.values() if key in c.model_fields and key not in own]
+            if not owners:
+                kept[key] = value
+                continue
+            neutral = any(value in c.NEUTRAL.get(key, ()) for c in owners)
+            if legacy or neutral:
+                continue
+            names = ", ".join(dict.fromkeys(c.model_fields["method"].default for c in owners))
+            method = own["method"].default
+            raise ValueError(f"{key} is a setting of {names}, not of {method}")
+        if legacy:
+            kept["version"] = cls.SCHEMA_VERSION
+        return kept
 
-        Measured on FMD with 2 CPU cores: 16 features beat 32 in the same minutes; the cosine
-        schedule gives +0.4 dB over a constant rate after 8 minutes; a peak of 1e-3 rather
-        than 4e-4 gave +0.2 and +1.6 dB after 4 minutes in two same-seed pairs (2e-3: as 1e-3).
-        """
-        if isinstance(values, dict) and values.get("method") == "pg-blindspot":
-            patch = values.get("patch", cls.model_fields["patch"].default)
-            values = {
-                "depth": pg_depth_for(patch) if isinstance(patch, int) else 3,
-                "features": 16,
-                "lr_schedule": "cosine",
-                "learning_rate": 1e-3,
-                "structure_share": 0.5,
-                **values,
-            }
-        return values
-
-    @field_validator("mask")
+    @field_validator("method")
     @classmethod
-    def _mask_shape(cls, mask: list | None) -> list | None:
-        if mask is None:
-            return mask
-        try:
-            arr = np.array(mask)
-        except ValueError:
-            arr = np.array([], dtype=object)
-        if arr.ndim not in (2, 3) or arr.size == 0 or arr.dtype == object:
-            raise ValueError("the mask must be a non-empty rectangle (or box) of 0/1 values")
-        if any(n % 2 == 0 for n in arr.shape):
-            sides = "x".join(map(str, arr.shape))
-            raise ValueError(f"the mask must have odd sides (a centre pixel), got {sides}")
-        if not np.isin(arr, (0, 1)).all():
-            raise ValueError("mask values must be 0 or 1")
-        if arr[tuple(n // 2 for n in arr.shape)] != 1:
-            raise ValueError("the mask's centre pixel must be 1 (it is the blind spot)")
-        return mask
+    def _known(cls, method: str) -> str:
+        if method not in _CONFIGS:
+            raise ValueError(f"unknown method {method!r}: one of {', '.join(_CONFIGS)}")
+        return method
 
+    # ------------------------------------------------------------ checks
     @field_validator("val_region")
     @classmethod
     def _region_ranges(cls, region: list[list[int]] | None) -> list[list[int]] | None:
@@ -153,80 +140,60 @@ class TrainConfig(Config):
         return (self.patch, self.patch)
 
     @model_validator(mode="after")
-    def _consistent(self) -> TrainConfig:
+    def _patch_fits_depth(self) -> TrainConfig:
         div = 2**self.depth
         if self.patch % div:
             raise ValueError(f"patch {self.patch} must be a multiple of 2**depth = {div}")
-        if self.method == "structn2v" and self.mask is None:
-            raise ValueError("structn2v needs a mask (draw one or let it be found from the noise)")
-        if self.method != "structn2v" and self.mask is not None:
-            raise ValueError(f"a mask is only used by structn2v, not {self.method}")
-        if self.lr_schedule == "cosine" and self.method != "pg-blindspot":
-            raise ValueError("the cosine schedule is for pg-blindspot; n2v reduces on plateau")
-        if self.precision == "bfloat16" and self.method != "pg-blindspot":
-            raise ValueError("bfloat16 is for pg-blindspot; n2v's network computes in float32")
-        if self.structure_share and self.method != "pg-blindspot":
-            raise ValueError("structure_share is for pg-blindspot; n2v draws its patches itself")
-        if self.vst and self.method == "pg-blindspot":
-            raise ValueError("pg-blindspot models the Poisson-Gaussian noise itself: no vst")
-        if self.mask is not None and np.ndim(self.mask) != self.dims:
-            raise ValueError(
-                f"a {np.ndim(self.mask)}D mask for a {self.dims}D network: use a "
-                f"{'ZYX' if self.dims == 3 else 'YX'} mask"
-            )
-        if self.method == "pg-blindspot" and self.patch < min_pg_patch(self.depth):
-            raise ValueError(
-                f"pg-blindspot at depth {self.depth} needs patches of at least "
-                f"{min_pg_patch(self.depth)} pixels (a bottom level of 8 x 8): on smaller ones "
-                "it learns their zero border and fails on whole images; raise the patch or "
-                "lower the depth"
-            )
-        if self.method == "pg-blindspot" and self.dims == 3:
-            raise ValueError("pg-blindspot is 2D: Z slices are trained as separate images")
-        if self.mask is not None and any(
-            m > p for m, p in zip(np.shape(self.mask), self.patch_shape)
-        ):
-            raise ValueError(
-                f"the mask ({'x'.join(map(str, np.shape(self.mask)))}) is larger than the "
-                f"patch ({'x'.join(map(str, self.patch_shape))})"
-            )
-        hidden = int(np.prod(self.patch_shape) * self.perc_pix / 100)
-        if self.method != "pg-blindspot" and hidden < 1:
-            raise ValueError(
-                f"n2v hides {self.perc_pix} % of a patch's pixels: a "
-                f"{'x'.join(map(str, self.patch_shape))} patch has none to hide; raise the "
-                "patch or perc_pix"
-            )
         return self
 
-    def continued(self, trained: TrainConfig) -> TrainConfig:
-        """This run's settings on an existing model: the architecture is the model's.
+    def depth_cost(self) -> float:
+        """Work of this U-Net relative to the measured one of ``MEASURED_DEPTH`` levels.
 
-        Only the settings given for this run are kept (defaults are left out), so that when
-        they were made for another method, the model's method brings its own defaults (PG's
-        cosine rate and structure draws) instead of the other method's.
+        A U-Net that doubles its features at each level costs about as much per level as the
+        first (a quarter of the pixels, four times the weights): the work grows with
+        ``depth + 1``. Methods whose levels keep their width override this.
         """
-        kept = trained.model_dump(include=set(KEPT_ON_RESUME))
-        return TrainConfig(**{**self.model_dump(exclude_unset=True), **kept})
+        return (self.depth + 1) / (self.MEASURED_DEPTH + 1)
+
+
+_CONFIGS: dict[str, type[TrainConfig]] = {}
+
+
+def default_method() -> str:
+    """The method a config gets when none is named (the one whose config says DEFAULT)."""
+    return next((name for name, c in _CONFIGS.items() if c.DEFAULT), next(iter(_CONFIGS), ""))
+
+
+def config_class(method: str) -> type[TrainConfig]:
+    """The registered config class of ``method`` (ValueError naming the known ones)."""
+    try:
+        return _CONFIGS[method]
+    except KeyError:
+        raise ValueError(f"unknown method {method!r}: one of {', '.join(_CONFIGS)}") from None
 
 
 # what a continued run takes from the model folder: the architecture, and the validation split
-# (region and seed), whose loss the folder's best weights were chosen by
-KEPT_ON_RESUME = (
-    "method",
-    "dims",
-    "depth",
-    "features",
-    "mask",
-    "patch",
-    "radius",
-    "perc_pix",
-    "learn_noise",
-    "batch_norm",
-    "vst",
-    "val_region",
-    "seed",
-)
+# (region and seed), whose loss the folder's best weights were chosen by; each method adds its
+# own architecture settings with ``KEPT_ON_RESUME`` on its config
+KEPT_ON_RESUME = ("method", "dims", "depth", "features", "patch", "val_region", "seed")
+
+
+def resume_config(saved: TrainConfig, given: TrainConfig | Mapping[str, Any]) -> TrainConfig:
+    """This run's settings on an existing model: the one place a continued run is merged.
+
+    The architecture and validation split (:data:`KEPT_ON_RESUME` and the method's own
+    ``KEPT_ON_RESUME``, e.g. the structN2V mask) are the model's; the settings this run gives
+    (a mapping, or the fields set on a config) win over the rest of the model's last run.
+    Settings of another method (a run made for n2v on a PG folder) are dropped: the model's
+    method brings its own.
+    """
+    cls = config_class(saved.method)
+    if isinstance(given, TrainConfig):
+        given = given.model_dump(exclude_unset=True)
+    kept = set(KEPT_ON_RESUME) | set(getattr(cls, "KEPT_ON_RESUME", ()))
+    base = saved.model_dump(exclude={"version"})
+    run = {k: v for k, v in given.items() if k in cls.model_fields and k not in kept}
+    return cls(**{**base, **run, "method": saved.method})
 
 
 class PredictConfig(Config):
@@ -256,8 +223,8 @@ def train_config_from_widget(values: dict[str, Any]) -> TrainConfig:
     text = values.pop("mask_text", None)
     if text is not None and values.get("mask") is None:
         values["mask"] = parse_mask(text) if text.strip() else None
-    if values.get("method") != "structn2v":
-        values["mask"] = None
+    if "mask" not in config_class(values.get("method") or default_method()).model_fields:
+        values.pop("mask", None)
     return TrainConfig(**values)
 
 
@@ -311,35 +278,19 @@ def format_mask(mask: list) -> str:
 # measured on 2 AVX2 cores (AMD EPYC), FMD, epochs of 20 steps of 16 x 64 x 64 patches with
 # their validation: n2v (depth 2) 14.5 s (0.72 s a step), PG (16 features, depth 3) 48 s
 # (2.4 s a step). DESIGN.md's 0.14 s per n2v step is 5x faster than this: the estimate is rough
-# either way.
+# either way. Each method's config holds its cost relative to n2v (EPOCH_COST, depth_cost).
 _CPU_SECONDS_PER_PIXEL = 0.72 / (16 * 64 * 64)
-_METHOD_COST = {"n2v": 1.0, "structn2v": 1.0, "pg-blindspot": 13.0}
-_MEASURED_DEPTH = {"n2v": 2, "structn2v": 2, "pg-blindspot": 3}
-
-
-def _depth_cost(method: str, depth: int) -> float:
-    """Work of a U-Net of ``depth`` levels relative to the measured one.
-
-    n2v doubles the features at each level, so every level costs about as much as the first
-    (a quarter of the pixels, four times the weights): the work grows with ``depth + 1``. PG's
-    branch keeps its width, so a level costs a quarter of the one above it.
-    """
-    if method == "pg-blindspot":
-        return sum(4.0**-level for level in range(depth + 1)) / sum(
-            4.0**-level for level in range(_MEASURED_DEPTH[method] + 1)
-        )
-    return (depth + 1) / (_MEASURED_DEPTH[method] + 1)
 
 
 def estimate_epoch_seconds(config: TrainConfig, *, gpu: bool = False) -> float:
     """A rough time per epoch before training starts (from a CPU measurement on 2 cores).
 
-    Scales with patch pixels x batch x steps, the network's width and depth; the PG blind-spot
-    network runs its branch four times. On a GPU assume ~20x faster. The dock replaces this
-    with the measured time after the first batches.
+    Scales with patch pixels x batch x steps, the network's width and depth, and the method's
+    cost (the PG blind-spot network runs its branch four times). On a GPU assume ~20x
+    faster. The dock replaces this with the measured time after the first batches.
     """
     pixels = config.batch * config.patch**2 * (config.patch // 2 if config.dims == 3 else 1)
     width = (config.features / 32) ** 2
-    cost = _METHOD_COST[config.method] * _depth_cost(config.method, config.depth)
+    cost = config.EPOCH_COST * config.depth_cost()
     seconds = config.steps * pixels * _CPU_SECONDS_PER_PIXEL * width * cost
     return seconds / 20 if gpu else seconds

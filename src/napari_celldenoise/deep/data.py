@@ -73,10 +73,15 @@ def check_values(arr: np.ndarray) -> None:
 
 @dataclass(frozen=True)
 class Patches:
-    """Non-overlapping patches split into training and validation sets (``N, [Z], Y, X``)."""
+    """Non-overlapping patches split into training and validation sets (``N, [Z], Y, X``).
+
+    ``val_origin`` is where ``val[0]`` (the patch that previews and the export's test input
+    come from) was cut: ``(sample, [z,] y, x)`` of its first pixel in the ``S[Z]YX`` samples.
+    """
 
     train: np.ndarray
     val: np.ndarray
+    val_origin: tuple[int, ...] = ()
 
 
 def make_patches(samples: np.ndarray, config: TrainConfig) -> Patches:
@@ -99,7 +104,8 @@ def make_patches(samples: np.ndarray, config: TrainConfig) -> Patches:
         )
     if config.val_region is not None:
         return _region_split(samples, shape, config.val_region)
-    patches = np.concatenate([samples[(slice(None), *sl)] for sl in _grid(spatial, shape)])
+    grid = _grid(spatial, shape)
+    patches = np.concatenate([samples[(slice(None), *sl)] for sl in grid])
     if len(patches) < 2:
         raise DeepInputError(
             "the image holds only one patch: at least two are needed (train and validation); "
@@ -108,7 +114,9 @@ def make_patches(samples: np.ndarray, config: TrainConfig) -> Patches:
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(patches))
     n_val = min(max(1, round(config.val_fraction * len(patches))), len(patches) - 1)
-    return Patches(train=patches[order[n_val:]], val=patches[order[:n_val]])
+    cell, sample = divmod(int(order[0]), len(samples))  # patches are grid cell-major
+    origin = (sample, *(sl.start for sl in grid[cell]))
+    return Patches(train=patches[order[n_val:]], val=patches[order[:n_val]], val_origin=origin)
 
 
 def _size(shape: tuple[int, ...]) -> str:
@@ -161,7 +169,7 @@ def _region_split(samples: np.ndarray, shape: tuple[int, ...], region: list[list
             "region or lower the patch size"
         )
     train = np.concatenate([samples[(slice(None), *sl)] for sl in outside])
-    return Patches(train=train, val=val)
+    return Patches(train=train, val=val, val_origin=(0, *(sl.start for sl in inside[0])))
 
 
 def augment(batch: np.ndarray, rng: np.random.Generator, *extra: np.ndarray) -> tuple:

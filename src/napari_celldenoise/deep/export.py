@@ -1,4 +1,5 @@
-"""Export an N2V / structN2V model folder to the BioImage Model Zoo format (bioimage.io).
+"""Export a model folder to the BioImage Model Zoo format (bioimage.io): the methods whose
+registry entry has export support (N2V and structN2V).
 
 n2v 0.3.3's own ``N2V.export_TF`` cannot run on this stack: it calls
 ``bioimageio.core.build_spec.build_model``, which bioimageio.core removed in 0.6 (installed:
@@ -17,8 +18,9 @@ n2v 0.3.3's own ``N2V.export_TF`` cannot run on this stack: it calls
 (``bioimageio.core.test_model``) in a process *without* the legacy-Keras switch, as a consumer
 would: it is the check that the package works outside napari-celldenoise.
 
-Models trained on Anscombe-stabilised data (``vst``) and PG blind-spot models are refused: the
-model zoo has no generalised-Anscombe processing step and no posterior-mean output.
+Models trained on Anscombe-stabilised data (``vst``) and PG blind-spot models are refused (each
+method's export support says why): the model zoo has no generalised-Anscombe processing step
+and no posterior-mean output.
 """
 
 from __future__ import annotations
@@ -38,28 +40,24 @@ from ..atomic import atomic_path
 from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
 from ._bioimageio import import_spec
 from .data import DeepInputError, check_axes
-from .model import ModelFolder, ModelFolderError, ModelInfo
+from .method import ExportSupport
+from .model import SAMPLE, ModelFolder, ModelFolderError, ModelInfo
+from .registry import METHODS, method_of
 
 logger = logging.getLogger(__name__)
 
-SAMPLE = "sample.npy"
-"""A raw validation patch saved in the model folder at training (the export's test input)."""
-
-EXPORTABLE = ("n2v", "structn2v")
 _TEST_SIDE = 256
 
-_CITATIONS = {
-    "n2v": (
-        "A. Krull, T.-O. Buchholz and F. Jug, Noise2Void - Learning Denoising From Single Noisy "
-        "Images, CVPR 2019, pp. 2129-2137",
-        "10.1109/CVPR.2019.00223",
-    ),
-    "structn2v": (
-        "C. Broaddus, A. Krull, M. Weigert, U. Schmidt and G. Myers, Removing Structured Noise "
-        "with Self-Supervised Blind-Spot Networks, ISBI 2020, pp. 159-163",
-        "10.1109/ISBI45749.2020.9098336",
-    ),
-}
+
+def exportable_methods() -> tuple[str, ...]:
+    """Names of the methods whose model folders can be exported."""
+    return tuple(name for name, m in METHODS.items() if m.export is not None)
+
+
+def _support(info: ModelInfo) -> ExportSupport:
+    support = method_of(info.train).export
+    assert support is not None  # checked by check_exportable
+    return support
 
 
 def check_exportable(model_dir: str | os.PathLike) -> ModelInfo:
@@ -67,17 +65,16 @@ def check_exportable(model_dir: str | os.PathLike) -> ModelInfo:
     folder = ModelFolder(model_dir)
     info = folder.read_info()
     folder.weights("best")
-    method = info.train.method
-    if method not in EXPORTABLE:
+    method = method_of(info.train)
+    if method.export is None:
+        titles = " and ".join(METHODS[name].export.title for name in exportable_methods())
         raise ModelFolderError(
-            f"{folder.path}: a {method} model; only N2V and structN2V models can be exported "
+            f"{folder.path}: a {method.name} model; only {titles} models can be exported "
             "to the BioImage Model Zoo format"
         )
-    if info.train.vst:
-        raise ModelFolderError(
-            f"{folder.path}: trained on Anscombe-stabilised data (vst), which the BioImage "
-            "Model Zoo cannot express as a processing step: not exportable"
-        )
+    reason = method.export.refuse(info)
+    if reason:
+        raise ModelFolderError(f"{folder.path}: {reason}")
     return info
 
 
@@ -161,12 +158,10 @@ def export_bioimageio(
     x = test_input(info, folder, image, axes)
     yield Progress(0, 3, "loading the model (TensorFlow)")
     from ._tf import import_tensorflow
-    from .api import _N2VPredictor
-    from .n2v import build_from_folder
 
     tf = import_tensorflow()
-    keras_model = build_from_folder(folder, info, "best")
-    y = _N2VPredictor(keras_model, info)(x).astype(np.float32)
+    keras_model, predictor = _support(info).load(folder, info)
+    y = predictor(x).astype(np.float32)
     if should_stop():
         yield Done(None, stopped=True)
         return
@@ -214,7 +209,7 @@ def describe(
     cover: Path,
     tensorflow_version: str,
 ) -> Any:
-    """The bioimage.io ``ModelDescr`` (format 0.5) of an N2V model folder."""
+    """The bioimage.io ``ModelDescr`` (format 0.5) of an exportable model folder."""
     import_spec()
     from bioimageio.spec.model import v0_5 as m
 
@@ -239,11 +234,11 @@ def describe(
         )
     in_axes.append(m.ChannelAxis(channel_names=[m.Identifier("raw")]))
     out_axes.append(m.ChannelAxis(channel_names=[m.Identifier("denoised")]))
-    text, doi = _CITATIONS[info.train.method]
-    method_name = "Noise2Void" if info.train.method == "n2v" else "structN2V"
+    support = _support(info)
+    text, doi = support.citation, support.doi
     return m.ModelDescr(
         name=name,
-        description=f"{method_name} self-supervised denoiser trained with napari-celldenoise "
+        description=f"{support.title} self-supervised denoiser trained with napari-celldenoise "
         f"on {info.axes} data ({info.epochs_done} epochs).",
         authors=[m.Author(name=a) for a in authors] or [m.Author(name="napari-celldenoise user")],
         cite=[m.CiteEntry(text=text, doi=m.Doi(doi))],
@@ -252,7 +247,7 @@ def describe(
         covers=[m.FileDescr(source=cover)] if cover.is_file() else [],
         tags=[
             "denoising",
-            "noise2void",
+            *support.tags,
             info.train.method,
             f"{len(spatial)}d",
             "unet",
@@ -293,7 +288,8 @@ def describe(
 
 def _readme(info: ModelInfo, name: str) -> str:
     t = info.train
-    text, doi = _CITATIONS[t.method]
+    support = _support(info)
+    text, doi = support.citation, support.doi
     lines = [
         f"# {name}",
         "",
@@ -304,12 +300,11 @@ def _readme(info: ModelInfo, name: str) -> str:
         "",
         f"- epochs: {info.epochs_done}, {t.steps} steps of {t.batch} patches of {t.patch} pixels",
         f"- U-Net depth {t.depth}, {t.features} first-level features, {t.dims}D",
-        f"- blind-spot pixels {t.perc_pix} %, replacement radius {t.radius}",
+        *support.readme(info)[:1],
         f"- normalisation: mean {info.mean:.6g}, std {info.std:.6g} (undone on the output)",
         f"- best validation loss: {info.best_val_loss}",
+        *support.readme(info)[1:],
     ]
-    if t.mask is not None:
-        lines.append(f"- structN2V mask: `{t.mask}`")
     lines += [
         "",
         "Apply it to images of the same kind (microscope, noise level); denoised pixels are",

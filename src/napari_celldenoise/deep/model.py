@@ -11,6 +11,7 @@ A model folder holds
   weights, so that Continue goes on where the run stopped instead of from fresh moments,
 - ``noise.yaml``: Poisson-Gaussian noise ``var = max(a * mean + b, floor)`` in image units,
 - ``history.json``: one record per epoch, ``thumbnail.png``: the last validation preview,
+- ``sample.npy``: a raw validation patch (the export's test input),
 - ``n2v_config.json`` for N2V / structN2V models (n2v's own network description),
 - ``calibration.json``: the output line fitted to each weights file (:mod:`.calibration`).
 
@@ -38,6 +39,8 @@ BEST, LAST = "weights_best.h5", "weights_last.h5"
 NOISE, HISTORY, THUMBNAIL = "noise.yaml", "history.json", "thumbnail.png"
 N2V_CONFIG = "n2v_config.json"
 OPTIMIZER = "optimizer_last.npz"
+SAMPLE = "sample.npy"
+"""A raw validation patch saved in the model folder at training (the export's test input)."""
 
 
 class ModelFolderError(ValueError):

@@ -54,10 +54,15 @@ def _n2v_config(n: Any, x: np.ndarray, config: TrainConfig) -> Any:
             n2v_patch_shape=tuple(x.shape[1:-1]),
             n2v_manipulator="uniform_withCP",
             n2v_neighborhood_radius=config.radius,
-            structN2Vmask=config.mask,
+            structN2Vmask=_mask_list(config),
             train_tensorboard=False,
             train_checkpoint=None,
         )
+
+
+def _mask_list(config: TrainConfig) -> list | None:
+    mask = config.blind_spot_mask()
+    return None if mask is None else mask.tolist()
 
 
 def _n2v_model(n: Any, cfg: Any) -> Any:
@@ -65,7 +70,7 @@ def _n2v_model(n: Any, cfg: Any) -> Any:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="celldenoise-n2v-") as tmp, quiet_stdout():
-        return n.N2V(cfg, name="n2v", basedir=tmp)
+        return n.N2V(cfg, name="network", basedir=tmp)
 
 
 def build_from_folder(folder: ModelFolder, info: ModelInfo, which: str = "best") -> Any:
@@ -104,7 +109,7 @@ def _calibrate_weights(
     """Fit the output line of the best and the last weights on hidden validation pixels."""
     from .calibration import calibrate
 
-    mask = np.array(config.mask) if config.mask is not None else None
+    mask = config.blind_spot_mask()
     spacing = hiding_spacing(mask, clean_val.shape[1:])
 
     def run_net(samples: np.ndarray) -> np.ndarray:
@@ -172,7 +177,7 @@ def train_n2v(
     xn = (x - mean) / std
     yn = np.concatenate([xn, np.zeros_like(xn)], axis=-1)
     manipulator = n.manipulator("uniform_withCP", config.radius)
-    mask = np.array(config.mask) if config.mask is not None else None
+    mask = config.blind_spot_mask()
     with quiet_stdout():
         wrapper = n.N2V_DataWrapper(
             xn,
@@ -248,7 +253,7 @@ def _validation_targets(
 
     spacing = round((100 / config.perc_pix) ** (1 / (clean.ndim - 1)))
     spacing = max(2, min(spacing, *clean.shape[1:]))
-    mask = np.array(config.mask) if config.mask is not None else None
+    mask = config.blind_spot_mask()
     hidden, where = hide_points(clean, rng, spacing=spacing, radius=config.radius, mask=mask)
     target = np.zeros((*clean.shape, 2), np.float32)
     target[(*where, 0)] = clean[where]

@@ -370,7 +370,7 @@ def train_pg(
     folder.write_info(info)
     yield Device(device)
     yield Log(
-        f"training pg-blindspot on {device}: noise var = max({a:.4g} x + {b:.4g}, {floor:.4g})"
+        f"training {config.method} on {device}: noise var = max({a:.4g} x + {b:.4g}, {floor:.4g})"
     )
     xn = ((train - mean) / std)[..., None].astype(np.float32)
     vn = ((validation_subset(val) - mean) / std)[..., None].astype(np.float32)
@@ -392,7 +392,7 @@ def train_pg(
         steps=config.steps,
         should_stop=should_stop,
         preview=preview,
-        preview_name="pg-blindspot preview",
+        preview_name=f"{config.method} preview",
         extra_callbacks=[cosine_schedule(config.learning_rate, config.epochs * config.steps)]
         if config.lr_schedule == "cosine"
         else [],

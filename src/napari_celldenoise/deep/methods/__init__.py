@@ -1,0 +1,1 @@
+"""One module per deep denoising method; each defines ``METHOD`` (see :mod:`..registry`)."""
