@@ -113,8 +113,13 @@ def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
     assert not w.plot.hint.get_visible() and loss_values_shown()
     ticks = w.plot.axes.get_xticks()
     assert np.allclose(ticks, np.round(ticks)), ticks  # whole epochs only
-    assert "n2v preview" in viewer.layers
-    assert viewer.layers["n2v preview"].data.shape == (32, 32)
+    (preview,) = [layer for layer in viewer.layers if layer.name.startswith("n2v preview")]
+    # laid over the validation patch it was cut from, which its name gives
+    y, x = (int(v) for v in preview.name.split("y ")[1].rstrip(")").split(", x "))
+    assert preview.data.shape == (32, 32)
+    np.testing.assert_allclose(preview.translate, (0.2 * y, 0.2 * x))
+    np.testing.assert_allclose(preview.scale, (0.2, 0.2))
+    assert preview.contrast_limits == viewer.layers["noisy"].contrast_limits
     assert "CPU" in w.device.text() or "GPU" in w.device.text()
     assert w.last_info is not None and w.last_info.epochs_done == 2
     with qtbot.waitSignal(w.panel.finished, timeout=180_000):
@@ -212,3 +217,96 @@ def test_a_new_training_refuses_a_used_folder_but_reuses_a_killed_start(dock, qt
     assert len(errors) == n_errors, errors
     assert (model / "weights_best.h5").is_file()
     assert w.last_info is not None and w.last_info.epochs_done == 1
+
+
+def test_the_method_list_and_its_options_come_from_the_registry(dock):
+    from napari_celldenoise.deep.registry import METHODS
+
+    _, w = dock
+    assert [w.method.itemData(i) for i in range(w.method.count())] == list(METHODS)
+    for name, method in METHODS.items():
+        w.set_method(name)
+        assert w.method_name() == name
+        assert w.mask_box.isVisibleTo(w) == ("mask" in method.dock)
+        assert w.tta_box.isVisibleTo(w) == ("tta" in method.dock)
+
+
+def _preview(image, origin):
+    from napari_celldenoise.jobs import Preview
+
+    return Preview(image.astype(np.float32), "n2v preview", {"epoch": 1, "origin": origin})
+
+
+def test_the_preview_lies_over_its_patch_and_keeps_the_images_contrast(dock):
+    viewer, w = dock
+    src = viewer.layers["noisy"]
+    src.translate = (1.0, 2.0)
+    w._source_layer = src
+    flat = np.full((32, 32), float(np.percentile(src.data, 5)))
+    flat[0, 0] += 1.0  # an untrained network: a narrow range, near the background
+    w._on_train_event(_preview(flat, {"Y": 32, "X": 64}))
+    name = "n2v preview (patch at y 32, x 64)"
+    layer = viewer.layers[name]
+    np.testing.assert_allclose(layer.translate, (1.0 + 0.2 * 32, 2.0 + 0.2 * 64))
+    np.testing.assert_allclose(layer.scale, (0.2, 0.2))
+    # a later epoch's preview spans the image's range: shown in the image's contrast, it
+    # does not saturate (the first preview's narrow limits turned its thumbnail white)
+    later = np.asarray(src.data)[32:64, 64:96]
+    w._on_train_event(_preview(later, {"Y": 32, "X": 64}))
+    assert viewer.layers[name].data is not None and len(viewer.layers) == 2
+    assert layer.contrast_limits == src.contrast_limits
+    thumb = np.asarray(layer.thumbnail)[..., :3].astype(float)
+    assert (thumb.min(axis=-1) > 250).mean() < 0.2  # not white
+    assert name not in [w.layer_combo.itemText(i) for i in range(w.layer_combo.count())]
+
+
+def test_the_measured_time_per_epoch_stays_when_a_layer_is_added(dock):
+    from napari_celldenoise.jobs import Log, Timing
+
+    viewer, w = dock
+    w._training_config = w.config()
+    assert "before measuring" in w.estimate.text()
+    # what a training sends after its first batches
+    w._on_train_event(Timing(0.5, 2))
+    w._on_train_event(Log("about 1 s per epoch (0.50 s per batch)"))
+    assert w.estimate.text().startswith("measured: about 1 s per epoch")
+    viewer.add_image(np.zeros((40, 40), np.float32), name="another")
+    assert w.estimate.text().startswith("measured: about 1 s per epoch")
+    w.epochs.setValue(w.epochs.value() + 3)  # more epochs: the same time per epoch
+    assert w.estimate.text().startswith("measured")
+    w.batch.setValue(w.batch.value() * 4)  # other settings: back to the estimate
+    assert "before measuring" in w.estimate.text()
+    w.batch.setValue(w.batch.value() // 4)
+    assert w.estimate.text().startswith("measured")
+
+
+def test_an_unlabelled_3d_layer_can_be_read_as_a_time_series(dock):
+    viewer, w = dock
+    rng = np.random.default_rng(3)
+    viewer.add_image(rng.normal(100, 5, (4, 48, 48)).astype(np.float32), name="stack")
+    w.layer_combo.setCurrentText("stack")
+    layer = viewer.layers["stack"]
+    assert w.axes_choice.time.isVisibleTo(w)
+    assert w.axes(layer) == "ZYX" and w.three_d.isVisibleTo(w)  # slices: a 3D network possible
+    w.axes_choice.time.setChecked(True)
+    assert w.axes(layer) == "TYX" and w.axes_choice.label.text() == "axes: TYX (not named)"
+    assert not w.three_d.isVisibleTo(w)  # frames are separate images
+    w.layer_combo.setCurrentText("noisy")  # named YX: nothing to offer
+    assert not w.axes_choice.time.isVisibleTo(w)
+
+
+def test_the_loss_plot_draws_a_methods_further_losses(qtbot):
+    from napari_celldenoise._qt.deep import LossPlot
+    from napari_celldenoise.jobs import Epoch
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.set_losses(("loss", "val_loss", "generator", "cycle"))
+    for epoch, (g, c) in enumerate([(2.0, 0.5), (1.5, 0.25)], start=1):
+        plot.add(Epoch(epoch, 1.0 / epoch, None, metrics={"generator": g, "cycle": c}))
+    assert list(plot.lines["generator"].get_ydata()) == [2.0, 1.5]
+    assert list(plot.lines["cycle"].get_ydata()) == [0.5, 0.25]
+    labels = [t.get_text() for t in plot.axes.get_legend().get_texts()]
+    assert labels == ["loss", "val loss", "generator", "cycle"]
+    plot.set_losses(("loss", "val_loss"))  # the next method's: the extra lines go
+    assert plot.lines == {} and len(plot.axes.lines) == 2 and plot.epochs == []

@@ -165,17 +165,35 @@ class LossPlot(QWidget):
         self.epochs: list[int] = []
         self.loss: list[float] = []
         self.val: list[float] = []
+        self.extra: dict[str, list[float]] = {name: [] for name in getattr(self, "lines", {})}
         self._redraw()
+
+    def set_losses(self, names: tuple[str, ...]) -> None:
+        """Draw these :attr:`Epoch.metrics` too (a method with several losses, e.g. a GAN's);
+        ``loss`` and ``val_loss`` are the epoch's own and always drawn."""
+        for line in getattr(self, "lines", {}).values():
+            line.remove()
+        self.lines = {
+            name: self.axes.plot([], [], ".-", label=name.replace("_", " "), ms=3)[0]
+            for name in names
+            if name not in ("loss", "val_loss")
+        }
+        self.axes.legend(fontsize=7)
+        self.clear()
 
     def add(self, event: Epoch) -> None:
         self.epochs.append(event.epoch)
         self.loss.append(event.loss)
         self.val.append(event.val_loss if event.val_loss is not None else np.nan)
+        for name, values in self.extra.items():
+            values.append(event.metrics.get(name, np.nan))
         self._redraw()
 
     def _redraw(self) -> None:
         self.loss_line.set_data(self.epochs, self.loss)
         self.val_line.set_data(self.epochs, self.val)
+        for name, line in getattr(self, "lines", {}).items():
+            line.set_data(self.epochs, self.extra.get(name, []))
         empty = not self.epochs
         # no made-up axis values (matplotlib's -0.05..0.05) before the first epoch
         self.hint.set_visible(empty)
@@ -525,7 +543,7 @@ class DeepDenoiseWidget(QWidget):
             show_error(f"{folder} is not empty: choose a new folder, or press Continue")
             return None
         if not resume:
-            self.plot.clear()
+            self.plot.set_losses(get_method(config.method).losses)
         self.epoch_events = []
         self._source_layer = layer
         self._training_config = config
