@@ -116,8 +116,8 @@ def test_structn2v_auto_mask(tmp_path, stack, capsys):
         (["--patch", "256"], "smaller than the training patch"),
         (["--patch", "30"], "multiple of"),
         (["--mask", "nofile.txt", "--method", "structn2v"], "cannot read"),
-        (["--precision", "bfloat16"], "bfloat16 is for pg-blindspot"),
-        (["--structure-share", "0.5"], "structure_share is for pg-blindspot"),
+        (["--precision", "bfloat16"], "precision is a setting of pg-blindspot, not of n2v"),
+        (["--structure-share", "0.5"], "structure_share is a setting of pg-blindspot"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, stack, capsys, extra, message):

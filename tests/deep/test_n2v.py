@@ -27,7 +27,7 @@ def trained(tmp_path_factory, small_noisy):
     return folder, info, events
 
 
-def test_training_writes_a_model_folder_and_events(trained):
+def test_training_writes_a_model_folder_and_events(trained, small_noisy):
     folder, info, events = trained
     names = {p.name for p in folder.iterdir()}
     assert {
@@ -45,6 +45,13 @@ def test_training_writes_a_model_folder_and_events(trained):
     assert all(e.val_loss is not None for e in events if isinstance(e, Epoch))
     previews = [e for e in events if isinstance(e, Preview)]
     assert len(previews) == 2 and previews[0].image.shape == (32, 32)
+    # each preview says where its patch (the saved raw validation patch) lies in the image
+    origin = previews[0].metadata["origin"]
+    assert set(origin) == {"Y", "X"} and all(p.metadata["origin"] == origin for p in previews)
+    y, x = origin["Y"], origin["X"]
+    np.testing.assert_array_equal(
+        np.load(folder / "sample.npy"), small_noisy[y : y + 32, x : x + 32].astype(np.float32)
+    )
     assert len(json.loads((folder / "history.json").read_text())) == 2
     lines = json.loads((folder / "calibration.json").read_text())
     assert {LAST} <= set(lines) <= {BEST, LAST}
