@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -74,7 +74,7 @@ def train(
         noise = folder.read_noise() if resume else None
         ab = (noise["a"], noise["b"]) if noise else estimate_noise_params(samples[:8])
         gat = stabiliser(*ab)
-        patches = type(patches)(train=gat.forward(patches.train), val=gat.forward(patches.val))
+        patches = replace(patches, train=gat.forward(patches.train), val=gat.forward(patches.val))
     if info is None:
         info = ModelInfo(
             train=config, axes=axes.upper(), overlap=method.receptive_radius(config.depth)
@@ -124,20 +124,25 @@ def _write_and_fit(
     run = method_of(config).train(
         patches, config, folder, info, resume=resume, should_stop=should_stop, extra=extra
     )
-    while True:
-        try:
-            event = next(run)
-        except StopIteration as end:
-            return end.value
-        if isinstance(event, Preview):
-            event = Preview(event.image, event.name, {**event.metadata, "origin": origin})
-        yield event
+    try:
+        while True:
+            try:
+                event = next(run)
+            except StopIteration as end:
+                return end.value
+            if isinstance(event, Preview):
+                event = Preview(event.image, event.name, {**event.metadata, "origin": origin})
+            yield event
+    finally:
+        run.close()  # as ``yield from`` would when this job is closed early
 
 
 def patch_origin(
     origin: tuple[int, ...], sample_axes: str, lead: tuple[int, ...]
 ) -> dict[str, int]:
     """``(sample, *start)`` of a patch -> its first pixel in the image, by axis letter."""
+    if not origin:
+        return {}
     spatial = "ZYX"[3 - (len(origin) - 1) :]
     where = dict(zip(sample_axes, (int(i) for i in np.unravel_index(origin[0], lead or (1,)))))
     return {**({} if not sample_axes else where), **dict(zip(spatial, map(int, origin[1:])))}
