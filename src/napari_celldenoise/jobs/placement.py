@@ -54,14 +54,6 @@ EXTRA: dict[str, tuple[str, str]] = {
 """Job kind -> the extra of the install it needs and what for (:mod:`...extras`), checked
 before the job starts, here or in a child (and by the subcommands of the same names)."""
 
-_in_job_child = False
-
-
-def mark_job_child() -> None:
-    """Called first thing in a job child (:mod:`.process`): nothing nests further."""
-    global _in_job_child
-    _in_job_child = True
-
 
 def require_extra(kind: str) -> None:
     """Raise :class:`~napari_celldenoise.extras.MissingExtra` if ``kind`` needs a missing extra."""
@@ -89,8 +81,10 @@ def viewer_possible() -> bool:
 
 def runs_in_child(kind: str) -> bool:
     """Whether a job of ``kind`` started from this process runs in a spawned child."""
+    from .process import in_job_child
+
     where = PLACEMENT.get(kind, "here")
-    if where == "here" or _in_job_child:
+    if where == "here" or in_job_child():
         return False
     return where == "child" or viewer_possible()
 
@@ -123,7 +117,6 @@ __all__ = [
     "GRACE",
     "PLACEMENT",
     "kinds_of",
-    "mark_job_child",
     "place",
     "require_extra",
     "runs_in_child",

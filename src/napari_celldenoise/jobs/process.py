@@ -28,12 +28,18 @@ logger = logging.getLogger(__name__)
 
 _END = "__celldenoise_end__"
 
+_in_job_child = False
+
+
+def in_job_child() -> bool:
+    """Whether this process is a job child (:func:`_child_main` ran): nothing nests further."""
+    return _in_job_child
+
 
 def _child_main(target: Callable[..., Any], args: tuple, kwargs: dict, q: Any, stop: Any) -> None:
     """Entry point of the child: drain the generator into the queue."""
-    from .placement import mark_job_child
-
-    mark_job_child()
+    global _in_job_child
+    _in_job_child = True
     try:
         for event in target(*args, should_stop=stop.is_set, **kwargs):
             q.put(event)
