@@ -11,12 +11,15 @@ and one line on stderr, no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..atomic import write_error_text
 from .errors import USER_ERRORS, one_line
 
 COMMANDS = ["info", "deep", "spots", "filter", "noise", "metrics", "add_noise", "run"]
@@ -29,10 +32,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument("--allow-partial", action="store_true", default=False, help=ALLOW_PARTIAL)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__package__}.{name}").register(sub)
+    for leaf in _leaf_parsers(sub):  # also accepted after the subcommand
+        leaf.add_argument(
+            "--allow-partial", action="store_true", default=argparse.SUPPRESS, help=ALLOW_PARTIAL
+        )
     return parser
+
+
+ALLOW_PARTIAL = (
+    "open a truncated TIFF (fewer planes than its metadata declares) with its complete planes "
+    "and a warning instead of refusing it (also CELLDENOISE_ALLOW_PARTIAL=1)"
+)
+
+
+def _leaf_parsers(action: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    """The parsers that run a command: nested subcommands (``deep train``) included."""
+    leaves = []
+    for parser in dict.fromkeys(action.choices.values()):  # aliases map to one parser
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        leaves.extend(_leaf_parsers(nested[0]) if nested else [parser])
+    return leaves
+
+
+@contextlib.contextmanager
+def _reader_env(allow_partial: bool):
+    """Pass ``--allow-partial`` to every reader, child processes included, through
+    ``CELLDENOISE_ALLOW_PARTIAL`` (the default of :class:`ReaderConfig`)."""
+    if not allow_partial:
+        yield
+        return
+    before = os.environ.get(PARTIAL_ENV)
+    os.environ[PARTIAL_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PARTIAL_ENV, None)
+        else:
+            os.environ[PARTIAL_ENV] = before
+
+
+PARTIAL_ENV = "CELLDENOISE_ALLOW_PARTIAL"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,9 +90,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:  # tifffile warns about what we report as one line ourselves
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     try:
-        return int(args.func(args) or 0)
+        with _reader_env(args.allow_partial):
+            return int(args.func(args) or 0)
     except USER_ERRORS as exc:
         print(f"celldenoise {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only folder...: the environment, not a bug
+        print(f"celldenoise {args.command}: error: {write_error_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"celldenoise {args.command}: interrupted", file=sys.stderr)
