@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import struct
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import IO, Any
@@ -163,11 +164,13 @@ def _planes(
     plane_bytes = int(key.nbytes)
     pages = _known_pages(series)[:n]
     contiguous = start is not None and _pages_contiguous(pages, start, plane_bytes)
+    lock = threading.Lock()  # dask reads blocks from several threads through one handle
     if contiguous:
 
         def read(i: int, count: int) -> np.ndarray:
-            fh.seek(start + i * plane_bytes)
-            raw = fh.read(count * plane_bytes)
+            with lock:
+                fh.seek(start + i * plane_bytes)
+                raw = fh.read(count * plane_bytes)
             return (
                 np.frombuffer(raw, dtype).reshape((count, *shape)).astype(dtype.newbyteorder("="))
             )
@@ -175,7 +178,8 @@ def _planes(
     else:
 
         def read(i: int, count: int) -> np.ndarray:
-            return np.stack([pages[j].asarray() for j in range(i, i + count)])
+            with lock:
+                return np.stack([pages[j].asarray() for j in range(i, i + count)])
 
     if not lazy:
         return read(0, n)
