@@ -37,6 +37,8 @@ def atomic_path(
         If ``path`` exists and ``overwrite`` is False.
     IsADirectoryError
         If ``path`` is a folder.
+    OSError
+        A failed write (full disk, size limit, permissions), with ``filename`` the target.
     """
     path = Path(path)
     if path.is_dir():
@@ -50,11 +52,16 @@ def atomic_path(
     try:
         if keep_mode is not None:
             os.chmod(tmp_path, keep_mode)
-        yield tmp_path
-        if tmp_path.exists():
-            if keep_mode is not None:  # a writer may have recreated the file
-                os.chmod(tmp_path, keep_mode)
-            os.replace(tmp_path, path)
+        try:
+            yield tmp_path
+            if tmp_path.exists():
+                if keep_mode is not None:  # a writer may have recreated the file
+                    os.chmod(tmp_path, keep_mode)
+                os.replace(tmp_path, path)
+        except OSError as exc:  # name the target, not the temporary file
+            if exc.errno is None or exc.filename == os.fspath(path):
+                raise
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
