@@ -129,12 +129,17 @@ def _check_complete(series: Any, size: int, path: str) -> None:
         )
 
 
+_BOMB_MIN = 256 << 20  # decoded sizes below this are never refused
+_BOMB_RATIO = 5000  # deflate stops near 1032:1 and LZW near 2700:1; zstd of blank masks goes higher
+
+
 def _check_allocation(series: Any, size: int, path: str, *, lazy: bool) -> None:
     """Refuse, before allocating, pixels the file cannot hold or memory cannot take.
 
     Uncompressed data must be in the file byte for byte, so a header claiming
-    100000 x 100000 x 1000 pixels in a small file is corrupt; an eager read must also fit in
-    the memory available now (larger files open lazily).
+    100000 x 100000 x 1000 pixels in a small file is corrupt; compressed data may not claim
+    more than 256 MiB at a ratio beyond 5000:1; an eager read must also fit in the memory
+    available now (larger files open lazily).
     """
     nbytes = int(series.nbytes)
     if nbytes == 0:
@@ -146,6 +151,13 @@ def _check_allocation(series: Any, size: int, path: str, *, lazy: bool) -> None:
             f"corrupt TIFF: it declares {'x'.join(map(str, series.shape))} pixels "
             f"({nbytes} bytes) but the file has {size} bytes",
         )
+    if key is not None and key.compression != 1 and nbytes > _BOMB_MIN:
+        if nbytes > _BOMB_RATIO * size:
+            raise ImageReadError(
+                path,
+                f"corrupt TIFF: it declares {nbytes} bytes of pixels from {size} bytes of "
+                f"compressed data (more than {_BOMB_RATIO}:1)",
+            )
     available = _available_memory()
     if not lazy and available is not None and nbytes > available:
         raise ImageReadError(

@@ -5,10 +5,12 @@ directories it can reach and shows the first plane, or fills the missing ones wi
 module compares what the file says it holds with what is really in it:
 
 - OME-XML ``Pixels`` ``SizeZ``/``SizeC``/``SizeT`` (channels counted per sample, so RGB is one
-  plane), or ImageJ's ``images=`` in the first page's description;
+  plane), ImageJ's ``images=`` or tifffile's ``{"shape": ...}`` in the first page's
+  description;
 - the first image directory itself: its next-directory pointer or a tag value (tifffile writes
   the OME-XML last) lying beyond the end of the file means the file was cut, even when the
-  metadata that said how much is gone. Data written contiguously before that pointer then
+  metadata that said how much is gone; so does the last directory tifffile reached pointing
+  to a next one beyond the end (a plain multi-page TIFF cut between planes). Data written contiguously before that pointer then
   gives a lower bound on the plane count.
 
 A file that holds fewer planes is refused with one line naming both numbers, unless the caller
@@ -77,7 +79,7 @@ class Shortfall:
             )
         held = f"at least {self.at_least} image planes were written, " if self.at_least else ""
         return (
-            f"truncated file: it has {self.size} bytes but its first image directory points to "
+            f"truncated file: it has {self.size} bytes but its image directories point to "
             f"byte {self.needed} (metadata cut off); {held}{self.present} complete ones remain"
         )
 
@@ -91,7 +93,9 @@ def find_shortfall(tif: Any, series: Any, fh: IO[bytes], size: int) -> Shortfall
     key = series.keyframe
     plane_bytes = int(key.nbytes) if key is not None else 0
     declared = _declared(tif)
-    overrun = _first_ifd_overrun(fh, size)
+    overrun = _ifd_overrun(fh, size)
+    if overrun is None and declared is None and len(pages) > 1 and pages[-1] is not None:
+        overrun = _ifd_overrun(fh, size, pages[-1].offset)  # a chain cut after a directory
     missing = any(p is None for p in pages)
     if declared is None and overrun is None and not missing:
         return None
@@ -267,7 +271,23 @@ def _declared(tif: Any) -> tuple[int, str, tuple[tuple[str, int], ...]] | None:
         if math.prod(n for _, n in sizes) != images:
             sizes = [("I", images)] if images > 1 else []
         return images, "its ImageJ metadata (images=)", tuple(sizes)
+    if tif.is_shaped:
+        return _shaped_planes(tif)
     return None
+
+
+def _shaped_planes(tif: Any) -> tuple[int, str, tuple[tuple[str, int], ...]] | None:
+    """tifffile's own ``{"shape": [...]}`` description (a plain, tiled or compressed stack)."""
+    try:
+        shape = [int(n) for n in tif.shaped_metadata[0]["shape"]]
+        plane = len(tif.pages.first.shape)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+        return None
+    lead = shape[:-plane] if len(shape) > plane else []
+    if any(n < 0 for n in lead):
+        return None
+    axes = tuple(("I", n) for n in lead) if len(lead) == 1 else None
+    return math.prod(lead), "its tifffile metadata (shape=)", axes
 
 
 def _ome_planes(xml: str) -> tuple[int, str, tuple[tuple[str, int], ...]] | None:
@@ -299,12 +319,12 @@ def _ome_planes(xml: str) -> tuple[int, str, tuple[tuple[str, int], ...]] | None
     return math.prod(sizes.values()), "its OME-XML (Size*)", lead
 
 
-def _first_ifd_overrun(fh: IO[bytes], size: int) -> tuple[int, int] | None:
-    """The furthest byte the first image directory points to beyond ``size`` and its
+def _ifd_overrun(fh: IO[bytes], size: int, at: int | None = None) -> tuple[int, int] | None:
+    """The furthest byte an image directory points to beyond ``size`` and its
     next-directory offset, or None when it points nowhere beyond.
 
-    Reads the header and the first directory only: its entries' out-of-line values and the
-    offset of the next directory.
+    Reads the header and one directory (the first, or the one at offset ``at``): its
+    entries' out-of-line values and the offset of the next directory.
     """
     fh.seek(0)
     head = fh.read(16)
@@ -320,6 +340,7 @@ def _first_ifd_overrun(fh: IO[bytes], size: int) -> tuple[int, int] | None:
         else:
             first = struct.unpack(order + "I", head[4:8])[0]
             count_fmt, entry_size, value_size, off_fmt = "H", 12, 4, "I"
+        first = first if at is None else at
         if first >= size:
             return None  # no directory at all: tifffile reports that itself
         fh.seek(first)
