@@ -332,7 +332,7 @@ def main(kind: str, seed: int) -> dict:
                     counts[{"error": "errors", "correct": "correct", "read": "reads"}[outcome]] += 1
                 except CaseTimeout:
                     failures.append(f"{fault} lazy={lazy}: no answer within {CASE_SECONDS} s")
-                except BaseException as exc:  # noqa: BLE001 - every other outcome is a failure
+                except BaseException as exc:  # every other outcome is a failure
                     tb = traceback.extract_tb(exc.__traceback__)[-1]
                     failures.append(
                         f"{fault} lazy={lazy}: {type(exc).__name__}: {str(exc)[:160]} "

@@ -44,7 +44,7 @@ def results(tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {r["kind"]: r for r in map(json.loads, proc.stdout.splitlines())}
-    print("\nreader fuzz (seed %d): kind, cases, clear errors, correct reads, other reads" % SEED)
+    print(f"\nreader fuzz (seed {SEED}): kind, cases, clear errors, correct reads, other reads")
     for r in rows.values():
         print(
             f"  {r['kind']:<11} {r['cases']:4d} {r['errors']:4d} {r['correct']:4d} {r['reads']:4d}"

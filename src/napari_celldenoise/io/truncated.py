@@ -10,8 +10,8 @@ module compares what the file says it holds with what is really in it:
 - the first image directory itself: its next-directory pointer or a tag value (tifffile writes
   the OME-XML last) lying beyond the end of the file means the file was cut, even when the
   metadata that said how much is gone; so does the last directory tifffile reached pointing
-  to a next one beyond the end (a plain multi-page TIFF cut between planes). Data written contiguously before that pointer then
-  gives a lower bound on the plane count.
+  to a next one beyond the end (a plain multi-page TIFF cut between planes). Data written
+  contiguously before that pointer then gives a lower bound on the plane count.
 
 A file that holds fewer planes is refused with one line naming both numbers, unless the caller
 opts in (``allow_partial``): then the complete planes are read (as whole time points where the
