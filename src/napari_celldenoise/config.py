@@ -129,6 +129,10 @@ def parse_size(text: str) -> int:
     return int(value * units[unit])
 
 
+def _default_allow_partial() -> bool:
+    return os.environ.get("CELLDENOISE_ALLOW_PARTIAL", "").strip().lower() in ("1", "true", "yes")
+
+
 class ReaderConfig(Config):
     """How images are opened."""
 
@@ -141,6 +145,12 @@ class ReaderConfig(Config):
     axes: str | None = Field(
         default=None,
         description="override the axes read from the file (letters from TZCYXS)",
+    )
+    allow_partial: bool = Field(
+        default_factory=_default_allow_partial,
+        description="open the complete planes of a truncated file (fewer planes than its "
+        "metadata declares) with a warning instead of refusing it "
+        "(env CELLDENOISE_ALLOW_PARTIAL=1; CLI --allow-partial)",
     )
 
     @field_validator("axes")

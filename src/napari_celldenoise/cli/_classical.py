@@ -29,18 +29,34 @@ def read(path: str, axes: str | None = None) -> ImageData:
     return read_image(path, config=config)
 
 
-def check_output(path: str, overwrite: bool) -> None:
-    """Refuse an existing local OUT (unless ``--overwrite``) or one in a missing folder, before
-    any work is done."""
+def check_output(path: str, overwrite: bool, inputs: tuple[str, ...] | list[str] = ()) -> None:
+    """Refuse, before any work is done, a local OUT that is a folder, is one of ``inputs`` or
+    exists (unless ``--overwrite``), or lies in a missing or read-only folder."""
     import os
 
     if "://" in path:
         return
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a folder; give a file name for the output")
+    same = [p for p in inputs if "://" not in p and os.path.exists(p) and _same(p, path)]
+    if same and not overwrite:
+        raise CliError(f"{path}: is the input file; refusing to overwrite it (use --overwrite)")
     if not overwrite and os.path.exists(path):
         raise CliError(f"{path}: already exists (use --overwrite to replace it)")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise CliError(f"{parent}: no such folder for the output")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"{parent}: the output folder is not writable (permission denied)")
+
+
+def _same(a: str, b: str) -> bool:
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def number(text: str, name: str) -> float:

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from ._classical import check_output, read
 
     _check(args)
-    check_output(args.output, args.overwrite)
+    check_output(args.output, args.overwrite, inputs=[args.input])
     image = read(args.input, args.axes)
     data = np.asarray(image.data)
     if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):

@@ -274,7 +274,7 @@ def run_predict(args: argparse.Namespace) -> int:
         ModelFolder(args.model).read_info()
     except ModelFolderError as exc:
         raise CliError(str(exc)) from None
-    check_output(args.output, args.overwrite)
+    check_output(args.output, args.overwrite, inputs=[args.input])
     config = PredictConfig(
         tile=args.tile,
         tta=args.tta,

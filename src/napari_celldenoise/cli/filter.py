@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from ._classical import check_output, print_json
 
     spec = build_spec(args)
-    check_output(args.output, args.overwrite)
+    check_output(args.output, args.overwrite, inputs=[args.input])
     try:
         result = run_job(run_spec(spec), on_event=StderrProgress(quiet=args.quiet))
     except SpecError as exc:

@@ -12,6 +12,7 @@ stderr, no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..atomic import write_error_text
 from ..jobs.placement import require_extra
 from .errors import one_line, user_error
 
@@ -32,10 +34,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument("--allow-partial", action="store_true", default=False, help=ALLOW_PARTIAL)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__package__}.{name}").register(sub)
+    for leaf in _leaf_parsers(sub):  # also accepted after the subcommand
+        leaf.add_argument(
+            "--allow-partial", action="store_true", default=argparse.SUPPRESS, help=ALLOW_PARTIAL
+        )
     return parser
+
+
+ALLOW_PARTIAL = (
+    "open a truncated TIFF (fewer planes than its metadata declares) with its complete planes "
+    "and a warning instead of refusing it (also CELLDENOISE_ALLOW_PARTIAL=1)"
+)
+
+
+def _leaf_parsers(action: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    """The parsers that run a command: nested subcommands (``deep train``) included."""
+    leaves = []
+    for parser in dict.fromkeys(action.choices.values()):  # aliases map to one parser
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        leaves.extend(_leaf_parsers(nested[0]) if nested else [parser])
+    return leaves
+
+
+@contextlib.contextmanager
+def _reader_env(allow_partial: bool):
+    """Pass ``--allow-partial`` to every reader, child processes included, through
+    ``CELLDENOISE_ALLOW_PARTIAL`` (the default of :class:`ReaderConfig`)."""
+    if not allow_partial:
+        yield
+        return
+    before = os.environ.get(PARTIAL_ENV)
+    os.environ[PARTIAL_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PARTIAL_ENV, None)
+        else:
+            os.environ[PARTIAL_ENV] = before
+
+
+PARTIAL_ENV = "CELLDENOISE_ALLOW_PARTIAL"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,16 +93,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     try:
         require_extra(args.command)  # train, predict, export: said before reading anything
-        status = int(args.func(args) or 0)
+        with _reader_env(args.allow_partial):
+            status = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
         return status
     except BrokenPipeError:
         return _stdout_closed()
     except Exception as exc:
         reported = user_error(exc)
-        if reported is None:
+        if reported is not None:
+            message = one_line(reported)
+        elif isinstance(exc, OSError):  # a full disk, a read-only folder...: not a bug
+            message = write_error_text(exc)
+        else:
             raise
-        print(f"celldenoise {args.command}: error: {one_line(reported)}", file=sys.stderr)
+        print(f"celldenoise {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"celldenoise {args.command}: interrupted", file=sys.stderr)

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from .progress import StderrProgress
 
     out = Path(args.output)
-    check_output(args.output, args.overwrite)
+    check_output(args.output, args.overwrite, inputs=[args.input])
     if args.classify and not Path(args.classify).is_file():
         raise CliError(f"{args.classify}: no such classifier or rules file")
     _check_centroid_options(args)

@@ -25,6 +25,7 @@ def read_png(fh: IO[bytes], path: str, size: int) -> ImageData:
     raw = fh.read()
     if not raw.startswith(PNG_MAGIC):
         raise ImageReadError(path, "not a PNG file (wrong magic bytes)")
+    _check_declared_size(raw, path)
     try:
         data = np.asarray(imagecodecs.png_decode(raw))
     except Exception as exc:
@@ -59,6 +60,29 @@ def read_png(fh: IO[bytes], path: str, size: int) -> ImageData:
         format="png",
         extra=extra,
     )
+
+
+# deflate cannot shrink data more than about 1032:1 (RFC 1951: a 258-byte match per symbol)
+_DEFLATE_MAX_RATIO = 1032
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+
+
+def _check_declared_size(raw: bytes, path: str) -> None:
+    """Refuse, before decoding, a PNG whose header claims more pixels than its compressed
+    data can hold (a corrupt ``IHDR`` asking for gigabytes), or none at all."""
+    if len(raw) < 33 or raw[12:16] != b"IHDR":
+        raise ImageReadError(path, "corrupt or truncated PNG (no IHDR header)")
+    width, height, depth, colour = struct.unpack(">IIBB", raw[16:26])
+    if width == 0 or height == 0:
+        raise ImageReadError(path, f"corrupt PNG (declares {width} x {height} pixels)")
+    samples = _CHANNELS.get(colour, 4)
+    decoded = height * (1 + (width * samples * max(depth, 1) + 7) // 8)
+    if decoded > _DEFLATE_MAX_RATIO * len(raw) + (1 << 20):
+        raise ImageReadError(
+            path,
+            f"corrupt or truncated PNG: it declares {width} x {height} pixels "
+            f"({decoded} bytes), more than its {len(raw)} bytes can hold",
+        )
 
 
 def palette_intensity(

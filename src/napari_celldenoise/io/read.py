@@ -37,7 +37,8 @@ def read_image(
     path
         A local path or a ``gs://bucket/key`` URL of a TIFF, OME-TIFF, ImageJ TIFF or PNG.
     config
-        Reader settings: the size above which files open lazily, an axes override.
+        Reader settings: the size above which files open lazily, an axes override, whether
+        a truncated file's complete planes may be opened (``allow_partial``).
     lazy
         Force (True) or forbid (False) lazy loading; default: decided by ``config.lazy_limit``.
 
@@ -69,7 +70,7 @@ def read_image(
         fh.seek(0)
         if head[:4] in TIFF_MAGICS:
             use_lazy = size > config.lazy_limit if lazy is None else lazy
-            image = read_tiff(fh, path, size, lazy=use_lazy)
+            image = read_tiff(fh, path, size, lazy=use_lazy, allow_partial=config.allow_partial)
             keep_open = image.lazy
         elif head == PNG_MAGIC:
             image = read_png(fh, path, size)

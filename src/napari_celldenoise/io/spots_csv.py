@@ -233,12 +233,21 @@ def from_csv_frame(
     if not np.isfinite(ps) or ps <= 0:
         raise SpotTableError(f"{source}: cannot tell the pixel size from the table")
     table = pd.DataFrame()
-    table["frame"] = (num("frame").astype(int) - 1) if "frame" in raw else np.zeros(n, int)
+    frames = num("frame") if "frame" in raw else np.ones(n)
+    table["frame"] = np.where(np.isfinite(frames), frames, 1).astype(int) - 1
     for axis in ("x", "y"):
         if f"{axis} [px]" in raw:
             table[axis] = num(f"{axis} [px]")
         else:
             table[axis] = num(f"{axis} [nm]") / ps - 0.5
+    bad = ~np.isfinite(table[["x", "y"]].to_numpy(float)).all(axis=1)
+    if "frame" in raw:
+        bad |= ~np.isfinite(num("frame"))
+    if bad.any():  # a cut-off last line, or a corrupt one
+        row = int(np.flatnonzero(bad)[0]) + 2  # 1-based, after the header
+        raise SpotTableError(
+            f"{source}: line {row} has no valid frame/x/y (a truncated or corrupt table)"
+        )
     inverse = {name: (col, kind) for col, (name, kind) in {**_MAIN, **_EXTRA}.items()}
     skip = {"id", "frame", "x [nm]", "y [nm]", "x [px]", "y [px]", "class"}
     for name in raw.columns:

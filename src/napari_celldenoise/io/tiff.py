@@ -9,17 +9,23 @@ from typing import IO, Any
 from .axes import from_tifffile_axes, normalize_unit, to_micrometres
 from .errors import ImageReadError
 from .image import ImageData
+from .truncated import find_shortfall, read_partial
 
 logger = logging.getLogger(__name__)
 
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def read_tiff(fh: IO[bytes], path: str, size: int, *, lazy: bool) -> ImageData:
+def read_tiff(
+    fh: IO[bytes], path: str, size: int, *, lazy: bool, allow_partial: bool = False
+) -> ImageData:
     """Read the first series of a TIFF from an open binary file ``fh`` of ``size`` bytes.
 
     With ``lazy`` the pixels stay on disk as a dask array backed by tifffile's zarr store
-    (the file handle is kept open for as long as the array lives).
+    (the file handle is kept open for as long as the array lives). A file holding fewer
+    planes than its metadata declares is refused (see :mod:`.truncated`) unless
+    ``allow_partial``: then its complete planes are read, with a warning, and
+    ``extra["partial"]`` says how many of how many.
     """
     import tifffile
 
@@ -28,44 +34,76 @@ def read_tiff(fh: IO[bytes], path: str, size: int, *, lazy: bool) -> ImageData:
     except Exception as exc:  # tifffile raises TiffFileError, struct.error, ValueError...
         raise ImageReadError(path, f"not a readable TIFF ({_short(exc)})") from None
     try:
-        if not tif.series:
-            raise ImageReadError(
-                path, "not a readable TIFF (no image found: broken header or truncated)"
-            )
-        series = tif.series[0]
-        _check_complete(series, size, path)
-        axes = from_tifffile_axes(series.axes, series.shape)
-        if tif.is_ome:
-            fmt, (scale, units, names) = "ome-tiff", _ome_meta(tif.ome_metadata or "")
-        elif tif.is_imagej:
-            fmt, (scale, units, names) = "imagej-tiff", _imagej_meta(tif, axes, series.shape)
-        else:
-            fmt, (scale, units, names) = "tiff", _resolution_meta(tif.pages.first)
-        extra: dict[str, Any] = {}
-        if lazy:
-            data = _lazy_array(series)
-            extra["_keepalive"] = (tif, fh)
-        else:
-            try:
-                data = series.asarray()
-            except Exception as exc:
-                raise ImageReadError(path, f"corrupt image data ({_short(exc)})") from None
-            tif.close()
+        return _read_series(tif, fh, path, size, lazy=lazy, allow_partial=allow_partial)
     except ImageReadError:
         tif.close()
         raise
-    return ImageData(
-        data=data,
-        axes=axes,
-        scale=scale,
-        units=units,
-        channel_names=names,
-        path=path,
-        size_bytes=size,
-        lazy=lazy,
-        format=fmt,
-        extra=extra,
-    )
+    except (MemoryError, RecursionError):
+        tif.close()
+        raise ImageReadError(
+            path, "corrupt TIFF structure (needs more memory than it holds)"
+        ) from None
+    except Exception as exc:  # a corrupt directory surfaces anywhere in tifffile
+        tif.close()
+        raise ImageReadError(path, f"corrupt TIFF ({_short(exc)})") from None
+
+
+def _read_series(
+    tif: Any, fh: IO[bytes], path: str, size: int, *, lazy: bool, allow_partial: bool
+) -> ImageData:
+    if not tif.series:
+        raise ImageReadError(
+            path, "not a readable TIFF (no image found: broken header or truncated)"
+        )
+    series = tif.series[0]
+    extra: dict[str, Any] = {}
+    short = find_shortfall(tif, series, fh, size)
+    if short is not None and not allow_partial:
+        raise ImageReadError(path, short.message())
+    if short is not None:
+        data, tf_axes = read_partial(tif, series, fh, size, short, lazy=lazy, path=path)
+        extra["partial"] = {"declared": short.declared, "present": short.present}
+    else:
+        _check_complete(series, size, path)
+        _check_allocation(series, size, path, lazy=lazy)
+        data, tf_axes = None, series.axes
+    try:
+        shape = tuple(series.shape) if data is None else tuple(data.shape)
+        axes = from_tifffile_axes(tf_axes, shape)
+    except ValueError as exc:
+        raise ImageReadError(path, f"unsupported axes ({exc})") from None
+    if tif.is_ome:
+        fmt, (scale, units, names) = "ome-tiff", _ome_meta(tif.ome_metadata or "")
+    elif tif.is_imagej:
+        fmt, (scale, units, names) = "imagej-tiff", _imagej_meta(tif, axes, shape)
+    else:
+        fmt, (scale, units, names) = "tiff", _resolution_meta(tif.pages.first)
+    if data is None and lazy:
+        data = _lazy_array(series)
+    elif data is None:
+        try:
+            data = series.asarray()
+        except Exception as exc:
+            raise ImageReadError(path, f"corrupt image data ({_short(exc)})") from None
+    if lazy:
+        extra["_keepalive"] = (tif, fh)
+    else:
+        tif.close()
+    try:
+        return ImageData(
+            data=data,
+            axes=axes,
+            scale=scale,
+            units=units,
+            channel_names=names,
+            path=path,
+            size_bytes=size,
+            lazy=lazy,
+            format=fmt,
+            extra=extra,
+        )
+    except ValueError as exc:
+        raise ImageReadError(path, f"inconsistent image metadata ({_short(exc)})") from None
 
 
 def _short(exc: BaseException) -> str:
@@ -89,6 +127,60 @@ def _check_complete(series: Any, size: int, path: str) -> None:
         raise ImageReadError(
             path, f"truncated file: it has {size} bytes but its image data needs {end} bytes"
         )
+
+
+_BOMB_MIN = 256 << 20  # decoded sizes below this are never refused
+_BOMB_RATIO = 5000  # deflate stops near 1032:1 and LZW near 2700:1; zstd of blank masks goes higher
+
+
+def _check_allocation(series: Any, size: int, path: str, *, lazy: bool) -> None:
+    """Refuse, before allocating, pixels the file cannot hold or memory cannot take.
+
+    Uncompressed data must be in the file byte for byte, so a header claiming
+    100000 x 100000 x 1000 pixels in a small file is corrupt; compressed data may not claim
+    more than 256 MiB at a ratio beyond 5000:1; an eager read must also fit in the memory
+    available now (larger files open lazily).
+    """
+    nbytes = int(series.nbytes)
+    if nbytes == 0:
+        raise ImageReadError(path, f"empty image (shape {list(series.shape)})")
+    key = series.keyframe
+    if key is not None and key.compression == 1 and nbytes > size:
+        raise ImageReadError(
+            path,
+            f"corrupt TIFF: it declares {'x'.join(map(str, series.shape))} pixels "
+            f"({nbytes} bytes) but the file has {size} bytes",
+        )
+    if key is not None and key.compression != 1 and nbytes > _BOMB_MIN:
+        if nbytes > _BOMB_RATIO * size:
+            raise ImageReadError(
+                path,
+                f"corrupt TIFF: it declares {nbytes} bytes of pixels from {size} bytes of "
+                f"compressed data (more than {_BOMB_RATIO}:1)",
+            )
+    available = _available_memory()
+    if not lazy and available is not None and nbytes > available:
+        raise ImageReadError(
+            path,
+            f"its {nbytes / 1e9:.1f} GB of pixels do not fit in the {available / 1e9:.1f} GB of "
+            "memory available (open it lazily: lower CELLDENOISE_LAZY_LIMIT)",
+        )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``, else psutil), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available)
 
 
 def _lazy_array(series: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_error_text
 from .axes import CANONICAL
 from .errors import ImageWriteError
 from .fs import filesystem, is_remote
@@ -78,8 +78,10 @@ def write_ome_tiff(
     try:
         with atomic_path(target, overwrite=overwrite) as tmp:
             _write_local(tmp, image, provenance)
-    except (FileExistsError, FileNotFoundError) as exc:
+    except (FileExistsError, FileNotFoundError, IsADirectoryError) as exc:
         raise ImageWriteError(str(exc)) from None
+    except OSError as exc:  # a full disk, a size limit, a read-only folder
+        raise ImageWriteError(write_error_text(exc, target)) from None
     return target
 
 
