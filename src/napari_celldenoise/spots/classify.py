@@ -102,8 +102,9 @@ class RuleSet:
     def load(cls, path: str | os.PathLike) -> RuleSet:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: not a readable rule file ({exc})") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            detail = " ".join(str(exc).split())
+            raise ValueError(f"{path}: not a readable rule file ({detail})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: not a rule file")
         return cls.from_dict(data)
