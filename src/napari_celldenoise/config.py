@@ -64,6 +64,8 @@ def validate_yaml(path: str | os.PathLike, validate: Callable[[dict], C]) -> C:
         raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a readable YAML file (not UTF-8 text)") from None
     except (OSError, yaml.YAMLError) as exc:
         detail = " ".join(str(exc).split())
         raise ConfigError(f"{path}: not a readable YAML file ({detail})") from None

@@ -122,7 +122,7 @@ def test_retrain_save_load_and_csv(dock, qtbot, tmp_path):
         widget.retrain()
     assert widget.classifier is not None
     assert "trained" in widget.classifier_label.text()
-    model = widget.save_classifier(str(tmp_path / "c.joblib"))
+    model = widget.save_classifier(str(tmp_path / "c.skops"))
     widget.load_classifier(str(model))
     assert set(points.features["class"]) <= {"good", "bad"}
     path = widget.save_csv(str(tmp_path / "s.csv"))

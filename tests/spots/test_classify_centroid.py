@@ -58,16 +58,16 @@ def test_classifier_learns_the_users_labels_and_round_trips(fitted, tmp_path):
     np.testing.assert_allclose(np.clip(images, 0, None).sum((1, 2)) >= 0.99, True)
     clf = run(train_classifier(table, labels, images))
     assert (clf.predict(table, images) == labels).mean() > 0.95
-    path = clf.save(tmp_path / "clf.joblib")
+    path = clf.save(tmp_path / "clf.skops")
     again = SpotClassifier.load(path)
     np.testing.assert_array_equal(again.predict(table, images), clf.predict(table, images))
     out = apply_classifier(table, path, frames=frames)
     assert (out["class"].to_numpy() == labels).mean() > 0.95
     with pytest.raises(ValueError, match="both classes"):
         SpotClassifier().fit(table, np.full(len(table), "good"), images)
-    (tmp_path / "junk.joblib").write_bytes(b"not a model")
+    (tmp_path / "junk.skops").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a spot classifier"):
-        SpotClassifier.load(tmp_path / "junk.joblib")
+        SpotClassifier.load(tmp_path / "junk.skops")
 
 
 def test_ridge_centroid_is_accurate_and_saves(tmp_path):

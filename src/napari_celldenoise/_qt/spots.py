@@ -621,8 +621,18 @@ class SpotsWidget(QWidget):
 
     def load_classifier(self, path: str) -> None:
         """Load a classifier and apply it to the current spots (user marks kept)."""
+        from ..spots.classifier_file import UntrustedPickle
+        from .spots_classify import confirm_pickle
+
         state = self.state
-        clf = state.classifier = SpotClassifier.load(path)
+        try:
+            clf = SpotClassifier.load(path)
+        except UntrustedPickle:
+            if not confirm_pickle(self, path):
+                show_info(f"Spots: {Path(path).name} not opened (a pickle you did not trust)")
+                return
+            clf = SpotClassifier.load(path, trust=True)
+        state.classifier = clf
         self.classifier_label.setText(f"classifier: {Path(path).name}")
         if state.table is not None and state.source is not None:
             images = (
@@ -655,13 +665,15 @@ class SpotsWidget(QWidget):
 
     def _save_model_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save classifier", "spots.joblib", "classifier (*.joblib)"
+            self, "Save classifier", "spots.skops", "classifier (*.skops)"
         )
         if path:
             self._guard(self.save_classifier, path)
 
     def _load_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load classifier", "", "classifier (*.joblib)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load classifier", "", "classifier (*.skops);;old pickle classifier (*.joblib)"
+        )
         if path:
             self._guard(self.load_classifier, path)
 

@@ -9,6 +9,7 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
@@ -46,6 +47,28 @@ class ClassifyBox(QGroupBox):
         col.addLayout(row)
         self.classifier_label = QLabel("classifier: none (rules)")
         col.addWidget(self.classifier_label)
+
+
+PICKLE_RISK = (
+    "{name} is a pickle (an old .joblib classifier). Opening a pickle can run any code on this "
+    "computer, with your permissions: it can read, change or delete your files. Open it only "
+    "if you made it yourself or trust the person who sent it.\n\nOpen it anyway? Save it "
+    "again afterwards: the new .skops file opens without running code."
+)
+
+
+def confirm_pickle(parent: QWidget | None, path: str) -> bool:
+    """Ask the user before a pickle classifier is opened; No is the default answer."""
+    from pathlib import Path
+
+    answer = QMessageBox.warning(
+        parent,
+        "Open a pickle classifier?",
+        PICKLE_RISK.format(name=Path(path).name),
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class CentroidBox(QGroupBox):

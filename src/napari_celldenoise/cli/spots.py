@@ -46,7 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sigma", type=float, metavar="PX", help="PSF sigma in px (default 1.3)")
     p.add_argument("--box", type=int, metavar="N", help="fit box side, odd (default 7)")
     p.add_argument(
-        "--classify", metavar="MODEL", help="classifier (.joblib) or rules (.yaml); default: rules"
+        "--classify", metavar="MODEL", help="classifier (.skops) or rules (.yaml); default: rules"
+    )
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="allow an old pickle classifier (.joblib) for --classify: a pickle can run any "
+        "code when opened, so only for files from a source you trust",
     )
     p.add_argument("--filter", choices=["wavelet", "dog", "log"], help="default wavelet")
     p.add_argument("--elliptical", action="store_true", help="fit sigma_x and sigma_y")
@@ -159,8 +165,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     check_output(args.output, args.overwrite, inputs=[args.input])
-    if args.classify and not Path(args.classify).is_file():
-        raise CliError(f"{args.classify}: no such classifier or rules file")
+    _check_classifier(args)
     _check_centroid_options(args)
     spec = build_spec(args)
     try:
@@ -227,6 +232,29 @@ def build_spec(args: argparse.Namespace):
         output=args.output,
         overwrite=args.overwrite,
     )
+
+
+def _check_classifier(args: argparse.Namespace) -> None:
+    """Open ``--classify`` before any work: a missing, damaged or untrusted file is one line."""
+    if not args.classify:
+        if args.trust:
+            raise CliError("--trust is only used with --classify")
+        return
+    path = Path(args.classify)
+    if not path.is_file():
+        raise CliError(f"{args.classify}: no such classifier or rules file")
+    from ..spots.classifier_file import is_pickle, trust_pickle
+    from ..spots.classify import RuleSet, SpotClassifier
+
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            RuleSet.load(path)
+            return
+        if args.trust and is_pickle(path):
+            trust_pickle(path)  # the job opens the file again; this grant is for its content
+        SpotClassifier.load(path)
+    except (ValueError, OSError) as exc:
+        raise CliError(f"--classify: {exc}") from None
 
 
 def _check_centroid_options(args: argparse.Namespace) -> None:

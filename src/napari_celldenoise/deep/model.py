@@ -15,13 +15,19 @@ A model folder holds
 - ``n2v_config.json`` for N2V / structN2V models (n2v's own network description),
 - ``calibration.json``: the output line fitted to each weights file (:mod:`.calibration`).
 
-Every file is written atomically.
+Every file is written atomically. Every file is read safely: YAML with ``safe_load``, JSON, ``.npz``
+without pickles, Keras weights only into a network this package builds (never a saved
+architecture). :meth:`ModelFolder.read_info` checks the files a prediction reads (and
+:func:`prepare_new_folder` those a continued training reads) before any work starts: a folder of
+another tool, a damaged or missing file gives one :class:`ModelFolderError` naming it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,7 @@ N2V_CONFIG = "n2v_config.json"
 OPTIMIZER = "optimizer_last.npz"
 SAMPLE = "sample.npy"
 """A raw validation patch saved in the model folder at training (the export's test input)."""
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class ModelFolderError(ValueError):
@@ -93,16 +100,36 @@ class ModelFolder:
 
     # ------------------------------------------------------------------ info
     def read_info(self) -> ModelInfo:
+        """The folder's :class:`ModelInfo`, after checking the files a prediction reads."""
+        if self.path.is_file():
+            raise ModelFolderError(f"{self.path}: {_foreign_file(self.path)}")
         if not self.path.is_dir():
             raise ModelFolderError(f"{self.path}: no such model folder")
         if not self.exists():
+            foreign = _foreign_folder(self.path)
             raise ModelFolderError(
-                f"{self.path}: not a model folder (no {INFO}); train one with `celldenoise train`"
+                f"{self.path}: {foreign + ', ' if foreign else ''}not a napari-celldenoise model "
+                f"folder (no {INFO}); train one with `celldenoise train`"
             )
         try:
-            return ModelInfo.from_yaml(self.file(INFO))
+            info = ModelInfo.from_yaml(self.file(INFO))
         except ConfigError as exc:
             raise ModelFolderError(str(exc)) from None
+        self._check_side_files(info)
+        return info
+
+    def _check_side_files(self, info: ModelInfo) -> None:
+        """Parse the small files prediction needs, so a damaged one is reported up front."""
+        if self.file(NOISE).is_file() or (info.train.vst and self.has_weights()):
+            if self.read_noise() is None:
+                raise ModelFolderError(f"{self.path}: a vst model without {NOISE}")
+        if info.train.method in ("n2v", "structn2v") and self.has_weights():
+            if not isinstance(self.read_json(N2V_CONFIG), dict):
+                raise ModelFolderError(f"{self.file(N2V_CONFIG)}: not a network description")
+        if self.file(CALIBRATION).is_file():
+            lines = self.read_json(CALIBRATION)
+            if not (isinstance(lines, dict) and all(_is_line(v) for v in lines.values())):
+                raise ModelFolderError(f"{self.file(CALIBRATION)}: not output calibration lines")
 
     def write_info(self, info: ModelInfo) -> None:
         info.to_yaml(self.file(INFO))
@@ -111,10 +138,15 @@ class ModelFolder:
         return self.file(BEST).is_file() or self.file(LAST).is_file()
 
     def weights(self, which: str = "best") -> Path:
-        """Path of the best (falls back to last) or last weights; raises when none exist."""
+        """Path of the best (falls back to last) or last weights; raises when none exist.
+
+        The file must be a complete HDF5 file (its signature, and HDF5's own end-of-file
+        check, which catches a truncated copy) before TensorFlow is started for it.
+        """
         order = [BEST, LAST] if which == "best" else [LAST, BEST]
         for name in order:
             if self.file(name).is_file():
+                check_weights_file(self.file(name))
                 return self.file(name)
         raise ModelFolderError(f"{self.path}: no trained weights ({BEST} or {LAST}) in the folder")
 
@@ -146,8 +178,11 @@ class ModelFolder:
             return "no saved optimizer state: continuing with fresh Adam moments"
         optimizer = keras_model.optimizer
         optimizer.build(keras_model.trainable_variables)
-        with np.load(self.file(OPTIMIZER)) as saved:
-            values = [saved[name] for name in sorted(saved.files)]
+        try:
+            with np.load(self.file(OPTIMIZER), allow_pickle=False) as saved:
+                values = [saved[name] for name in sorted(saved.files)]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            return f"{OPTIMIZER} is damaged: continuing with fresh Adam moments"
         variables = list(optimizer.variables)
         if len(values) != len(variables) or any(
             tuple(v.shape) != w.shape for v, w in zip(variables, values)
@@ -159,9 +194,20 @@ class ModelFolder:
 
     # ------------------------------------------------------------------ noise
     def read_noise(self) -> dict[str, float] | None:
-        if not self.file(NOISE).is_file():
+        """``{"a", "b"[, "floor"]}`` from ``noise.yaml``, None when absent; damaged: an error."""
+        path = self.file(NOISE)
+        if not path.is_file():
             return None
-        return {k: float(v) for k, v in yaml.safe_load(self.file(NOISE).read_text()).items()}
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            values = {str(k): float(v) for k, v in raw.items()}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, TypeError, ValueError):
+            raise ModelFolderError(
+                f"{path}: damaged noise parameters (not a YAML mapping of numbers)"
+            ) from None
+        if not {"a", "b"} <= set(values) or not all(math.isfinite(v) for v in values.values()):
+            raise ModelFolderError(f"{path}: damaged noise parameters (needs finite a and b)")
+        return values
 
     def write_noise(self, a: float, b: float, *, floor: float | None = None) -> None:
         values = {"a": float(a), "b": float(b)}
@@ -172,9 +218,15 @@ class ModelFolder:
 
     # ---------------------------------------------------------------- history
     def read_history(self) -> list[dict[str, Any]]:
+        """One record per finished epoch; ``[]`` when absent; damaged: an error."""
         if not self.file(HISTORY).is_file():
             return []
-        return json.loads(self.file(HISTORY).read_text())
+        history = self.read_json(HISTORY)
+        if not (isinstance(history, list) and all(isinstance(r, dict) for r in history)):
+            raise ModelFolderError(
+                f"{self.file(HISTORY)}: not a training history (a list of epochs)"
+            )
+        return history
 
     def write_history(self, history: list[dict[str, Any]]) -> None:
         atomic_write(self.file(HISTORY), json.dumps(history, indent=1).encode(), overwrite=True)
@@ -196,7 +248,77 @@ class ModelFolder:
         atomic_write(self.file(name), json.dumps(data, indent=1).encode(), overwrite=True)
 
     def read_json(self, name: str) -> Any:
-        return json.loads(self.file(name).read_text())
+        path = self.file(name)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelFolderError(f"{path}: missing from the model folder") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) else "not valid JSON"
+            raise ModelFolderError(f"{path}: damaged ({detail})") from None
+
+
+def check_weights_file(path: Path) -> None:
+    """A :class:`ModelFolderError` unless ``path`` is a complete, readable HDF5 file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(HDF5_SIGNATURE))
+    except OSError as exc:
+        raise ModelFolderError(f"{path}: cannot read the weights ({exc.strerror})") from None
+    if head != HDF5_SIGNATURE:
+        raise ModelFolderError(f"{path}: not a Keras weights file (no HDF5 signature)")
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - installed with TensorFlow
+        return
+    try:
+        with h5py.File(path, "r") as h5:
+            if not len(h5.keys()) and not len(h5.attrs):
+                raise ModelFolderError(f"{path}: an empty weights file")
+    except ModelFolderError:
+        raise
+    except Exception as exc:  # h5py raises OSError, KeyError, RuntimeError on damage
+        detail = " ".join(str(exc).split())[:160]
+        raise ModelFolderError(f"{path}: damaged weights file ({detail})") from None
+
+
+def _is_line(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and math.isfinite(v) for v in value)
+    )
+
+
+def _foreign_file(path: Path) -> str:
+    """What a file given as a model folder is (a bioimage.io package, another file)."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (OSError, zipfile.BadZipFile):
+            names = []
+        if any(n.endswith(("rdf.yaml", "bioimageio.yaml")) for n in names):
+            return (
+                "a BioImage Model Zoo package, not a model folder; napari-celldenoise predicts "
+                "with its own model folders (the folder this package was exported from)"
+            )
+        return "a zip file, not a model folder"
+    return "a file, not a model folder"
+
+
+def _foreign_folder(path: Path) -> str:
+    """The tool whose model folder ``path`` looks like, as a phrase, or ``""``."""
+    names = {p.name for p in path.iterdir()} if path.is_dir() else set()
+    if names & {"rdf.yaml", "bioimageio.yaml"} or any(
+        n.endswith(".bioimage.io.yaml") for n in names
+    ):
+        return "an unpacked BioImage Model Zoo package"
+    if names & {"careamics.yaml", "careamics.yml"} or any(n.endswith(".ckpt") for n in names):
+        return "a CAREamics model folder"
+    if "config.json" in names and names & {BEST, LAST}:
+        return "an n2v / CSBDeep model folder"
+    return ""
 
 
 def prepare_new_folder(path: str | os.PathLike, *, resume: bool) -> ModelFolder:
@@ -210,6 +332,7 @@ def prepare_new_folder(path: str | os.PathLike, *, resume: bool) -> ModelFolder:
     if resume:
         folder.read_info()
         folder.weights("last")
+        folder.read_history()
     elif folder.is_taken():
         raise ModelFolderError(
             f"{folder.path}: already exists and is not empty (use --resume to continue it, "

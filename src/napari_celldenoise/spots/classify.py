@@ -3,7 +3,9 @@
 Rules are ranges on the fit features (sigma near the PSF width, ellipticity, photons,
 uncertainty, fit quality...). The classifier is a scikit-learn model on the same features plus
 the normalised spot image; the user corrects classes in napari and retrains it. Both are saved
-to and loaded from files (rules as YAML, the classifier with joblib).
+to and loaded from files: rules as YAML (safe loading), the classifier as a ``.skops`` file
+(:mod:`.classifier_file`), which runs no code when opened. Old ``.joblib`` classifiers are
+pickles and load only when the user trusts them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..atomic import atomic_path, atomic_write
+from ..atomic import atomic_write
 from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
 from .boxes import spot_images
 from .table import FEATURES
@@ -28,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 GOOD, BAD = "good", "bad"
 CLASSES = (GOOD, BAD)
-MODEL_FORMAT = "napari-celldenoise spot classifier"
-MODEL_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,9 @@ class RuleSet:
     def load(cls, path: str | os.PathLike) -> RuleSet:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: not a readable rule file ({exc})") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            detail = " ".join(str(exc).split())
+            raise ValueError(f"{path}: not a readable rule file ({detail})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: not a rule file")
         return cls.from_dict(data)
@@ -211,38 +212,35 @@ class SpotClassifier:
         return np.where(self.predict_proba(table, images) >= 0.5, GOOD, BAD).astype(object)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Save with joblib (atomic). Only load classifier files you trust (pickle)."""
-        import joblib
+        """Save as a ``.skops`` file (atomic), which runs no code when it is opened."""
+        from .classifier_file import save_classifier
 
         if self.model is None:
             raise ValueError("nothing to save: the classifier is not trained")
-        payload = {
-            "format": MODEL_FORMAT,
-            "version": MODEL_VERSION,
+        return save_classifier(path, self._payload())
+
+    def _payload(self) -> dict:
+        return {
             "features": self.features,
             "box": self.box,
             "use_image": self.use_image,
             "model": self.model,
             "info": self.info,
         }
-        with atomic_path(path, overwrite=True) as tmp:
-            joblib.dump(payload, tmp)
-        return Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> SpotClassifier:
-        import joblib
+    def load(cls, path: str | os.PathLike, *, trust: bool = False) -> SpotClassifier:
+        """Load a ``.skops`` classifier; an old pickle (``.joblib``) only with ``trust``.
 
-        try:
-            payload = joblib.load(path)
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such classifier file") from None
-        except Exception as exc:
-            raise ValueError(f"{path}: not a spot classifier ({type(exc).__name__})") from None
-        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-            raise ValueError(f"{path}: not a napari-celldenoise spot classifier")
-        if int(payload.get("version", 0)) > MODEL_VERSION:
-            raise ValueError(f"{path}: made by a newer napari-celldenoise; update it")
+        Raises
+        ------
+        ValueError
+            One line: no such file, not a spot classifier, types outside the allow-list, a
+            damaged tree, or a pickle that was not trusted (:class:`UntrustedPickle`).
+        """
+        from .classifier_file import load_classifier
+
+        payload = load_classifier(path, trust=trust)
         return cls(
             payload["features"],
             payload["box"],
@@ -281,6 +279,7 @@ def apply_classifier(
     table: pd.DataFrame,
     source: str | os.PathLike | RuleSet | SpotClassifier | None = None,
     *,
+    trust: bool = False,
     frames: np.ndarray | None = None,
     sigma: float = 1.3,
     box: int = 7,
@@ -291,7 +290,8 @@ def apply_classifier(
     ``source`` is a :class:`RuleSet`, a :class:`SpotClassifier`, a path to a rules YAML or a
     classifier file, or None for :func:`default_rules` around the table's ``psf_sigma``
     (else ``sigma``). A classifier that uses
-    spot images needs the ``frames`` the table was fitted on.
+    spot images needs the ``frames`` the table was fitted on. ``trust`` allows an old pickle
+    (``.joblib``) classifier file, which can run code when opened.
     """
     out = table.copy()
     if len(out) == 0:
@@ -305,7 +305,7 @@ def apply_classifier(
         source = (
             RuleSet.load(path)
             if path.suffix.lower() in (".yaml", ".yml")
-            else SpotClassifier.load(path)
+            else SpotClassifier.load(path, trust=trust)
         )
     if isinstance(source, RuleSet):
         out["class"] = source.classify(out)
