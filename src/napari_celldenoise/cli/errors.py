@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from ..config import ConfigError, format_validation_error
+from ..em.errors import LatticeNotFound
 from ..io.errors import ImageReadError, ImageWriteError
 
 
@@ -19,6 +20,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     ValidationError,
     FileExistsError,
+    LatticeNotFound,  # a lattice tool (Bragg filter, lattice, em-targets) on a non-crystal
 )
 
 

@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from .errors import LatticeNotFound
+
+__all__ = ["Lattice", "LatticeNotFound", "Motif", "measure_lattice", "measure_motif"]
+
 EULER_GAMMA = 0.5772156649015329
 LEAKAGE_FLOOR = 1e-8
 MAX_FFT = 2048  # the padded FFT's side is capped (memory, time) for large images
-
-
-class LatticeNotFound(ValueError):
-    """The image shows no clear periodic lattice (vacuum, amorphous, too noisy)."""
 
 
 @dataclass(frozen=True)
