@@ -19,6 +19,7 @@ EXPECTED = [
     "adaptive-median",
     "kde-lof",
     "gridlof",
+    "bragg",
 ]
 
 

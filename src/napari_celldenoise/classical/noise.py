@@ -235,6 +235,17 @@ def estimate_noise_stack(frames: np.ndarray, *, n_bins: int = 40, axis: int = 0)
     return _fit(bm, bv, eff, sigma, "stack", int(mean.size * n))
 
 
+def fit_variance_curve(
+    means: np.ndarray, variances: np.ndarray, counts: np.ndarray, *, source: str
+) -> NoiseFit:
+    """``var = a * mean + b`` fitted robustly to binned (mean, variance, sample count) points,
+    e.g. the bins of a periodic image folded into its unit cell (:mod:`..em.lattice`)."""
+    means, variances = np.asarray(means, float), np.asarray(variances, float)
+    counts = np.asarray(counts, float)
+    sigma = float(np.sqrt(max(np.median(variances), 0.0))) if variances.size else 0.0
+    return _fit(means, variances, counts, sigma, source, int(counts.sum()))
+
+
 def _fit(
     means: np.ndarray,
     variances: np.ndarray,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import filters, impulse
+from . import bragg, filters, impulse
 from .params import ImageTooSmall, Param, ParamError, Value, resolve
 from .vst import GAT
 
@@ -464,6 +464,41 @@ register(
         heavy=True,
         impulse=True,
         too_small=_lof_too_small,
+    )
+)
+
+register(
+    Method(
+        "bragg",
+        "Bragg (Fourier) filter",
+        "keep the Bragg peaks of the measured lattice (atomic-resolution images; fills vacancies)",
+        bragg.bragg,
+        (
+            Param(
+                "radius",
+                0.08,
+                low=0.0,
+                low_open=True,
+                high=0.5,
+                slider=(0.02, 0.3),
+                unit="x |g|",
+                help="Gaussian radius kept around each Bragg peak, a fraction of the first "
+                "peak's frequency (larger keeps more defects and noise)",
+                log=True,
+            ),
+            Param(
+                "lowpass",
+                0.0,
+                low=0.0,
+                high=1.0,
+                slider=(0.0, 0.8),
+                unit="x |g|",
+                help="low frequencies kept (thickness, dents), a fraction of the first peak's "
+                "frequency; 0 keeps only the mean",
+            ),
+        ),
+        main="radius",
+        heavy=True,
     )
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from ..config import ConfigError, format_validation_error
+from ..em.errors import LatticeNotFound
 from ..extras import MissingExtra, as_missing_extra
 from ..io.errors import ImageReadError, ImageWriteError
 from ..jobs.errors import one_line as jobs_one_line
@@ -22,6 +23,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ValidationError,
     FileExistsError,
     MissingExtra,
+    LatticeNotFound,  # a lattice tool (Bragg filter, lattice, em-targets) on a non-crystal
 )
 
 

@@ -24,7 +24,7 @@ from ..atomic import write_error_text
 from ..jobs.placement import require_extra
 from .errors import one_line, user_error
 
-COMMANDS = ["info", "deep", "spots", "filter", "noise", "metrics", "add_noise", "run"]
+COMMANDS = ["info", "deep", "spots", "filter", "noise", "metrics", "add_noise", "run", "lattice"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 from ..config import ReaderConfig
 from .axes import validate_axes
+from .em import is_em, read_em
 from .errors import ImageReadError
 from .fs import open_binary
 from .image import ImageData
@@ -19,9 +20,9 @@ PNG_SUFFIXES = (".png",)
 
 
 def is_supported(path: str | os.PathLike) -> bool:
-    """Whether the file name says TIFF (incl. OME-TIFF, ImageJ) or PNG."""
+    """Whether the file name says TIFF (incl. OME-TIFF, ImageJ), PNG or an EM format."""
     name = PurePosixPath(os.fspath(path)).name.lower()
-    return name.endswith(TIFF_SUFFIXES + PNG_SUFFIXES)
+    return name.endswith(TIFF_SUFFIXES + PNG_SUFFIXES) or is_em(name)
 
 
 def read_image(
@@ -51,7 +52,14 @@ def read_image(
     config = config or ReaderConfig()
     path = os.fspath(path)
     if not is_supported(path):
-        raise ImageReadError(path, "not a TIFF or PNG file (reads .tif, .tiff, .ome.tif, .png)")
+        raise ImageReadError(
+            path,
+            "not a TIFF or PNG file nor an EM format "
+            "(reads .tif, .tiff, .ome.tif, .png, .dm3, .dm4, .emd, .ser, .mrc)",
+        )
+    if is_em(path):  # DM3/DM4, EMD, SER, MRC (the ``em`` extra)
+        image = read_em(path, lazy=lazy, lazy_limit=config.lazy_limit)
+        return to_canonical(override_axes(image, config.axes) if config.axes else image)
     try:
         fh, size = open_binary(path)
     except FileNotFoundError:

@@ -1,0 +1,131 @@
+"""Lattice measurement against the simulator's truth, the real MoS2 image and pure noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_celldenoise.cli.main import main
+from napari_celldenoise.em.lattice import (
+    LatticeNotFound,
+    measure_gain,
+    measure_lattice,
+    measure_motif,
+)
+from napari_celldenoise.em.simulate import simulate_lattice
+
+
+def _orientation_error(measured: float, true: float, symmetry: float) -> float:
+    d = (measured - true) % symmetry
+    return min(d, symmetry - d)
+
+
+@pytest.mark.parametrize(
+    ("kind", "spacing", "angle", "gamma", "sym"),
+    [
+        ("square", 11.3, 23.0, 90.0, 90.0),
+        ("hexagonal", 13.7, 8.0, 120.0, 60.0),
+        ("honeycomb", 12.1, 41.0, 120.0, 60.0),
+    ],
+)
+def test_basis_matches_the_truth(kind, spacing, angle, gamma, sym):
+    img, _truth = simulate_lattice(
+        (256, 256),
+        kind=kind,
+        spacing=spacing,
+        angle=angle,
+        dose=20,
+        jitter=0.3,
+        read_noise=0.5,
+        dents=2,
+        seed=7,
+    )
+    lat = measure_lattice(img, scale=0.02, unit="nm")
+    assert lat.lengths_px == pytest.approx((spacing, spacing), rel=0.005)
+    assert lat.angle == pytest.approx(gamma, abs=0.5)
+    # the simulator turns clockwise on screen, orientation is counter-clockwise
+    assert _orientation_error(lat.orientation, -angle, sym) < 0.5
+    assert lat.lengths == pytest.approx((spacing * 0.02, spacing * 0.02), rel=0.005)
+    assert lat.kind == ("square" if kind == "square" else "hexagonal")
+    assert lat.confidence > 0.9
+    if kind != "square":  # first spots of a hexagonal lattice: d = a sqrt(3) / 2
+        assert lat.d_spacings_px == pytest.approx((spacing * np.sqrt(3) / 2,) * 2, rel=0.005)
+
+
+def test_motif_gives_column_width_and_sublattice_intensities():
+    img, truth = simulate_lattice(
+        (256, 256), kind="honeycomb", spacing=16, dose=100, seed=3, vacancy_rate=0.0
+    )
+    lat = measure_lattice(img)
+    motif = measure_motif(img, lat)
+    assert len(motif.columns) == 2
+    assert motif.relative[1] == pytest.approx(0.4, abs=0.05)
+    assert motif.sigma_px == pytest.approx(truth.sigma, rel=0.15)
+    # the second column sits at (1/3, 2/3) or its mirror (2/3, 1/3) in the reduced basis
+    u, v = sorted(motif.columns[1, :2])
+    assert (u, v) == pytest.approx((1 / 3, 2 / 3), abs=0.03)
+
+
+def test_gain_from_the_folded_cell():
+    img, _ = simulate_lattice(
+        (256, 256),
+        kind="hexagonal",
+        spacing=20,
+        sigma=2.5,
+        dose=200,
+        gain=3.0,
+        read_noise=2.0,
+        seed=1,
+    )
+    noise = measure_gain(img, measure_lattice(img))
+    assert noise["gain"] == pytest.approx(3.0, rel=0.1)
+    assert noise["offset_variance"] == pytest.approx(4.0, rel=0.3)
+
+
+@pytest.mark.parametrize("field", ["gaussian", "poisson", "amorphous"])
+def test_no_lattice_in_noise_or_amorphous_fields(field):
+    rng = np.random.default_rng(0)
+    img = {
+        "gaussian": lambda: rng.normal(100, 5, (256, 256)),
+        "poisson": lambda: rng.poisson(3.0, (256, 256)).astype(float),
+        "amorphous": lambda: ndi.gaussian_filter(rng.normal(0, 1, (256, 256)), 2.5),
+    }[field]()
+    with pytest.raises(LatticeNotFound, match="no lattice found"):
+        measure_lattice(img)
+
+
+def test_real_mos2_lattice(shared_data):
+    pytest.importorskip("rsciio", reason="the em extra (rosettasciio) is not installed")
+    from napari_celldenoise.io import read_image
+
+    image = read_image(shared_data("em", "example_Se_implanted_MoS2.dm3"))
+    lat = measure_lattice(image.data, scale=(image.scale["Y"], image.scale["X"]), unit="nm")
+    # MoS2: a = 0.316 nm (hexagonal); this image measures ~6 % shorter with the file's
+    # 0.0127 nm pixels and ~3 degrees of scan distortion
+    assert lat.kind == "hexagonal"
+    assert np.mean(lat.lengths) == pytest.approx(0.316, rel=0.08)
+    assert lat.angle == pytest.approx(120, abs=4)
+    assert lat.confidence > 0.9
+    motif = measure_motif(image.data, lat)
+    assert len(motif.columns) == 2  # Mo and S2
+    assert 0.25 < motif.relative[1] < 0.6
+
+
+def test_cli_lattice_json_and_no_lattice_exit(tmp_path, capsys):
+    import json
+
+    import tifffile
+
+    img, _ = simulate_lattice((128, 128), kind="square", spacing=10, dose=50, seed=0)
+    good = tmp_path / "lattice.tif"
+    tifffile.imwrite(good, img)
+    assert main(["lattice", str(good), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["lattice"]["length_px"] == pytest.approx([10, 10], rel=0.01)
+    assert out["lattice"]["kind"] == "square"
+    noise = tmp_path / "noise.tif"
+    tifffile.imwrite(noise, np.random.default_rng(1).normal(0, 1, (128, 128)).astype(np.float32))
+    assert main(["lattice", str(noise)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no lattice found" in err[0]
