@@ -19,7 +19,18 @@ from collections.abc import Sequence
 from .. import __version__
 from .errors import USER_ERRORS, one_line
 
-COMMANDS = ["info", "deep", "spots", "filter", "noise", "metrics", "add_noise", "run"]
+COMMANDS = [
+    "info",
+    "deep",
+    "spots",
+    "filter",
+    "noise",
+    "metrics",
+    "add_noise",
+    "run",
+    "recipe",
+    "batch",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
