@@ -2,8 +2,10 @@
 
 :func:`process_file` replays a recipe's planned specs on one file through
 :func:`~..jobs.run_spec.run_spec` and returns the file's manifest record. It never raises for
-a bad file: the reader's or the job's one-line message becomes the record's ``error``, so a
-task is retried (``client.submit(..., retries=...)``) only when its worker dies.
+a bad file (:data:`FILE_ERRORS`): the reader's or the job's one-line message becomes the
+record's ``error``. Other failures (a dropped connection) raise, and dask runs the task again
+(``client.submit(..., retries=...)``); a task whose worker dies is rescheduled by the scheduler
+on another worker.
 
 Trained networks are loaded once per worker process (:func:`install_model_cache`), and
 TensorFlow is imported only here, in the worker processes, never in the process that submits.
@@ -22,6 +24,17 @@ from typing import Any
 import numpy as np
 
 from ..io.fs import filesystem, is_remote
+
+FILE_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,  # ImageReadError, ImageWriteError, SpecError, ConfigError, bad values
+    KeyError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    PermissionError,
+)
+"""Failures that running the file again would repeat: recorded at once. Any other exception
+(a lost connection to a bucket, memory) is raised, so that dask retries the task."""
 
 _CACHE_LOCK = threading.Lock()
 _MODELS: dict[tuple[str, str, float], Any] = {}
@@ -100,7 +113,7 @@ def process_file(specs: list[dict], record: dict[str, Any]) -> dict[str, Any]:
             out["outputs"].append(spec.output)
             out.update(summarise(spec, result))
         out["status"] = "done"
-    except Exception as exc:  # every failure of a file is its record, the batch goes on
+    except FILE_ERRORS as exc:  # the file's own fault: its record, and the batch goes on
         out["status"] = "failed"
         out["error"] = _one_line(exc)
     out["seconds"] = round(time.monotonic() - start, 3)
