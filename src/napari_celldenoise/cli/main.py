@@ -24,7 +24,19 @@ from ..atomic import write_error_text
 from ..jobs.placement import require_extra
 from .errors import one_line, user_error
 
-COMMANDS = ["info", "deep", "spots", "filter", "noise", "metrics", "add_noise", "run", "lattice"]
+COMMANDS = [
+    "info",
+    "deep",
+    "spots",
+    "filter",
+    "noise",
+    "metrics",
+    "add_noise",
+    "run",
+    "lattice",
+    "recipe",
+    "batch",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

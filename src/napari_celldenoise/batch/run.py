@@ -1,0 +1,269 @@
+"""Run a recipe on many files with dask.distributed: one task per file, a manifest, resume.
+
+:func:`run_batch` is a job generator (events, ``Done(BatchResult)`` last) shared by
+``celldenoise batch`` and the Batch dock. Without a scheduler address it starts a
+``LocalCluster`` of worker processes (TensorFlow, when a recipe needs it, loads there and
+never in the calling process); with one it uses that running scheduler, however it was
+started (``dask scheduler``, dask-jobqueue on SLURM/PBS, Coiled...).
+
+Each file is one ``client.submit`` with ``retries``: a task whose worker dies runs again on
+another. A file that fails is recorded with its one-line error and the batch goes on. Every
+output is written atomically (temporary name, then rename), so a killed worker leaves no
+half-written file. A stop (Ctrl-C, the dock's Cancel) cancels the files not yet finished,
+records them as ``cancelled`` and writes the manifest; ``resume`` then runs only those.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..io.fs import filesystem, is_remote
+from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
+from .inputs import BatchInput, expand_inputs
+from .manifest import Manifest, join, read_records
+from .recipe import Recipe, RecipeError
+from .results import write_results
+
+logger = logging.getLogger(__name__)
+
+RETRIES = 2
+"""How many times a file is re-run after its worker died."""
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where a batch runs: a running scheduler's address, or a local cluster's size."""
+
+    scheduler: str | None = None
+    workers: int | None = None
+    threads_per_worker: int = 1
+    memory_limit: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class FileDone:
+    """A file of the batch finished (done, failed or cancelled): its manifest record."""
+
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class BatchResult:
+    """What a batch did: counts, where the manifest is, the dashboard's address."""
+
+    outdir: str
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    cancelled: int
+    recipe_hash: str
+    dashboard: str | None
+    seconds: float
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def manifest(self) -> str:
+        return join(self.outdir, "manifest.csv")
+
+
+def make_client(options: ClusterOptions, *, tensorflow: bool = False):
+    """A dask ``Client`` (and the ``LocalCluster`` it owns, or None) for ``options``."""
+    from distributed import Client, LocalCluster
+
+    if options.scheduler:
+        try:
+            return Client(options.scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as exc:
+            raise RecipeError(f"--scheduler {options.scheduler}: cannot connect ({exc})") from None
+    kwargs: dict[str, Any] = {
+        "n_workers": options.workers,
+        "threads_per_worker": options.threads_per_worker,
+        "processes": True,
+        "dashboard_address": ":0",
+        "silence_logs": logging.ERROR,
+    }
+    if options.memory_limit:
+        kwargs["memory_limit"] = options.memory_limit
+    if tensorflow:  # one network per worker process at a time
+        kwargs["resources"] = {"tf": 1}
+    cluster = LocalCluster(**{k: v for k, v in kwargs.items() if v is not None})
+    return Client(cluster), cluster
+
+
+def _tf_resources(client) -> dict[str, int] | None:
+    """``{"tf": 1}`` when the cluster's workers declare a ``tf`` resource, else None."""
+    workers = client.scheduler_info().get("workers", {})
+    if any("tf" in (w.get("resources") or {}) for w in workers.values()):
+        return {"tf": 1}
+    return None
+
+
+def _out_base(outdir: str, item: BatchInput) -> str:
+    base = join(outdir, *item.rel.split("/"))
+    if not is_remote(base):
+        Path(base).parent.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def _finished(rec: dict[str, Any], item: BatchInput, recipe_hash: str) -> bool:
+    """Whether an earlier record shows ``item`` done with this recipe, its outputs present."""
+    if rec.get("status") != "done" or rec.get("recipe_hash") != recipe_hash:
+        return False
+    if rec.get("size") != item.size:
+        return False
+    for out in rec.get("outputs") or []:
+        fs, inner = filesystem(out)
+        if not fs.exists(inner):
+            return False
+    return bool(rec.get("outputs"))
+
+
+def run_batch(
+    recipe: Recipe,
+    inputs: list[str],
+    outdir: str,
+    *,
+    options: ClusterOptions | None = None,
+    resume: bool = False,
+    client=None,
+    should_stop: ShouldStop = never_stop,
+) -> Iterator[Event]:
+    """Run ``recipe`` on every image named by ``inputs``, writing under ``outdir``.
+
+    Yields ``Log`` lines (the dashboard's address first), ``Progress`` per finished file and a
+    :class:`FileDone` per file; ``Done(BatchResult)`` last (``stopped=True`` after a stop).
+    ``client`` is a dask ``Client`` to use as it is (else one is made from ``options``).
+
+    Raises
+    ------
+    RecipeError
+        For inputs that name no image, or an output folder that cannot be made.
+    """
+    from distributed import wait
+
+    start = time.monotonic()
+    if not is_remote(outdir):
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+    items = expand_inputs(inputs, exclude=outdir)
+    rhash = recipe.hash
+    earlier = read_records(outdir) if resume else {}
+    manifest = Manifest(outdir, keep=earlier)
+    todo = [it for it in items if not _finished(earlier.get(it.path, {}), it, rhash)]
+    skipped = len(items) - len(todo)
+    cluster = None
+    own = client is None
+    if own:
+        client, cluster = make_client(
+            options or ClusterOptions(), tensorflow=recipe.uses_tensorflow
+        )
+    dashboard = getattr(client, "dashboard_link", None)
+    counts = {"done": 0, "failed": 0, "cancelled": 0}
+    stopped = False
+    try:
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        yield Log(f"dask dashboard: {dashboard}" if dashboard else "dask: no dashboard")
+        yield Log(
+            f"{len(items)} files, {skipped} already done, {len(todo)} to run on "
+            f"{n_workers} workers (recipe {rhash})"
+        )
+        resources = _tf_resources(client) if recipe.uses_tensorflow else None
+        from .task import process_file
+
+        futures = {}
+        for i, item in enumerate(todo):
+            specs = [s.to_dict() for s in recipe.plan(item.path, _out_base(outdir, item))]
+            record = {"input": item.path, "size": item.size, "recipe_hash": rhash}
+            fut = client.submit(
+                process_file,
+                specs,
+                record,
+                key=f"celldenoise-{rhash}-{i}-{abs(hash(item.path)) % 10**8}",
+                retries=RETRIES,
+                pure=False,
+                resources=resources,
+            )
+            futures[fut] = item
+        total = len(todo)
+        finished = 0
+        yield Progress(0, total, f"0 of {total} files")
+        pending = set(futures)
+        while pending:
+            if should_stop():
+                stopped = True
+                break
+            try:
+                done_set, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for fut in done_set:
+                rec = _record_of(fut, futures[fut], rhash)
+                manifest.add(rec)
+                counts[rec["status"]] += 1
+                finished += 1
+                yield FileDone(rec)
+            yield Progress(
+                finished, total, f"{finished} of {total} files ({counts['failed']} failed)"
+            )
+        if stopped:
+            for fut in pending:
+                fut.cancel()
+                item = futures[fut]
+                rec = {
+                    "input": item.path,
+                    "size": item.size,
+                    "recipe_hash": rhash,
+                    "status": "cancelled",
+                    "outputs": [],
+                    "error": "stopped before it ran",
+                }
+                manifest.add(rec)
+                counts["cancelled"] += 1
+                yield FileDone(rec)
+    finally:
+        manifest.close()
+        if own:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    records = list(manifest.records.values())
+    if not stopped:
+        yield from write_results(outdir, records)
+    result = BatchResult(
+        outdir=outdir,
+        total=len(items),
+        done=counts["done"],
+        failed=counts["failed"],
+        skipped=skipped,
+        cancelled=counts["cancelled"],
+        recipe_hash=rhash,
+        dashboard=dashboard,
+        seconds=time.monotonic() - start,
+        records=records,
+    )
+    yield Done(result, stopped=stopped)
+
+
+def _record_of(fut, item: BatchInput, rhash: str) -> dict[str, Any]:
+    try:
+        return fut.result()
+    except Exception as exc:  # the worker died more than RETRIES times, or the task was lost
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return {
+            "input": item.path,
+            "size": item.size,
+            "recipe_hash": rhash,
+            "status": "failed",
+            "outputs": [],
+            "error": f"{type(exc).__name__}: {text}",
+            "seconds": None,
+            "worker": "",
+        }
+
+
+__all__ = ["RETRIES", "BatchResult", "ClusterOptions", "FileDone", "make_client", "run_batch"]

@@ -1,0 +1,179 @@
+"""The work of one file of a batch, as it runs on a dask worker.
+
+:func:`process_file` replays a recipe's planned specs on one file through
+:func:`~..jobs.run_spec.run_spec` and returns the file's manifest record. It never raises for
+a bad file (:data:`FILE_ERRORS`): the reader's or the job's one-line message becomes the
+record's ``error``. Other failures (a dropped connection) raise, and dask runs the task again
+(``client.submit(..., retries=...)``); a task whose worker dies is rescheduled by the scheduler
+on another worker.
+
+Trained networks are loaded once per worker process (:func:`install_model_cache`), and
+TensorFlow is imported only here, in the worker processes, never in the process that submits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io.fs import filesystem, is_remote
+
+FILE_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,  # ImageReadError, ImageWriteError, SpecError, ConfigError, bad values
+    KeyError,
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    PermissionError,
+)
+"""Failures that running the file again would repeat: recorded at once. Any other exception
+(a lost connection to a bucket, memory) is raised, so that dask retries the task."""
+
+_CACHE_LOCK = threading.Lock()
+_MODELS: dict[tuple[str, str, float], Any] = {}
+
+
+def install_model_cache() -> None:
+    """Keep the Keras models built from model folders for the life of this worker process.
+
+    Wraps :func:`..deep.n2v.build_from_folder` with a cache keyed by the folder's path, the
+    weights chosen and the weights file's modification time (a retrained folder is reloaded).
+    """
+    from ..deep import n2v
+
+    if getattr(n2v.build_from_folder, "_batch_cache", False):
+        return
+    build = n2v.build_from_folder
+
+    def cached(folder, info, which="best"):
+        weights = folder.weights(which)
+        key = (str(Path(str(weights)).resolve()), which, os.path.getmtime(weights))
+        with _CACHE_LOCK:
+            if key not in _MODELS:
+                _MODELS[key] = build(folder, info, which)
+            return _MODELS[key]
+
+    cached._batch_cache = True  # type: ignore[attr-defined]
+    n2v.build_from_folder = cached
+
+
+def models_loaded() -> int:
+    """How many networks this worker process holds (for tests and the dashboard)."""
+    return len(_MODELS)
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"pid {os.getpid()}"
+
+
+def _remove_stale_parts(path: str) -> None:
+    """Delete temporary files a killed worker left beside ``path`` (``.NAME.*.part``)."""
+    if is_remote(path):
+        return
+    p = Path(path)
+    if p.parent.is_dir():
+        for stale in p.parent.glob(f".{p.name}.*.part"):
+            stale.unlink(missing_ok=True)
+
+
+def process_file(specs: list[dict], record: dict[str, Any]) -> dict[str, Any]:
+    """Run ``specs`` (the recipe planned for one file, as JSON data) and complete ``record``.
+
+    Returns ``record`` with ``status`` ``"done"`` or ``"failed"``, ``seconds``, ``worker``,
+    ``outputs``, ``error`` and the per-file summary (spot count, good fraction, median
+    uncertainty in nm, noise sigma before and after a denoising step).
+    """
+    from ..jobs import run
+    from ..jobs.run_spec import run_spec
+    from ..jobs.specs import parse_spec
+
+    logging.getLogger("tifffile").setLevel(logging.ERROR)  # its error is the record's
+    start = time.monotonic()
+    out = dict(record, worker=_worker_name(), outputs=[], error="")
+    parsed = [parse_spec(s) for s in specs]
+    if any(s.kind == "predict" for s in parsed):
+        install_model_cache()
+    try:
+        for spec in parsed:
+            for target in (spec.output, spec.output + ".provenance.json"):
+                _remove_stale_parts(target)
+            result = _run_step(spec, run, run_spec)
+            out["outputs"].append(spec.output)
+            out.update(summarise(spec, result))
+        out["status"] = "done"
+    except FILE_ERRORS as exc:  # the file's own fault: its record, and the batch goes on
+        out["status"] = "failed"
+        out["error"] = _one_line(exc)
+    out["seconds"] = round(time.monotonic() - start, 3)
+    return out
+
+
+def _run_step(spec, run, run_spec) -> Any:
+    if spec.kind != "spots" or not is_remote(spec.output):
+        return run(run_spec(spec))
+    # spot tables are written locally, then uploaded with their provenance (naming the URL)
+    import json
+
+    with tempfile.TemporaryDirectory(prefix="celldenoise-batch-") as tmp:
+        local = str(Path(tmp) / "spots.csv")
+        result = run(run_spec(spec.model_copy(update={"output": local})))
+        side = Path(local + ".provenance.json")
+        prov = json.loads(side.read_text(encoding="utf-8"))
+        prov["spec"]["output"] = spec.output
+        side.write_text(json.dumps(prov, indent=1) + "\n", encoding="utf-8")
+        fs, inner = filesystem(spec.output)
+        fs.put_file(str(side), inner + ".provenance.json")  # the table never lacks its own
+        fs.put_file(local, inner)
+    return result
+
+
+def summarise(spec, result) -> dict[str, Any]:
+    """The per-file summary facts of one step's result."""
+    if spec.kind == "spots" and result is not None:
+        table = result.table
+        n = len(table)
+        good = float((table["class"] == "good").mean()) if n and "class" in table else None
+        unc = None
+        if n and "uncertainty" in table:
+            values = table["uncertainty"].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            unc = float(np.median(values)) * result.pixel_size if values.size else None
+        return {"spots": n, "good_fraction": good, "median_uncertainty_nm": unc}
+    if spec.kind in ("filter", "predict"):
+        return {
+            "noise_before": _sigma(spec.input.path, spec.input.reader()),
+            "noise_after": _sigma(spec.output, None),
+        }
+    return {}
+
+
+def _sigma(path: str, reader) -> float | None:
+    """The noise sigma of an image (a few planes' robust estimate), in its intensity units."""
+    from ..classical.apply import noise_info
+    from ..io import read_image
+
+    image = read_image(path, config=reader)
+    try:
+        return float(noise_info(image.data, image.axes).sigma)
+    finally:
+        image.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+__all__ = ["install_model_cache", "models_loaded", "process_file", "summarise"]
