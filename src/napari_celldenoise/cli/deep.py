@@ -172,13 +172,13 @@ def _strip_singleton_channel(image):
     return strip_singleton_channel(image)
 
 
-def run_train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace, data, axes: str):
+    """The TrainConfig of ``celldenoise train``'s options (also ``remote submit``'s) on the
+    image ``data`` (its structN2V mask found from it with ``--mask auto``)."""
     from ..deep.config import TrainConfig, parse_mask, parse_region
     from ..deep.data import DeepInputError
     from ..deep.model import ModelFolderError
 
-    image = _read(args.input, args.axes)
-    data, axes = _strip_singleton_channel(image)
     mask = None
     method, dims = args.method, args.dims
     if args.resume:  # the folder's architecture (method, mask, dims) is kept
@@ -223,7 +223,7 @@ def run_train(args: argparse.Namespace) -> int:
     chosen = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
     if args.structure_share is not None:
         chosen["structure_share"] = args.structure_share
-    config = TrainConfig(
+    return TrainConfig(
         val_region=val_region,
         method=method,
         epochs=args.epochs,
@@ -236,6 +236,15 @@ def run_train(args: argparse.Namespace) -> int:
         **chosen,
         seed=args.seed,
     )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..deep.data import DeepInputError
+    from ..deep.model import ModelFolderError
+
+    image = _read(args.input, args.axes)
+    data, axes = _strip_singleton_channel(image)
+    config = train_config(args, data, axes)
     from ..deep.file_job import run_train_spec
     from ..jobs import run
     from ..jobs.specs import train_spec

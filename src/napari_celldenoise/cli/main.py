@@ -20,6 +20,7 @@ from .. import __version__
 from .errors import USER_ERRORS, one_line
 
 COMMANDS = ["info", "deep", "spots", "filter", "noise", "metrics", "add_noise", "run"]
+COMMANDS += ["remote", "jobs_cmd"]  # remote training: worker, remote submit, jobs
 
 
 def build_parser() -> argparse.ArgumentParser:
