@@ -52,7 +52,8 @@ def _guard(fn):
         except (JobFolderError, StoreError) as exc:
             raise CliError(str(exc)) from None
         except (OSError, ImportError) as exc:
-            raise CliError(describe_error(exc, getattr(args, "job", getattr(args, "bucket", ""))))
+            where = getattr(args, "job", getattr(args, "bucket", ""))
+            raise CliError(describe_error(exc, where)) from None
 
     return wrapped
 
@@ -86,7 +87,6 @@ def run_show(args: argparse.Namespace) -> int:
 
     from ..jobs import wire
     from ..remote.job_folder import FINAL, JobFolder
-
     from .progress import StderrProgress
 
     job = JobFolder(args.job)

@@ -25,7 +25,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from .. import __version__
 from .job_folder import FINAL, JobFolder
@@ -68,18 +67,23 @@ class LocalLauncher:
 
     def launch(self, job_url: str, *, log: str | os.PathLike | None = None) -> subprocess.Popen:
         """Start the worker detached (it outlives this command); its output goes to ``log``."""
-        out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-        try:
-            return subprocess.Popen(
-                worker_command(job_url),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        finally:
-            if log:
-                out.close()
+        return detached(worker_command(job_url), log)
+
+
+def detached(cmd: list[str], log: str | os.PathLike | None = None) -> subprocess.Popen:
+    """Start ``cmd`` in its own session (it outlives this command), output to ``log``."""
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        if log:
+            out.close()
 
 
 # ----------------------------------------------------------------------------- TPU VM
@@ -114,7 +118,8 @@ fi
 export PATH=/opt/celldenoise/bin:$PATH
 # --- worker ---
 export TF_USE_LEGACY_KERAS=1
-"${{CELLDENOISE:-celldenoise}}" worker {url} >> "${{CELLDENOISE_LOG:-/var/log/celldenoise-worker.log}}" 2>&1
+LOG="${{CELLDENOISE_LOG:-/var/log/celldenoise-worker.log}}"
+"${{CELLDENOISE:-celldenoise}}" worker {url} >> "$LOG" 2>&1
 # --- end ---
 """
 
@@ -247,14 +252,7 @@ class TpuVmLauncher:
         """Create the node, then start the watchdog here (detached) to the job's end."""
         self.create(job_url)
         cmd = [sys.executable, "-m", "napari_celldenoise.cli", "remote", "watch", job_url]
-        out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-        try:
-            return subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        finally:
-            if log:
-                out.close()
+        return detached(cmd, log)
 
 
 def watch(
