@@ -3,8 +3,9 @@
 :func:`pick` finds a TPU (``TPUClusterResolver(tpu="local")``: a TPU VM or Colab's TPU runtime,
 then ``experimental_connect_to_cluster``, ``initialize_tpu_system``, ``TPUStrategy``), else the
 GPUs (``MirroredStrategy``), else the CPU (TensorFlow's default strategy). ``CELLDENOISE_DEVICES``
-forces one: ``tpu``, ``gpu``, ``cpu``, or ``cpu:N`` (``MirroredStrategy`` over N logical CPU
-devices with XLA, which rejects what a TPU would: dynamic shapes, ops without an XLA kernel).
+forces one: ``tpu``, ``gpu``, ``cpu``, ``cpu:N`` (``MirroredStrategy`` over N logical CPU
+devices: the distributed code paths) or ``xla`` (the CPU with ``jit_compile=True``, which
+rejects what a TPU would: dynamic shapes, ops without an XLA kernel).
 
 The trainers build and compile their models inside :func:`scope` and read :func:`jit_compile`;
 :func:`distribute_batches` turns a batch generator into a dataset of static shapes under a
@@ -79,13 +80,32 @@ def _cpus(n: int) -> Placement:
 
     tf = import_tensorflow()
     cpu = tf.config.list_physical_devices("CPU")[0]
-    if len(tf.config.list_logical_devices("CPU")) < n:
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * n
-        )
+    configured = tf.config.get_logical_device_configuration(cpu) or []
+    if len(configured) < n:  # only before TensorFlow's first computation
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * n
+            )
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"cpu:{n} must be chosen before TensorFlow computes: {exc}"
+            ) from None
     devices = [f"/cpu:{i}" for i in range(n)]
     strategy = tf.distribute.MirroredStrategy(devices)
-    return Placement(strategy, "cpu", f"CPU, {n} logical devices mirrored, XLA", n, jit=True)
+    return Placement(strategy, "cpu", f"CPU, {n} logical devices mirrored", n)
+
+
+def _xla() -> Placement:
+    """The CPU with every training step compiled by XLA, as a TPU compiles it.
+
+    (XLA per replica under ``MirroredStrategy`` over logical CPU devices fails in TensorFlow
+    2.21: XLA places every replica's step on CPU:0 and cannot reach the other replica's
+    variables, "tfvariable_on_a_different_device". So distribution and XLA are checked apart.)
+    """
+    from ._tf import device_description, import_tensorflow
+
+    tf = import_tensorflow()
+    return Placement(tf.distribute.get_strategy(), "cpu", f"{device_description()}, XLA", jit=True)
 
 
 def _default() -> Placement:
@@ -106,6 +126,8 @@ def pick(choice: str | None = None) -> Placement:
     choice = (choice or os.environ.get("CELLDENOISE_DEVICES") or "auto").lower()
     if choice.startswith("cpu:"):
         return _cpus(int(choice.split(":", 1)[1]))
+    if choice == "xla":
+        return _xla()
     if choice in ("auto", "tpu") and (_tpu_present() or choice == "tpu"):
         try:
             return _tpu()
@@ -175,7 +197,7 @@ def distribute_batches(batches: Iterator[Any], validation: Any) -> tuple[Any, An
     multiple of the replicas.
     """
     p = current()
-    if p is None or p.strategy is None or (p.replicas == 1 and not p.jit):
+    if p is None or (p.replicas == 1 and not p.jit):
         return batches, validation
     from ._tf import import_tensorflow
 
