@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -292,6 +292,13 @@ class DeepDenoiseWidget(QWidget):
         layout.addWidget(self.panel)
         layout.addWidget(self.plot)
         layout.addStretch(1)
+        # -- remote training (where: this computer / Cloud TPU VM / Colab): _qt/deep_remote.py
+        from .deep_remote import RemoteTraining
+
+        self.remote = RemoteTraining(self)
+        layout.insertWidget(1, self.remote)
+        QTimer.singleShot(0, self.remote.reattach)  # follow the job running at the last close
+        # -- end remote training
 
         self.last_info: Any = None
         self.last_result: Any = None
@@ -480,6 +487,8 @@ class DeepDenoiseWidget(QWidget):
         if not resume and ModelFolder(folder).is_taken():
             show_error(f"{folder} is not empty: choose a new folder, or press Continue")
             return None
+        if self.remote.is_remote() and not resume:  # remote training: _qt/deep_remote.py
+            return self.remote.start_training(layer, config)
         if not resume:
             self.plot.clear()
         self.epoch_events = []
