@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -324,6 +324,13 @@ class DeepDenoiseWidget(QWidget):
         layout.addWidget(self.panel)
         layout.addWidget(self.plot)
         layout.addStretch(1)
+        # -- remote training (where: this computer / Cloud TPU VM / Colab): _qt/deep_remote.py
+        from .deep_remote import RemoteTraining
+
+        self.remote = RemoteTraining(self)
+        layout.insertWidget(1, self.remote)
+        QTimer.singleShot(0, self.remote.reattach)  # follow the job running at the last close
+        # -- end remote training
         actions = (self.train_button, self.continue_button, self.predict_button, self.export_button)
         self.missing_extra = missing_extra_label("deep", disable=actions)
         if self.missing_extra is not None:  # said when the dock opens, not when a job fails
@@ -542,6 +549,8 @@ class DeepDenoiseWidget(QWidget):
         if not resume and ModelFolder(folder).is_taken():
             show_error(f"{folder} is not empty: choose a new folder, or press Continue")
             return None
+        if self.remote.is_remote() and not resume:  # remote training: _qt/deep_remote.py
+            return self.remote.start_training(layer, config)
         if not resume:
             self.plot.set_losses(get_method(config.method).losses)
         self.epoch_events = []

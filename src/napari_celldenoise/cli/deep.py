@@ -177,13 +177,12 @@ def _strip_singleton_channel(image):
     return strip_singleton_channel(image)
 
 
-def run_train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace, data, axes: str):
+    """The TrainConfig of ``celldenoise train``'s options (also ``remote submit``'s) on the
+    image ``data`` (its structN2V mask found from it with ``--mask auto``)."""
     from ..deep.config import TrainConfig, config_class, parse_region
-    from ..deep.data import DeepInputError
     from ..deep.model import ModelFolderError
 
-    image = _read(args.input, args.axes)
-    data, axes = _strip_singleton_channel(image)
     if args.val_region and args.resume:
         raise CliError(
             "--val-region: a continued run keeps the model's validation split (its best weights "
@@ -212,18 +211,26 @@ def run_train(args: argparse.Namespace) -> int:
 
         try:
             saved = ModelFolder(args.output).read_info().train
-            config = resume_config(saved, given)
+            return resume_config(saved, given)
         except ModelFolderError as exc:
             raise CliError(str(exc)) from None
-    else:
-        if "mask" in cls.model_fields:
-            given["mask"] = _mask(args.mask or "auto", data, axes, args.dims)
-        if args.val_region:
-            try:
-                given["val_region"] = parse_region(args.val_region)
-            except ValueError as exc:
-                raise CliError(f"--val-region: {exc}") from None
-        config = TrainConfig(method=args.method, **given)
+    if "mask" in cls.model_fields:
+        given["mask"] = _mask(args.mask or "auto", data, axes, args.dims)
+    if args.val_region:
+        try:
+            given["val_region"] = parse_region(args.val_region)
+        except ValueError as exc:
+            raise CliError(f"--val-region: {exc}") from None
+    return TrainConfig(method=args.method, **given)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..deep.data import DeepInputError
+    from ..deep.model import ModelFolderError
+
+    image = _read(args.input, args.axes)
+    data, axes = _strip_singleton_channel(image)
+    config = train_config(args, data, axes)
     from ..deep.file_job import run_train_spec
     from ..jobs import run
     from ..jobs.specs import train_spec

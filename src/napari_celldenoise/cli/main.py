@@ -36,6 +36,8 @@ COMMANDS = [
     "lattice",
     "recipe",
     "batch",
+    "remote",  # remote training: worker, remote submit
+    "jobs_cmd",  # remote jobs: list, show, logs, stop, pull, delete
 ]
 
 

@@ -159,9 +159,13 @@ def train_n2v(
     if resume:
         n2v_cfg.means, n2v_cfg.stds = [str(info.mean)], [str(info.std)]
     mean, std = float(n2v_cfg.means[0]), float(n2v_cfg.stds[0])
-    model = _n2v_model(n, n2v_cfg)
-    with quiet_stdout():
-        model.prepare_for_training()
+    from . import strategy  # built and compiled in the worker's tf.distribute scope, if any
+
+    with strategy.scope():
+        model = _n2v_model(n, n2v_cfg)
+        with quiet_stdout():
+            model.prepare_for_training()
+    strategy.enable_jit(model.keras_model)
     if resume:
         model.keras_model.load_weights(str(folder.weights("last")))
     else:

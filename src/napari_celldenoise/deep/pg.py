@@ -361,8 +361,12 @@ def train_pg(
         floor=fn,
         learn=config.learn_noise,
     )
-    model = network(precision=precision)
-    _compile(model, config.learning_rate)
+    from . import strategy  # built and compiled in the worker's tf.distribute scope, if any
+
+    with strategy.scope():
+        model = network(precision=precision)
+        _compile(model, config.learning_rate)
+    strategy.enable_jit(model)
     if resume:
         model.load_weights(str(folder.weights("last")))
     device = device_description() + (" in bfloat16" if precision != "float32" else "")

@@ -162,6 +162,10 @@ def fit_events(
             folder.write_thumbnail(image)
             events.put(Preview(image, preview_name, {"epoch": epoch + 1}))
 
+    from .strategy import distribute_batches  # a dataset of static shapes under a strategy
+
+    batches, validation = distribute_batches(batches, validation)
+
     def work() -> None:
         try:
             keras_model.fit(

@@ -1,0 +1,93 @@
+"""The TPU VM launcher end to end with a stand-in gcloud on PATH: create -> train -> describe
+(PREEMPTED: the watchdog deletes and recreates the node, the job resumes) -> delete."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+
+import pytest
+
+from napari_celldenoise.remote.launchers import TpuVmLauncher, node_name, watch
+
+from .helpers import cli, epochs_reported, make_job, tiny_config, wait_for
+
+pytestmark = pytest.mark.remote
+
+
+@pytest.fixture
+def gcloud(tmp_path, monkeypatch):
+    """A ``gcloud`` first on PATH; returns its state folder."""
+    bin_dir, state = tmp_path / "bin", tmp_path / "gcloud-state"
+    bin_dir.mkdir()
+    script = os.path.join(os.path.dirname(__file__), "fake_gcloud.py")
+    shim = bin_dir / "gcloud"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GCLOUD_STATE", str(state))
+    return state
+
+
+def _calls(state):
+    return [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+
+
+def test_dry_run_prints_every_command_and_changes_nothing(gcloud, bucket, tmp_path):
+    import numpy as np
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "in.tif", np.zeros((2, 32, 32), np.uint16), imagej=True,
+                     metadata={"axes": "TYX"})  # fmt: skip
+    done = cli("remote", "submit", str(tmp_path / "in.tif"), "--method", "n2v", "--bucket",
+               bucket, "--launcher", "tpu-vm", "--zone", "europe-west4-a", "--accelerator",
+               "v5litepod-4", "--spot", "--dry-run", "--patch", "32")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("gcloud compute tpus tpu-vm create celldenoise-")
+    for flag in (
+        "--zone=europe-west4-a",
+        "--accelerator-type=v5litepod-4",
+        "--spot",
+        "--version=v2-alpha-tpuv5-lite",
+        "--metadata-from-file=startup-script=",
+    ):
+        assert flag in lines[0]  # fmt: skip
+    assert " describe " in lines[1] and lines[2].endswith("--quiet")
+    assert lines[-1].startswith(f"{bucket}/jobs/")
+    assert "$4.80 per hour" in done.stderr and "2025-06" in done.stderr
+    assert not (gcloud / "calls.jsonl").exists()  # no gcloud call
+    from napari_celldenoise.remote.store import Store
+
+    assert Store(bucket).list("") == []  # nothing uploaded
+
+
+@pytest.mark.slow
+def test_create_train_preempt_recreate_and_delete(gcloud, bucket):
+    job = make_job(f"{bucket}/jobs/tpu", tiny_config(epochs=3, steps=6))
+    launcher = TpuVmLauncher(zone="us-central1-a", accelerator="v5litepod-1", spot=True)
+    launcher.create(job.url)
+    name = node_name(job.url)
+    lines: list[str] = []
+    result: dict = {}
+    watchdog = threading.Thread(
+        target=lambda: result.update(state=watch(job.url, launcher, interval=0.2, say=lines.append))
+    )
+    watchdog.start()
+    try:
+        wait_for(lambda: epochs_reported(job), 180, "the first epoch", every=0.1)
+        (gcloud / f"{name}.preempt").write_text("")
+        watchdog.join(300)
+    finally:
+        if watchdog.is_alive():
+            (gcloud / "stop").write_text("")
+    assert result.get("state") == "done", lines
+    assert epochs_reported(job) == [1, 2, 3]
+    status = job.read_status()
+    assert status.attempt == 2 and status.epochs_done == 3, lines
+    verbs = [c[3] for c in _calls(gcloud) if c[:3] == ["compute", "tpus", "tpu-vm"]]
+    assert verbs.count("create") == 2 and verbs[-1] == "delete"
+    assert any("preempted: recreating" in line for line in lines)
+    assert not (gcloud / f"{name}.json").exists()  # no TPU left billing
