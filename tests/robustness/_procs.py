@@ -4,15 +4,21 @@ resource limits, dropped privileges, SIGKILL)."""
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import napari_celldenoise
+from napari_celldenoise.atomic import is_temporary
 
+SCRATCH = ".celldenoise-"  # prefix of the hidden scratch folders jobs make beside outputs
 SRC = str(Path(napari_celldenoise.__file__).resolve().parents[1])
 
 
@@ -78,3 +84,84 @@ def can_drop_root_override() -> bool:
 def visible_files(folder: Path) -> list[str]:
     """Names a user would take for results: everything but hidden files."""
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_and_kill(args, target: Path, *, delay: float | None, rng: random.Random) -> str:
+    """Start the command; SIGKILL it after ``delay`` s, or (None) as soon as its temporary
+    file appears plus a random few ms. Returns what happened: killed or finished."""
+    proc = subprocess.Popen(
+        cli_command(args), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    start = time.monotonic()
+    try:
+        while proc.poll() is None and time.monotonic() - start < 120:
+            if delay is not None and time.monotonic() - start >= delay:
+                break
+            if delay is None and any(
+                is_temporary(p.name) and p.name.startswith(f".{target.name}.")
+                for p in target.parent.iterdir()
+            ):
+                time.sleep(rng.uniform(0, 0.01))
+                break
+            time.sleep(0.002)
+        if proc.poll() is not None:
+            return "finished"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        return "killed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+
+
+def check_target(target: Path, old: str, is_complete_new) -> str:
+    """The target is the old file (same bytes) or a complete new one."""
+    assert target.exists(), "the old file was lost"
+    if digest(target) == old:
+        return "old"
+    assert is_complete_new(target), f"{target}: neither the old file nor a complete new one"
+    return "new"
+
+
+def kill_series(
+    tmp_path,
+    name,
+    make_args,
+    old_bytes,
+    is_complete_new,
+    expected_visible,
+    *,
+    seed=25,
+    delays=(0.5, 4.0),
+    triggered=2,
+):
+    """Kill the command repeatedly: once after a seeded random delay within ``delays``
+    (start-up, reading or computing; None: not), then ``triggered`` times as soon as its
+    temporary file appears plus a random few ms (writing or renaming)."""
+    rng = random.Random(seed + len(name))
+    folder = tmp_path / name
+    folder.mkdir()
+    target = folder / f"result{Path(name).suffix}"
+    outcomes = []
+    plan = ([rng.uniform(*delays)] if delays else []) + [None] * triggered
+    for delay in plan:
+        target.write_bytes(old_bytes)
+        old = digest(target)
+        how = run_and_kill(make_args(target), target, delay=delay, rng=rng)
+        outcomes.append((how, check_target(target, old, is_complete_new)))
+        assert visible_files(folder) in expected_visible, visible_files(folder)
+        left = [p for p in folder.iterdir() if p.name.startswith(".")]
+        # hidden temporary files of the atomic writes, and predict's hidden scratch folder
+        assert all(is_temporary(p.name) or p.name.startswith(SCRATCH) for p in left), left
+        if any(is_temporary(p.name) and p.name.startswith(f".{target.name}.") for p in left):
+            assert outcomes[-1][1] == "old"  # killed mid-write: the old file survived
+            outcomes[-1] = (*outcomes[-1], "mid-write")
+        for p in left:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    print(f"{name}: kills: {outcomes}")
+    return outcomes

@@ -9,6 +9,7 @@ from typing import IO, Any
 from .axes import from_tifffile_axes, normalize_unit, to_micrometres
 from .errors import ImageReadError
 from .image import ImageData
+from .limits import BOMB_MIN, BOMB_RATIO, available_memory
 from .truncated import find_shortfall, read_partial
 
 logger = logging.getLogger(__name__)
@@ -129,10 +130,6 @@ def _check_complete(series: Any, size: int, path: str) -> None:
         )
 
 
-_BOMB_MIN = 256 << 20  # decoded sizes below this are never refused
-_BOMB_RATIO = 5000  # deflate stops near 1032:1 and LZW near 2700:1; zstd of blank masks goes higher
-
-
 def _check_allocation(series: Any, size: int, path: str, *, lazy: bool) -> None:
     """Refuse, before allocating, pixels the file cannot hold or memory cannot take.
 
@@ -151,36 +148,20 @@ def _check_allocation(series: Any, size: int, path: str, *, lazy: bool) -> None:
             f"corrupt TIFF: it declares {'x'.join(map(str, series.shape))} pixels "
             f"({nbytes} bytes) but the file has {size} bytes",
         )
-    if key is not None and key.compression != 1 and nbytes > _BOMB_MIN:
-        if nbytes > _BOMB_RATIO * size:
+    if key is not None and key.compression != 1 and nbytes > BOMB_MIN:
+        if nbytes > BOMB_RATIO * size:
             raise ImageReadError(
                 path,
                 f"corrupt TIFF: it declares {nbytes} bytes of pixels from {size} bytes of "
-                f"compressed data (more than {_BOMB_RATIO}:1)",
+                f"compressed data (more than {BOMB_RATIO}:1)",
             )
-    available = _available_memory()
+    available = available_memory()
     if not lazy and available is not None and nbytes > available:
         raise ImageReadError(
             path,
             f"its {nbytes / 1e9:.1f} GB of pixels do not fit in the {available / 1e9:.1f} GB of "
             "memory available (open it lazily: lower CELLDENOISE_LAZY_LIMIT)",
         )
-
-
-def _available_memory() -> int | None:
-    """Bytes of memory available now (Linux ``MemAvailable``, else psutil), or None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        import psutil
-    except ImportError:
-        return None
-    return int(psutil.virtual_memory().available)
 
 
 def _lazy_array(series: Any) -> Any:

@@ -31,6 +31,7 @@ from typing import IO, Any
 import numpy as np
 
 from .errors import ImageReadError
+from .limits import available_memory, plane_plausible
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class Shortfall:
         metadata is lost: the planes then form one stack.
     size, needed
         The file's size and, when the first directory points beyond it, the furthest byte.
+    broken
+        What is wrong when the planes are there but their directories are not (a loop).
     at_least
         Planes written before the first directory's next-directory pointer (a lower bound
         on what the file held, from a contiguous layout), when more than ``present``.
@@ -70,17 +73,20 @@ class Shortfall:
     size: int = 0
     needed: int | None = None
     at_least: int | None = None
+    broken: str | None = None
 
     def problem(self) -> str:
+        if self.broken is not None:
+            return f"corrupt TIFF: {self.broken}"
         if self.declared is not None:
             return (
-                f"truncated file: {self.source} declares {self.declared} image planes but it "
-                f"holds only {self.present} complete ones"
+                f"truncated file: {self.source} declares {self.declared} image planes but "
+                f"only {self.present} are complete in it"
             )
         held = f"at least {self.at_least} image planes were written, " if self.at_least else ""
         return (
             f"truncated file: it has {self.size} bytes but its image directories point to "
-            f"byte {self.needed} (metadata cut off); {held}{self.present} complete ones remain"
+            f"byte {self.needed} (metadata cut off); {held}{self.present} complete planes remain"
         )
 
     def message(self) -> str:
@@ -94,16 +100,32 @@ def find_shortfall(tif: Any, series: Any, fh: IO[bytes], size: int) -> Shortfall
     plane_bytes = int(key.nbytes) if key is not None else 0
     declared = _declared(tif)
     overrun = _ifd_overrun(fh, size)
-    if overrun is None and declared is None and len(pages) > 1 and pages[-1] is not None:
-        overrun = _ifd_overrun(fh, size, pages[-1].offset)  # a chain cut after a directory
+    if overrun is None and declared is None:  # nothing says how many: walk the chain
+        n_dirs, last, looped = _walk_chain(fh, size)
+        if looped:
+            return Shortfall(
+                len(pages),
+                broken=f"its image directory chain loops back after {n_dirs} directories",
+            )
+        overrun = _ifd_overrun(fh, size, last)  # a chain cut after a directory
     missing = any(p is None for p in pages)
     if declared is None and overrun is None and not missing:
         return None
-    present = _present_planes(pages, key, size, plane_bytes)
+    present = _present_planes(pages, key, size, plane_bytes, fh)
     if declared is not None:
         count, source, lead = declared
-        if present < count or missing:
-            return Shortfall(min(present, count), count, source, lead)
+        if present < count:
+            return Shortfall(present, count, source, lead)
+        if missing:
+            lost = sum(p is None for p in pages)
+            return Shortfall(
+                present,
+                count,
+                source,
+                lead,
+                broken=f"{lost} of the {count} image directories that {source} declares "
+                "cannot be reached (a loop or a bad offset)",
+            )
     if overrun is None:
         if missing:
             return Shortfall(present, len(pages), "its directory list")
@@ -133,6 +155,9 @@ def read_partial(
     n = math.prod(lead_shape)
     if n == 0:
         raise ImageReadError(path, f"{short.problem()}: none to open")
+    available = available_memory()
+    if not lazy and available is not None and n * int(key.nbytes) > available:
+        raise ImageReadError(path, f"{short.problem()}: they do not fit in memory")
     data = _planes(series, key, fh, size, n, plane_shape, lazy=lazy)
     data = data.reshape(tuple(lead_shape) + plane_shape)
     axes = "".join(a for a, _ in lead) + plane_axes
@@ -233,20 +258,27 @@ def _data_start(key: Any) -> int | None:
     return int(offsets[0])
 
 
-def _present_planes(pages: list, key: Any, size: int, plane_bytes: int) -> int:
+def _present_planes(pages: list, key: Any, size: int, plane_bytes: int, fh: IO[bytes]) -> int:
     """Complete planes from the first: pages whose data lie in the file, extended by the
-    contiguous layout past the last directory tifffile could reach."""
+    contiguous layout past the last directory tifffile could reach when the directories
+    were written after the data (tifffile's and ImageJ's layout: the last reachable one
+    points past the planes that follow it)."""
     count = 0
     for page in pages:
         if page is None or not page.dataoffsets:
             break
         if max(o + c for o, c in zip(page.dataoffsets, page.databytecounts)) > size:
             break
+        if not plane_plausible(page):  # a header claiming a plane its bytes cannot hold
+            break
         count += 1
     start = _data_start(key)
     if start is not None and plane_bytes and _pages_contiguous(pages[:count], start, plane_bytes):
-        if count == len(pages) or pages[count] is None:
-            count = max(count, (size - start) // plane_bytes)
+        if count and (count == len(pages) or pages[count] is None):
+            fits = (size - start) // plane_bytes
+            after = _next_pointer(fh, pages[count - 1].offset)
+            if fits > count and (after == 0 or after >= start + fits * plane_bytes):
+                count = fits
     return count
 
 
@@ -278,9 +310,12 @@ def _declared(tif: Any) -> tuple[int, str, tuple[tuple[str, int], ...]] | None:
 
 def _shaped_planes(tif: Any) -> tuple[int, str, tuple[tuple[str, int], ...]] | None:
     """tifffile's own ``{"shape": [...]}`` description (a plain, tiled or compressed stack)."""
+    import json
+
     try:
-        shape = [int(n) for n in tif.shaped_metadata[0]["shape"]]
-        plane = len(tif.pages.first.shape)
+        first = tif.pages.first
+        shape = [int(n) for n in json.loads(first.description)["shape"]]
+        plane = len(first.shape)
     except (TypeError, ValueError, KeyError, IndexError, AttributeError):
         return None
     lead = shape[:-plane] if len(shape) > plane else []
@@ -317,6 +352,58 @@ def _ome_planes(xml: str) -> tuple[int, str, tuple[tuple[str, int], ...]] | None
     if any(n < 0 for n in sizes.values()):
         return None
     return math.prod(sizes.values()), "its OME-XML (Size*)", lead
+
+
+def _next_pointer(fh: IO[bytes], at: int) -> int:
+    """The next-directory offset stored by the directory at ``at`` (0 if unreadable)."""
+    fh.seek(0)
+    head = fh.read(16)
+    order = "<" if head[:2] == b"II" else ">"
+    try:
+        big = struct.unpack(order + "H", head[2:4])[0] == 43
+        cfmt, entry, ofmt = ("Q", 20, "Q") if big else ("H", 12, "I")
+        fh.seek(at)
+        (count,) = struct.unpack(order + cfmt, fh.read(struct.calcsize(cfmt)))
+        fh.seek(at + struct.calcsize(cfmt) + count * entry)
+        (after,) = struct.unpack(order + ofmt, fh.read(struct.calcsize(ofmt)))
+    except (struct.error, OSError, ValueError):
+        after = 0
+    fh.seek(0)
+    return int(after)
+
+
+def _walk_chain(fh: IO[bytes], size: int, limit: int = 1 << 20) -> tuple[int, int, bool]:
+    """Follow the next-directory pointers from the header: the number of directories, the
+    offset of the last one inside the file, and whether the chain loops back."""
+    fh.seek(0)
+    head = fh.read(16)
+    order = "<" if head[:2] == b"II" else ">"
+    try:
+        big = struct.unpack(order + "H", head[2:4])[0] == 43
+        cfmt, entry, ofmt = ("Q", 20, "Q") if big else ("H", 12, "I")
+        offset = struct.unpack(order + ofmt, head[8:16] if big else head[4:8])[0]
+    except struct.error:
+        return 0, 0, False
+    seen: set[int] = set()
+    last = 0
+    while 0 < offset < size and len(seen) < limit:
+        if offset in seen:
+            fh.seek(0)
+            return len(seen), last, True
+        seen.add(offset)
+        last = offset
+        fh.seek(offset)
+        raw = fh.read(struct.calcsize(cfmt))
+        if len(raw) < struct.calcsize(cfmt):
+            break
+        (count,) = struct.unpack(order + cfmt, raw)
+        fh.seek(offset + len(raw) + count * entry)
+        raw = fh.read(struct.calcsize(ofmt))
+        if len(raw) < struct.calcsize(ofmt):
+            break
+        (offset,) = struct.unpack(order + ofmt, raw)
+    fh.seek(0)
+    return len(seen), last, False
 
 
 def _ifd_overrun(fh: IO[bytes], size: int, at: int | None = None) -> tuple[int, int] | None:
