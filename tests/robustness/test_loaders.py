@@ -220,7 +220,7 @@ def _bioimageio_zip(path: Path) -> Path:
         ("bioimage.io folder", "an unpacked BioImage Model Zoo package"),
         ("CAREamics folder", "a CAREamics model folder"),
         ("n2v folder", "an n2v / CSBDeep model folder"),
-        ("empty folder", "not a napari-celldenoise model folder"),
+        ("empty folder", "not a model folder (no celldenoise.yaml)"),
         ("a TIFF", "a file, not a model folder"),
         ("missing", "no such model folder"),
     ],

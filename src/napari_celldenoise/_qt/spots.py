@@ -680,5 +680,8 @@ class SpotsWidget(QWidget):
     def _guard(self, fn: Any, *args: Any) -> None:
         try:
             fn(*args)
-        except (ValueError, OSError) as exc:
+        except OSError as exc:  # a full disk, a read-only folder: name the file, not a temp
+            where = f"{Path(args[0]).name}: " if args else ""
+            show_error(f"Spots: {where}{exc.strerror or exc}")
+        except ValueError as exc:
             show_error(f"Spots: {exc}")

@@ -130,8 +130,10 @@ class Histograms(QWidget):
             bins = np.linspace(v[ok].min(), max(hi, v[ok].min() + 1e-9), 30)
             for name, colour in (("good", "#33dd55"), ("bad", "#ff4040")):
                 sel = ok & (cls == name)
-                if sel.any():
-                    ax.hist(np.clip(v[sel], bins[0], bins[-1]), bins, color=colour, alpha=0.7)
+                if sel.any():  # one filled outline per class: ax.hist's 30 bar patches
+                    # each took the viewer ~0.5 s to build after a whole-stack run
+                    counts, _ = np.histogram(np.clip(v[sel], bins[0], bins[-1]), bins)
+                    ax.stairs(counts, bins, fill=True, color=colour, alpha=0.7)
         self.counts = {name: int((cls[keep] == name).sum()) for name in ("good", "bad")}
         self.canvas.draw_idle()
 

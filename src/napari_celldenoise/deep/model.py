@@ -107,9 +107,10 @@ class ModelFolder:
             raise ModelFolderError(f"{self.path}: no such model folder")
         if not self.exists():
             foreign = _foreign_folder(self.path)
+            like = f"; it looks like {foreign}" if foreign else ""
             raise ModelFolderError(
-                f"{self.path}: {foreign + ', ' if foreign else ''}not a napari-celldenoise model "
-                f"folder (no {INFO}); train one with `celldenoise train`"
+                f"{self.path}: not a model folder (no {INFO}{like}); train one with "
+                "`celldenoise train`"
             )
         try:
             info = ModelInfo.from_yaml(self.file(INFO))

@@ -484,8 +484,9 @@ def _fit_all_py(boxes, sigma, npar, mle, v, excess, max_iter, tol, sigma_min, si
     return params, crlb, stats, iters, conv
 
 
-_fit_all = njit(parallel=True, cache=True)(_fit_all_py)
-_fit_all_serial = njit(cache=True)(_fit_all_py)  # one thread: no parallel runtime overhead
+# nogil: a viewer that fits in a worker thread keeps its event loop running meanwhile
+_fit_all = njit(parallel=True, cache=True, nogil=True)(_fit_all_py)
+_fit_all_serial = njit(cache=True, nogil=True)(_fit_all_py)  # one thread, no parallel overhead
 
 
 def to_photoelectrons(adu: np.ndarray, camera: Camera) -> np.ndarray:
