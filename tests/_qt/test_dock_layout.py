@@ -44,7 +44,6 @@ def test_a_dock_widens_when_its_fields_grow_instead_of_cutting_them(make_napari_
     """The Classical dock's "first axis is time" box and the size note appear after it was
     added: the dock grows to show them whole."""
     import numpy as np
-
     from qtpy.QtWidgets import QApplication
 
     viewer = make_napari_viewer(show=True)
