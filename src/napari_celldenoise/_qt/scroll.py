@@ -8,7 +8,7 @@ scroll area with a fixed, usable minimum height instead.
 
 from __future__ import annotations
 
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 DOCK_MIN_HEIGHT = 150  # px: a few rows of fields stay visible, five docks fit a 1000 px screen
@@ -24,6 +24,16 @@ class DockScroll(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setMinimumHeight(min_height)
+
+    def setWidget(self, widget: QWidget) -> None:
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:
+        # the content's layout changed (fields added, a note shown): the dock's size follows
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
 
     def _width(self, content: QSize) -> int:
         return content.width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()

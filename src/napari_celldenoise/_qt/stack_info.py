@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QFormLayout, QLabel, QWidget
+from qtpy.QtWidgets import QFormLayout, QLabel, QSizePolicy, QWidget
 
 from ..io.describe import describe_parts, describe_rows
 from ..io.layers import META_KEY, layer_axes, layer_axes_guessed, short_unit
@@ -78,6 +78,8 @@ class StackInfoWidget(QWidget):
         self.form = QFormLayout()
         self.values: dict[str, QLabel] = {}
         layout = scroll_layout(self)
+        # a few rows of facts: the docks below (where the work is done) get the height
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         layout.addWidget(self.title)
         layout.addLayout(self.form)
         layout.addStretch(1)
