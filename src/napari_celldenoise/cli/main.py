@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from .. import __version__
 from .errors import USER_ERRORS, one_line
 
-COMMANDS = ["info", "deep", "spots", "filter", "noise", "metrics", "add_noise", "run", "lattice"]
+COMMANDS = ["info", "deep", "spots", "filter", "noise", "metrics", "add_noise", "run"]
+COMMANDS += ["lattice", "em_targets"]  # electron microscopy (em/)
 
 
 def build_parser() -> argparse.ArgumentParser:
