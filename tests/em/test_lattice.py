@@ -95,6 +95,7 @@ def test_no_lattice_in_noise_or_amorphous_fields(field):
         measure_lattice(img)
 
 
+@pytest.mark.slow
 def test_real_mos2_lattice(shared_data):
     pytest.importorskip("rsciio", reason="the em extra (rosettasciio) is not installed")
     from napari_celldenoise.io import read_image

@@ -33,8 +33,9 @@ COMMANDS = [
     "metrics",
     "add_noise",
     "run",
-    "lattice",
-    "recipe",
+    "lattice",  # electron microscopy (em/): lattice, em-targets
+    "em_targets",
+    "recipe",  # batch runs (batch/): recipe, batch
     "batch",
     "remote",  # remote training: worker, remote submit
     "jobs_cmd",  # remote jobs: list, show, logs, stop, pull, delete

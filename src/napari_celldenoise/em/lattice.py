@@ -597,3 +597,29 @@ def analyse(
         "motif": motif.to_dict(pixel, unit),
         "noise": measure_gain(image, lattice),
     }
+
+
+def format_report(out: dict) -> str:
+    """The human-readable form of :func:`analyse`'s result (``path`` optional)."""
+    lat, motif, noise = out["lattice"], out["motif"], out["noise"]
+    unit = lat["unit"]
+    lines = [f"path          {out['path']}"] if "path" in out else []
+    lines += [
+        f"lattice       {lat['kind']}, confidence {lat['confidence']:.3f}",
+        f"a1            {lat['length_px'][0]:.3f} px = {lat['length'][0]:.5g} {unit}",
+        f"a2            {lat['length_px'][1]:.3f} px = {lat['length'][1]:.5g} {unit}",
+        f"angle         {lat['angle_deg']:.2f} deg (a1 at {lat['orientation_deg']:.2f} deg)",
+        f"first spots   d = {lat['d_spacing_px'][0]:.3f}, {lat['d_spacing_px'][1]:.3f} px",
+        f"peaks         {lat['peaks']} ({lat['peaks_indexed']} indexed)",
+        f"column width  FWHM {motif['column_fwhm_px']:.3f} px = {motif['column_fwhm']:.4g} {unit}",
+    ]
+    for k, col in enumerate(motif["columns"]):
+        lines.append(
+            f"column {k}      at ({col['u']:.3f}, {col['v']:.3f}) of the cell, "
+            f"relative intensity {col['relative']:.3f}"
+        )
+    lines.append(
+        f"noise         gain {noise['gain']:.4g}, offset variance {noise['offset_variance']:.4g}"
+        f" ({noise['model']}, from the {noise['source']})"
+    )
+    return "\n".join(lines)
