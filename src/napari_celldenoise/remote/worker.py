@@ -201,6 +201,12 @@ class Worker:
         )
         placement = strategy.pick(self.devices)
         self.say(f"training on {placement.description}")
+        if placement.kind == "tpu" and config.batch % (8 * placement.replicas):
+            self.say(
+                f"batch {config.batch} is not a multiple of 8 per TPU core "
+                f"({8 * placement.replicas} for {placement.replicas} cores): the TPU runs below "
+                "its speed"
+            )
         self.emit(Device(placement.description))
         self.update(state="running", message="training", device=placement.description)
         stopped = False
