@@ -4,6 +4,8 @@ and one-line errors (exit 2) before anything is uploaded."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 
 import pytest
 import tifffile
@@ -12,7 +14,7 @@ from napari_celldenoise.deep.model import ModelFolder
 from napari_celldenoise.remote.job_folder import JobFolder
 from napari_celldenoise.remote.store import Store
 
-from .helpers import cli, epochs_reported, noisy_image, wait_for
+from .helpers import CLI, cli, epochs_reported, noisy_image, wait_for
 
 pytestmark = pytest.mark.remote
 
@@ -27,7 +29,7 @@ def noisy(tmp_path):
 
 
 @pytest.mark.slow
-def test_submit_follow_stop_pull_and_predict(bucket, noisy, tmp_path):
+def test_submit_follow_outage_stop_pull_and_predict(bucket, noisy, tmp_path, gcs_server):
     done = cli("remote", "submit", str(noisy), "--method", "n2v", "--bucket", bucket,
                "--launcher", "local", "--epochs", "50", "--steps", "4", "--patch", "32",
                "--batch", "4")  # fmt: skip
@@ -39,12 +41,22 @@ def test_submit_follow_stop_pull_and_predict(bucket, noisy, tmp_path):
     wait_for(lambda: epochs_reported(job), 180, "the first epoch")
     listed = cli("jobs", "list", bucket)
     assert listed.returncode == 0 and url in listed.stdout and "n2v" in listed.stdout
+    follow = [*CLI, "jobs", "show", url, "--follow", "--interval", "0.5"]
+    follower = subprocess.Popen(follow, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the GCS server gone for 10 s in mid-training: worker and follower retry and go on
+        gcs_server.stop()
+        time.sleep(10)
+    finally:
+        gcs_server.start()
+    assert follower.poll() is None  # still following
+    done_before = epochs_reported(job)
     assert cli("jobs", "stop", url).returncode == 0
-    follow = cli("jobs", "show", url, "--follow", "--interval", "0.5", timeout=180)
-    assert follow.returncode == 0, follow.stderr
-    assert "epoch 1: loss" in follow.stdout and follow.stdout.rstrip().splitlines()[-1].startswith(
-        "done"
-    )
+    out, err = follower.communicate(timeout=180)
+    assert follower.returncode == 0, err
+    assert "epoch 1: loss" in out and out.rstrip().splitlines()[-1].startswith("done")
+    reported = epochs_reported(job)
+    assert reported == list(range(1, len(reported) + 1)) and len(reported) >= len(done_before)
     status = job.read_status()
     assert status.stopped and status.epochs_done < 50
     shown = cli("jobs", "show", url, "--json")

@@ -19,11 +19,11 @@ def settings_here(tmp_path):
     """QSettings in a temporary folder (the user's own stay untouched)."""
     from qtpy.QtCore import QSettings
 
-    fmt, scope = QSettings.Format.IniFormat, QSettings.Scope.UserScope
-    QSettings.setDefaultFormat(fmt)
-    QSettings.setPath(fmt, scope, str(tmp_path / "settings"))
-    yield
-    QSettings.setDefaultFormat(QSettings.Format.NativeFormat)
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    yield tmp_path / "settings"
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "settings-after"))
 
 
 def test_dock_trains_remotely_pulls_denoises_and_reattaches(
@@ -70,6 +70,7 @@ def test_dock_trains_remotely_pulls_denoises_and_reattaches(
     w.plot.clear()
     again = DeepDenoiseWidget(viewer)
     assert again.remote.bucket.text() == bucket and again.remote.where.currentText() == WHERE[3]
+    assert list(settings_here.rglob("deep-remote.*"))  # remembered there, not in the user's
     qtbot.waitUntil(lambda: again.plot.epochs == [1, 2], timeout=60_000)
     qtbot.waitUntil(lambda: not again.panel.running, timeout=60_000)
     assert "tensorflow" not in sys.modules

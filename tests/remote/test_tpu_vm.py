@@ -10,6 +10,9 @@ import threading
 
 import pytest
 
+from napari_celldenoise.deep.model import ModelFolder
+from napari_celldenoise.jobs import Device, Done
+from napari_celldenoise.remote.job_folder import LeaseHeld
 from napari_celldenoise.remote.launchers import TpuVmLauncher, node_name, watch
 
 from .helpers import cli, epochs_reported, make_job, tiny_config, wait_for
@@ -65,7 +68,9 @@ def test_dry_run_prints_every_command_and_changes_nothing(gcloud, bucket, tmp_pa
 
 
 @pytest.mark.slow
-def test_create_train_preempt_recreate_and_delete(gcloud, bucket):
+def test_create_train_preempt_recreate_and_delete(gcloud, bucket, tmp_path):
+    """The preemption SIGKILLs the worker in mid-training: the recreated node's worker resumes
+    from the last finished epoch, every epoch in the history exactly once."""
     job = make_job(f"{bucket}/jobs/tpu", tiny_config(epochs=3, steps=6))
     launcher = TpuVmLauncher(zone="us-central1-a", accelerator="v5litepod-1", spot=True)
     launcher.create(job.url)
@@ -78,6 +83,8 @@ def test_create_train_preempt_recreate_and_delete(gcloud, bucket):
     watchdog.start()
     try:
         wait_for(lambda: epochs_reported(job), 180, "the first epoch", every=0.1)
+        with pytest.raises(LeaseHeld):  # a second worker refuses while the first beats
+            job.acquire("another-worker", settle=0)
         (gcloud / f"{name}.preempt").write_text("")
         watchdog.join(300)
     finally:
@@ -87,6 +94,13 @@ def test_create_train_preempt_recreate_and_delete(gcloud, bucket):
     assert epochs_reported(job) == [1, 2, 3]
     status = job.read_status()
     assert status.attempt == 2 and status.epochs_done == 3, lines
+    devices = [e for _, e in job.events(previews=False) if isinstance(e, Device)]
+    assert len(devices) == 2 and devices[0].description.startswith("CPU")
+    done = [e for _, e in job.events(previews=False) if isinstance(e, Done)]
+    assert len(done) == 1 and done[0].result.epochs_done == 3
+    history = ModelFolder(job.pull_model(tmp_path / "model")).read_history()
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert "attempt-1.log" in job.logs() and "resuming after epoch" in job.logs()
     verbs = [c[3] for c in _calls(gcloud) if c[:3] == ["compute", "tpus", "tpu-vm"]]
     assert verbs.count("create") == 2 and verbs[-1] == "delete"
     assert any("preempted: recreating" in line for line in lines)

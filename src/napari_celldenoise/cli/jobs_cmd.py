@@ -92,6 +92,19 @@ def run_show(args: argparse.Namespace) -> int:
     job = JobFolder(args.job)
     info = job.read_job()
     show = StderrProgress(stream=sys.stdout, interval=0)
+    if args.follow and not args.json:  # as a local training shows its progress
+        from ..remote.follow import RemoteJobFailed, follow
+
+        print(f"{job.url}\n{_status_line(job.read_status())}")
+        try:
+            for event in follow(job.url, interval=args.interval):
+                show(event)
+                sys.stdout.flush()
+        except RemoteJobFailed as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(_status_line(job.read_status()))
+        return 0
     start = 0
     while True:
         status = job.read_status()
@@ -107,8 +120,6 @@ def run_show(args: argparse.Namespace) -> int:
                 show(event)
         sys.stdout.flush()
         if not args.follow or status.state in FINAL:
-            if args.follow and not args.json:
-                print(_status_line(status))
             return 0 if status.state != "failed" else 1
         time.sleep(args.interval)
 

@@ -160,8 +160,14 @@ def run_submit(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     else:
+        import tempfile
+        from pathlib import Path
+
+        log = Path(tempfile.gettempdir()) / f"celldenoise-{job.url.rsplit('/', 1)[-1]}.log"
+        what = "worker" if args.launcher == "local" else "watchdog"
+        print(f"the {what} runs here in the background; its output: {log}", file=sys.stderr)
         try:
-            launcher.launch(job.url)
+            launcher.launch(job.url, log=log)
         except LaunchError as exc:
             raise CliError(f"{exc} (the job folder {job.url} stays, queued)") from None
     print(job.url)

@@ -44,7 +44,7 @@ def follow(
     """
     job = JobFolder(url)
     job.read_job()
-    index, asked, state, final = start, False, "", None
+    index, asked, state, final, silent = start, False, "", None, False
     while True:
         if should_stop() and not asked:
             job.request_stop()
@@ -70,6 +70,17 @@ def follow(
             yield event
         if status.state in FINAL:
             break
+        if not status.lease_alive() and status.state in ("starting", "running", "stopping"):
+            if not silent:
+                silent = True
+                yield Log(
+                    f"no heartbeat from the worker for {status.heartbeat_age():.0f} s: it is "
+                    f"gone; run `celldenoise worker {url}` (or relaunch it) and it resumes"
+                )
+        else:
+            silent = False
+        if asked and not status.lease_alive():
+            break  # no worker to wait for: the stop object stops the next one at once
         _sleep(interval, should_stop, asked)
     if status.state == "failed":
         raise RemoteJobFailed(f"remote job failed: {status.message}")
@@ -80,7 +91,7 @@ def follow(
         yield Log(f"downloading the model into {pull_to}")
         job.pull_model(pull_to)
         result = ModelFolder(pull_to).read_info()
-    yield Done(result, stopped=status.stopped)
+    yield Done(result, stopped=status.stopped or status.state not in FINAL)
 
 
 def _sleep(interval: float, should_stop: ShouldStop, asked: bool) -> None:

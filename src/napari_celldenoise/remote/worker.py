@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 5.0
 """Seconds between Progress objects (a batch each would flood the bucket)."""
+STOP_EVERY = 2.0
+"""Seconds between looks for the ``stop`` object (one small read)."""
 
 
 class Worker:
@@ -88,14 +90,18 @@ class Worker:
         self.job.write_log(self._status.attempt, "\n".join(self._log) + "\n")
 
     def _beat(self) -> None:
-        while not self._beating.wait(self.heartbeat):
+        """Look for ``stop`` every ``STOP_EVERY`` s (at most), renew the lease every heartbeat."""
+        last = time.monotonic()
+        while not self._beating.wait(min(self.heartbeat, STOP_EVERY)):
             try:
                 if not self.stop.is_set() and self.job.stop_requested():
                     self.stop.set()
                     self.say("stop requested: finishing this batch, keeping best and last weights")
                     self.update(state="stopping", message="stop requested")
-                else:
+                    last = time.monotonic()
+                elif time.monotonic() - last >= self.heartbeat:
                     self.update()
+                    last = time.monotonic()
             except Exception as exc:  # the next beat retries; the lease has slack
                 logger.warning("heartbeat failed: %s", exc)
 
@@ -195,6 +201,12 @@ class Worker:
         )
         placement = strategy.pick(self.devices)
         self.say(f"training on {placement.description}")
+        if placement.kind == "tpu" and config.batch % (8 * placement.replicas):
+            self.say(
+                f"batch {config.batch} is not a multiple of 8 per TPU core "
+                f"({8 * placement.replicas} for {placement.replicas} cores): the TPU runs below "
+                "its speed"
+            )
         self.emit(Device(placement.description))
         self.update(state="running", message="training", device=placement.description)
         stopped = False
