@@ -54,6 +54,9 @@ def test_every_method_keeps_the_shape_of_a_tiny_block_or_refuses_it(name, shape)
     try:
         out = m(_noisy(shape), params, noise_sigma=5.0)
     except ImageTooSmall as exc:
+        if name == "bragg":  # a lattice is measured from each plane's FFT
+            assert min(shape[-2:]) < 16 and "16 x 16" in str(exc)
+            return
         assert name in ("kde-lof", "gridlof") and int(np.prod(shape)) <= params["k"]
         assert "k=20" in str(exc) and "x".join(map(str, shape)).replace("x", " x ") in str(exc)
         return

@@ -41,6 +41,10 @@ def periodic_smooth(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x - s, s
 
 
+MIN_SIDE = 16
+"""The smallest plane side the lattice measurement takes (:func:`..em.lattice.measure_lattice`)."""
+
+
 def lattice_of(x: np.ndarray) -> np.ndarray:
     """Reciprocal basis (rows ``g1, g2``, cycles per pixel) of a plane, cached per image."""
     from ..em.lattice import measure_lattice

@@ -132,6 +132,15 @@ def _bm3d_too_small(shape: tuple[int, ...], params: Mapping[str, Any]) -> str | 
     return None
 
 
+def _bragg_too_small(shape: tuple[int, ...], params: Mapping[str, Any]) -> str | None:
+    """The lattice is measured from each plane's FFT: planes under 16 x 16 px hold no lattice."""
+    if min(shape[-2:]) < bragg.MIN_SIDE:
+        return (
+            f"needs planes of at least {bragg.MIN_SIDE} x {bragg.MIN_SIDE} px to measure a lattice"
+        )
+    return None
+
+
 def _lof_too_small(shape: tuple[int, ...], params: Mapping[str, Any]) -> str | None:
     k = int(params.get("k", 20))
     if math.prod(shape) <= k:
@@ -499,6 +508,7 @@ register(
         ),
         main="radius",
         heavy=True,
+        too_small=_bragg_too_small,
     )
 )
 

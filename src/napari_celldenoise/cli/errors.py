@@ -8,6 +8,7 @@ from ..config import ConfigError, format_validation_error
 from ..em.errors import LatticeNotFound
 from ..extras import MissingExtra, as_missing_extra
 from ..io.errors import ImageReadError, ImageWriteError
+from ..jobs.errors import ChildProcessFailed
 from ..jobs.errors import one_line as jobs_one_line
 
 
@@ -35,6 +36,8 @@ def user_error(exc: BaseException) -> BaseException | None:
     """
     if isinstance(exc, USER_ERRORS):
         return exc
+    if isinstance(exc, ChildProcessFailed) and exc.bad_input is not None:
+        return exc  # bad input found in a job's child process: its own one line
     if isinstance(exc, ImportError):
         return as_missing_extra(exc)
     return None

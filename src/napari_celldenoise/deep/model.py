@@ -121,7 +121,7 @@ class ModelFolder:
 
     def _check_side_files(self, info: ModelInfo) -> None:
         """Parse the small files prediction needs, so a damaged one is reported up front."""
-        if self.file(NOISE).is_file() or (info.train.vst and self.has_weights()):
+        if self.file(NOISE).is_file() or (getattr(info.train, "vst", False) and self.has_weights()):
             if self.read_noise() is None:
                 raise ModelFolderError(f"{self.path}: a vst model without {NOISE}")
         if info.train.method in ("n2v", "structn2v") and self.has_weights():

@@ -28,6 +28,7 @@ class ChildProcessFailed(JobError):
         super().__init__(message)
         self.child_traceback = child_traceback
         self.exitcode = exitcode
+        self.bad_input = bad_input
         self.user_message = bad_input or message
 
 
