@@ -278,11 +278,12 @@ def test_whole_stack_spots_run_stays_responsive_and_a_full_disk_is_one_notificat
     spots_dock, qtbot, notes, tmp_path, monkeypatch
 ):
     from napari_celldenoise.spots.classify import SpotClassifier
-    from napari_celldenoise.spots.config import SpotsConfig
     from napari_celldenoise.spots.pipeline import locate
 
     viewer, widget = spots_dock
-    locate(viewer.layers["movie"].data[:1], SpotsConfig())  # numba compiled (or cache loaded)
+    # numba compiles the fit kernels once per installation (then loads them from its cache);
+    # that one-off compile is not what this test measures
+    locate(viewer.layers["movie"].data, widget.config())
     qtbot.waitUntil(lambda: "spots preview" in viewer.layers, timeout=20_000)  # dock settled
     shows: list[tuple[float, float]] = []
     timed(monkeypatch, widget, ["_show_result"], shows)
@@ -335,16 +336,18 @@ def test_a_short_training_keeps_the_viewer_responsive(deep_dock, qtbot, monkeypa
         pytest.xfail(f"training stalls the viewer {ms(working)} / {ms(showing)} (working/showing)")
 
 
-def _training_child() -> int:
+def _spawned_children() -> list[int]:
     import psutil
 
-    children = [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
-    ]
-    assert len(children) == 1, [p.cmdline() for p in children]
-    return children[0].pid
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(p.cmdline())
+        except psutil.Error:  # ended meanwhile
+            continue
+        if "spawn_main" in line and "resource_tracker" not in line:
+            found.append(p.pid)
+    return found
 
 
 @pytest.mark.slow
@@ -352,11 +355,13 @@ def test_a_killed_training_child_is_one_notification_and_the_dock_is_ready(deep_
     _, w = deep_dock
     w.epochs.setValue(500)
     assert w.start_training() is not None
-    # the child's first event: it runs, and is about to import TensorFlow
-    qtbot.waitUntil(lambda: "starting TensorFlow" == w.panel.status.text(), timeout=120_000)
+    label = w.panel.status.text()  # until the child runs and its first event arrived
+    qtbot.waitUntil(lambda: len(_spawned_children()) == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: w.panel.status.text() != label, timeout=120_000)
+    (child,) = _spawned_children()
     notes.clear()
     with qtbot.waitSignal(w.panel.finished, timeout=20_000):
-        os.kill(_training_child(), signal.SIGKILL)
+        os.kill(child, signal.SIGKILL)
     errors = _errors(notes)
     assert len(notes) == 1 and len(errors) == 1, notes
     assert "died" in errors[0] and "-9" in errors[0]
