@@ -67,7 +67,7 @@ def check_exportable(model_dir: str | os.PathLike) -> ModelInfo:
     folder.weights("best")
     method = method_of(info.train)
     if method.export is None:
-        titles = " and ".join(METHODS[name].export.title for name in exportable_methods())
+        titles = " and ".join(METHODS[name].export.short for name in exportable_methods())
         raise ModelFolderError(
             f"{folder.path}: a {method.name} model; only {titles} models can be exported "
             "to the BioImage Model Zoo format"

@@ -35,11 +35,13 @@ class ExportSupport:
 
     ``load(folder, info)`` returns ``(keras_model, predictor)``: the network to save as a
     SavedModel (input and output in normalised units) and the predictor whose output on the
-    test input is the package's test output. ``refuse(info)`` says why a folder of this method
+    test input is the package's test output. ``title`` names the method in the package's
+    description, ``short`` in messages. ``refuse(info)`` says why a folder of this method
     cannot be exported (None: it can). ``readme(info)`` gives the README's training lines.
     """
 
     title: str
+    short: str
     citation: str
     doi: str
     tags: tuple[str, ...]

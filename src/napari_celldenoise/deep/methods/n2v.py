@@ -122,11 +122,11 @@ def readme_lines(info: Any) -> list[str]:
     return lines
 
 
-def export_support(title: str, citation: str, doi: str) -> ExportSupport:
+def export_support(title: str, short: str, citation: str, doi: str) -> ExportSupport:
     """The bioimage.io export of an n2v-family folder (N2V, structN2V)."""
     return ExportSupport(
-        title=title, citation=citation, doi=doi, tags=("noise2void",), load=load_for_export,
-        refuse=refuse_export, readme=readme_lines,
+        title=title, short=short, citation=citation, doi=doi, tags=("noise2void",),
+        load=load_for_export, refuse=refuse_export, readme=readme_lines,
     )  # fmt: skip
 
 
@@ -140,6 +140,7 @@ METHOD = DeepMethod(
     receptive_radius=receptive_radius,
     export=export_support(
         "Noise2Void",
+        "N2V",
         "A. Krull, T.-O. Buchholz and F. Jug, Noise2Void - Learning Denoising From Single Noisy "
         "Images, CVPR 2019, pp. 2129-2137",
         "10.1109/CVPR.2019.00223",

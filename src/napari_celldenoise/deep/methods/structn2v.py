@@ -75,6 +75,7 @@ METHOD = DeepMethod(
     receptive_radius=receptive_radius,
     export=export_support(
         "structN2V",
+        "structN2V",
         "C. Broaddus, A. Krull, M. Weigert, U. Schmidt and G. Myers, Removing Structured Noise "
         "with Self-Supervised Blind-Spot Networks, ISBI 2020, pp. 159-163",
         "10.1109/ISBI45749.2020.9098336",
