@@ -34,6 +34,16 @@ class CaseTimeout(Exception):
     pass
 
 
+
+def _peak_rss_kib() -> int:
+    """This process's own peak RSS (KiB). ``ru_maxrss`` would not do: Linux keeps it across
+    ``exec``, so a worker started from a big pytest process would report the parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
 def pristine(kind: str) -> tuple[bytes, np.ndarray | None]:
     """The intact file of ``kind`` and the pixels it holds (TZCYX 3x4x2 planes for OME and
     ImageJ, 6 planes otherwise; the spot table for CSV)."""
@@ -307,7 +317,7 @@ def main(kind: str, seed: int) -> dict:
     counts = {"cases": 0, "errors": 0, "correct": 0, "reads": 0}
     failures = []
     slowest = 0.0
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = _peak_rss_kib()
     with tempfile.TemporaryDirectory() as scratch:
         cwd_before = sorted(os.listdir("."))
         intact = os.path.join(scratch, f"intact{suffix}")
@@ -348,7 +358,7 @@ def main(kind: str, seed: int) -> dict:
                     os.unlink(os.path.join(scratch, name))
         if sorted(os.listdir(".")) != cwd_before:
             failures.append("files written in the working folder")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    rss = _peak_rss_kib()
     return {
         "kind": kind,
         **counts,
