@@ -95,7 +95,9 @@ def test_create_train_preempt_recreate_and_delete(gcloud, bucket, tmp_path):
     status = job.read_status()
     assert status.attempt == 2 and status.epochs_done == 3, lines
     devices = [e for _, e in job.events(previews=False) if isinstance(e, Device)]
-    assert len(devices) == 2 and devices[0].description.startswith("CPU")
+    # the relaunched worker says its device when it trains; on a busy machine the first one
+    # may have finished every epoch before the preemption landed, and the second only publishes
+    assert 1 <= len(devices) <= 2 and devices[0].description.startswith("CPU")
     done = [e for _, e in job.events(previews=False) if isinstance(e, Done)]
     assert len(done) == 1 and done[0].result.epochs_done == 3
     history = ModelFolder(job.pull_model(tmp_path / "model")).read_history()
