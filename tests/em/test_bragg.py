@@ -64,3 +64,17 @@ def test_cli_filter_bragg(tmp_path, capsys):
     bad = tmp_path / "bad.tif"
     assert main(["filter", str(noise), "--method", "bragg", "-o", str(bad), "-q"]) == 2
     assert "no lattice found" in capsys.readouterr().err and not bad.exists()
+
+
+def test_the_lattice_is_measured_again_on_the_filtered_image():
+    # a filtered image is nearly noise-free: the basis must come from the strong peaks, not
+    # from the window's sidelobes or the smooth background
+    img, _ = simulate_lattice(
+        (256, 256), kind="honeycomb", spacing=13, angle=20, dose=20, dents=2, seed=6
+    )
+    from napari_celldenoise.em.lattice import measure_lattice
+
+    for lowpass in (0.0, 0.5):
+        lat = measure_lattice(bragg(img, lowpass=lowpass))
+        assert lat.lengths_px == pytest.approx((13, 13), rel=0.005)
+        assert lat.angle == pytest.approx(120, abs=0.5)

@@ -35,6 +35,7 @@ __all__ = ["Lattice", "LatticeNotFound", "Motif", "measure_lattice", "measure_mo
 
 EULER_GAMMA = 0.5772156649015329
 LEAKAGE_FLOOR = 1e-8
+STRONG_RANGE = 1e-3  # basis peaks: within this power ratio of the strongest
 MAX_FFT = 2048  # the padded FFT's side is capped (memory, time) for large images
 
 
@@ -192,9 +193,10 @@ def find_peaks(
 
     Returns
     -------
-    peaks, snr, n, threshold
+    peaks, snr, n, threshold, power
         ``(k, 2)`` reciprocal vectors (cycles per pixel, ``(gy, gx)``) sorted by length, their
-        power over the background, the FFT size and the significance threshold used.
+        power over the background, the FFT size, the significance threshold used and their
+        power.
     """
     x = _as_plane(image)
     power = power_spectrum(x, pad=pad)
@@ -218,18 +220,20 @@ def find_peaks(
     inner = (yy > 0) & (yy < n - 1) & (xx > 0) & (xx < n - 1)
     cand = np.argwhere(local & half & band & inner & (snr > threshold))
     logp = np.log(power + 1e-300)
-    peaks, values = [], []
+    peaks, values, powers = [], [], []
     for i, j in cand:
         dy = _parabola(logp[i - 1, j], logp[i, j], logp[i + 1, j])
         dx = _parabola(logp[i, j - 1], logp[i, j], logp[i, j + 1])
         peaks.append(((i + dy - c) / n, (j + dx - c) / n))
         values.append(snr[i, j])
+        powers.append(power[i, j])
     if not peaks:
-        return np.empty((0, 2)), np.empty(0), n, threshold
+        return np.empty((0, 2)), np.empty(0), n, threshold, np.empty(0)
     peaks = np.asarray(peaks)
     values = np.asarray(values)
+    powers = np.asarray(powers)
     order = np.argsort(np.hypot(peaks[:, 0], peaks[:, 1]))
-    return peaks[order], values[order], n, threshold
+    return peaks[order], values[order], n, threshold, powers[order]
 
 
 def _pick_basis(peaks: np.ndarray, snr: np.ndarray, min_angle: float = 20.0) -> tuple[int, int]:
@@ -318,13 +322,18 @@ def measure_lattice(
         When fewer than two non-collinear Bragg peaks stand out of the noise.
     """
     x = _as_plane(image)
-    peaks, snr, n, threshold = find_peaks(x, pad=pad, alpha=alpha, min_cells=min_cells)
+    peaks, snr, n, threshold, power = find_peaks(x, pad=pad, alpha=alpha, min_cells=min_cells)
     if len(peaks) < 2:
         raise LatticeNotFound(
             "no lattice found: fewer than two Bragg peaks stand out of the noise "
             f"({len(peaks)} above {threshold:.1f} x background); vacuum, amorphous or too noisy"
         )
-    i, j = _pick_basis(peaks, snr)
+    # the basis from peaks within 30 dB of the strongest: on a clean (or filtered) image the
+    # window's sidelobes and the smooth background leave weak peaks far above the noise
+    # (in power: the radial background of a clean image falls steeply, which inflates the
+    # signal-to-background ratio of the highest frequencies)
+    strong = np.flatnonzero(power >= power.max() * STRONG_RANGE)
+    i, j = (strong[k] for k in _pick_basis(peaks[strong], snr[strong]))
     g = np.stack([peaks[i], peaks[j]])
     hk = peaks @ np.linalg.inv(g)
     near = np.all(np.abs(hk - np.round(hk)) < 0.12, axis=1)
@@ -335,7 +344,7 @@ def measure_lattice(
         g = np.linalg.lstsq(idx[use] * w, peaks[use] * w, rcond=None)[0]
     # share of the peaks' excess power that the lattice explains (weak stray peaks from scan
     # noise or a rough background count little; an amorphous field has no dominant lattice)
-    excess = snr - threshold
+    excess = np.where(power >= power.max() * STRONG_RANGE, snr - threshold, 0.0)
     explained = float(excess[near].sum() / excess.sum())
     if explained < 0.6:
         raise LatticeNotFound(
