@@ -45,16 +45,19 @@ Extent = tuple[float, float, float, float]
 """``(x0, x1, y0, y1)`` in nm."""
 
 
-def default_extent(x_nm: np.ndarray, y_nm: np.ndarray, pixel_nm: float) -> Extent:
-    """From 0 nm (or below it, for localizations at negative positions) to the pixel past the
-    farthest localization, in whole render pixels: a render then lies on the camera frame."""
+def default_extent(
+    x_nm: np.ndarray, y_nm: np.ndarray, pixel_nm: float, margin_nm: float = 0.0
+) -> Extent:
+    """From 0 nm (or below it, for localizations at negative positions) to ``margin_nm`` past
+    the farthest localization, in whole render pixels: a render then lies on the camera frame
+    (whose corner is at 0 nm)."""
     x, y = _finite_positions(x_nm, y_nm)
     if x.size == 0:
         raise RenderError("no localizations to render")
     lo_x = min(0.0, np.floor(x.min() / pixel_nm) * pixel_nm)
     lo_y = min(0.0, np.floor(y.min() / pixel_nm) * pixel_nm)
-    hi_x = (np.floor(x.max() / pixel_nm) + 1) * pixel_nm
-    hi_y = (np.floor(y.max() / pixel_nm) + 1) * pixel_nm
+    hi_x = (np.floor((x.max() + margin_nm) / pixel_nm) + 1) * pixel_nm
+    hi_y = (np.floor((y.max() + margin_nm) / pixel_nm) + 1) * pixel_nm
     return float(lo_x), float(hi_x), float(lo_y), float(hi_y)
 
 
@@ -104,7 +107,8 @@ def render_gaussian(
 
     Sigmas below ``pixel_nm / 2`` (and missing ones) are raised to it, so that no localization
     falls between pixels. The Gaussian is integrated over each pixel and cut at 3 sigma, its
-    weights normalised to sum to 1; the part of it outside ``extent`` is left out.
+    weights normalised to sum to 1; the part of it outside ``extent`` is left out. The default
+    extent (:func:`default_extent`) reaches 3 sigma past the farthest localization.
 
     Localizations are splatted in groups of equal window size, each group as one vectorised
     outer product of its separable x and y weights: no Python loop per localization.
@@ -112,10 +116,14 @@ def render_gaussian(
     x, y = np.asarray(x_nm, float).ravel(), np.asarray(y_nm, float).ravel()
     sigma = np.broadcast_to(np.asarray(sigma_nm, float), x.shape).ravel()
     keep = np.isfinite(x) & np.isfinite(y)
-    x, y, sigma = x[keep], y[keep], sigma[keep]
-    extent = default_extent(x, y, pixel_nm) if extent is None else extent
+    sigma = np.fmax(np.nan_to_num(sigma[keep], nan=0.0, posinf=np.inf), pixel_nm / 2)
+    x, y = x[keep], y[keep]
+    if extent is None:  # room for the Gaussians past the last localization (outliers aside)
+        finite = sigma[np.isfinite(sigma)]
+        wide = float(np.percentile(finite, 99)) if finite.size else 0.0
+        margin = _TRUNCATE * wide + 2 * pixel_nm  # a window reaches 1 px past 3 sigma
+        extent = default_extent(x, y, pixel_nm, margin)
     rows, cols = render_shape(extent, pixel_nm)
-    sigma = np.fmax(np.nan_to_num(sigma, nan=0.0, posinf=np.inf), pixel_nm / 2)
     # Pixel coordinates: pixel k spans [k, k + 1).
     u = (x - extent[0]) / pixel_nm
     v = (y - extent[2]) / pixel_nm
