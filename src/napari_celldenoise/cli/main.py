@@ -28,6 +28,7 @@ COMMANDS = [
     "info",
     "deep",
     "spots",
+    "render",  # super-resolution image from a spot table
     "filter",
     "noise",
     "metrics",
