@@ -98,13 +98,15 @@ def _remote(item: str) -> list[tuple[str, str, int]]:
     if any(c in inner for c in _MAGIC):
         base = _glob_base(inner)
         entries = {p: fs.info(p) for p in fs.glob(inner)}
-    elif fs.isdir(inner):
+    else:  # a prefix lists what is under it; a single object lists nothing under it
         base = inner.rstrip("/")
-        entries = fs.find(inner, detail=True)
-    elif fs.exists(inner):
-        return [(item, image_stem(inner), int(fs.size(inner)))]
-    else:
-        return []
+        entries = {
+            k: v for k, v in fs.find(base + "/", detail=True).items() if k.startswith(base + "/")
+        }
+        if not entries:
+            if not fs.exists(inner):
+                return []
+            return [(item, image_stem(inner), int(fs.size(inner)))]
     out = []
     for key in sorted(entries):
         info = entries[key]
