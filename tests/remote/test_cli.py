@@ -31,13 +31,13 @@ def noisy(tmp_path):
 @pytest.mark.slow
 def test_submit_follow_outage_stop_pull_and_predict(bucket, noisy, tmp_path, gcs_server):
     done = cli("remote", "submit", str(noisy), "--method", "n2v", "--bucket", bucket,
-               "--launcher", "local", "--epochs", "50", "--steps", "4", "--patch", "32",
+               "--launcher", "local", "--epochs", "2000", "--steps", "4", "--patch", "32",
                "--batch", "4")  # fmt: skip
     assert done.returncode == 0, done.stderr
     url = done.stdout.strip().splitlines()[-1]
     assert url.startswith(f"{bucket}/jobs/") and "-n2v-" in url
     job = JobFolder(url)
-    assert job.read_job().spec.config.epochs == 50
+    assert job.read_job().spec.config.epochs == 2000
     wait_for(lambda: epochs_reported(job), 180, "the first epoch")
     listed = cli("jobs", "list", bucket)
     assert listed.returncode == 0 and url in listed.stdout and "n2v" in listed.stdout
@@ -58,7 +58,7 @@ def test_submit_follow_outage_stop_pull_and_predict(bucket, noisy, tmp_path, gcs
     reported = epochs_reported(job)
     assert reported == list(range(1, len(reported) + 1)) and len(reported) >= len(done_before)
     status = job.read_status()
-    assert status.stopped and status.epochs_done < 50
+    assert status.stopped and status.epochs_done < 2000
     shown = cli("jobs", "show", url, "--json")
     records = [json.loads(line) for line in shown.stdout.splitlines()]
     assert records[0]["status"]["state"] == "done" and records[0]["job"]["kind"] == "train"
