@@ -94,3 +94,5 @@ def test_the_classical_docks_recorded_spec_gives_the_identical_pixels(
     viewer.layers.selection.active = result
     viewer.layers.save(str(saved), selected=True, plugin=PLUGIN)
     assert spec_of(saved) == spec
+    widget.live.setChecked(False)  # a preview still computing ends before the viewer closes
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=30000)
