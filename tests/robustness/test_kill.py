@@ -45,7 +45,10 @@ def test_sigkill_of_spots_leaves_old_or_complete_new(tmp_path):
     from napari_celldenoise.cli.main import main
 
     src = tmp_path / "spots.tif"
-    assert main(["simulate-spots", "-o", str(src), "--frames", "4", "--size", "64", "64"]) == 0
+    # big enough that the run (about 3 s of work after start-up) outlasts the delayed kill on
+    # a fast machine too: with 4 small frames every kill came after the end
+    simulate = ["simulate-spots", "-o", str(src), "--frames", "40", "--size", "256", "256"]
+    assert main(simulate) == 0
     before = digest(src)
     old_csv = b"x [px],y [px]\n1,2\n"
     reference = tmp_path / "reference.csv"
@@ -60,6 +63,8 @@ def test_sigkill_of_spots_leaves_old_or_complete_new(tmp_path):
         return len(table) in counts and len(table) > 1
 
     visible = [["result.csv"], ["result.csv", "result.csv.provenance.json"]]
-    outcomes = kill_series(tmp_path, "spots.csv", args, old_csv, complete, visible)
+    outcomes = kill_series(
+        tmp_path, "spots.csv", args, old_csv, complete, visible, delays=(0.5, 3.0)
+    )
     assert any(o[0] == "killed" for o in outcomes)
     assert digest(src) == before

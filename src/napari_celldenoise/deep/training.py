@@ -29,6 +29,12 @@ from .model import ModelFolder, ModelInfo
 _END = object()
 
 
+def is_improvement(val: float | None, best: float | None, *, partial: bool) -> bool:
+    """Whether an epoch's validation loss makes its weights the new best. An epoch cut short
+    by Stop never does: its losses cover only the batches it ran."""
+    return not partial and val is not None and math.isfinite(val) and (best is None or val < best)
+
+
 def cosine_rate(peak: float, step: int, total_steps: int) -> float:
     """``peak * (1 + cos(pi * step / total)) / 2``: from ``peak`` at step 0 down to 0.
 
@@ -125,12 +131,7 @@ def fit_events(
             lr = float(k.backend.get_value(self.model.optimizer.learning_rate))
             current: ModelInfo = state["info"]
             best = current.best_val_loss
-            improved = (
-                not partial
-                and val is not None
-                and math.isfinite(val)
-                and (best is None or val < best)
-            )
+            improved = is_improvement(val, best, partial=partial)
             folder.save_weights(self.model, "last")
             folder.save_optimizer(self.model.optimizer)
             if improved:
