@@ -53,12 +53,6 @@ def test_n2v_trains_mirrored_on_two_logical_cpus(tmp_path):
     assert placement.replicas == 2 and placement.strategy.num_replicas_in_sync == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="both U-Nets upsample with UpSampling2D(nearest), whose gradient "
-    "ResizeNearestNeighborGrad has an XLA kernel for TPUs only, none for XLA on the CPU "
-    "(TensorFlow 2.21); the day this passes, the CPU check covers the whole training step",
-)
 @pytest.mark.parametrize("method", ["n2v", "pg-blindspot"])
 def test_training_compiles_with_xla(method, tmp_path):
     placement, seen = _train("xla", method, tmp_path)

@@ -115,6 +115,10 @@ def import_n2v() -> SimpleNamespace:
         from n2v.internals import N2V_DataWrapper as wrapper_module
         from n2v.models import N2V, N2VConfig
         from n2v.utils import n2v_utils
+
+        from .upsampling import use_in_n2v
+
+        use_in_n2v()  # its U-Net then compiles with XLA on the CPU too
     return SimpleNamespace(
         N2V=N2V,
         N2VConfig=N2VConfig,

@@ -41,6 +41,7 @@ from .config import PredictConfig, TrainConfig
 from .data import augment, check_finite, draw_seed, structure_weights, validation_subset
 from .model import ModelFolder, ModelInfo
 from .training import cosine_rate
+from .upsampling import xla_friendly_layers
 
 _EPS = 1e-6
 # test-time fine-tuning's (peak) learning rate, as a fraction of training's: 4e-4 after the
@@ -204,6 +205,7 @@ def build_blindspot(
     """
     tf, k, Rot90, ShiftDown, UpConv, NoiseVariance = _layers()
     L = k.layers
+    UpSampling2D, _ = xla_friendly_layers()
     dt = {"dtype": precision}
 
     # one branch with shared weights, applied to four rotations
@@ -217,7 +219,7 @@ def build_blindspot(
         del level
     h = UpConv(features, **dt)(h)
     for skip in reversed(skips):
-        h = L.UpSampling2D(2, **dt)(h)
+        h = UpSampling2D(2, **dt)(h)
         h = L.Concatenate(**dt)([h, skip])
         h = UpConv(2 * features, **dt)(h)
         h = UpConv(2 * features, **dt)(h)
