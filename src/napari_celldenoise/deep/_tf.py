@@ -110,7 +110,7 @@ def import_n2v() -> SimpleNamespace:
     if not hasattr(np, "product"):
         # removed in NumPy 2, used by n2v; setattr so that linters do not "fix" it
         setattr(np, "product", np.prod)  # noqa: B010
-    import_tensorflow()
+    tf = import_tensorflow()
     with contextlib.redirect_stdout(io.StringIO()), quiet_startup():
         from n2v.internals import N2V_DataWrapper as wrapper_module
         from n2v.models import N2V, N2VConfig
@@ -118,7 +118,7 @@ def import_n2v() -> SimpleNamespace:
 
         from .upsampling import use_in_n2v
 
-        use_in_n2v()  # its U-Net then compiles with XLA on the CPU too
+        use_in_n2v(tf)  # its U-Net then compiles with XLA on the CPU too
     return SimpleNamespace(
         N2V=N2V,
         N2VConfig=N2VConfig,

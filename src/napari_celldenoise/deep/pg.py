@@ -205,7 +205,7 @@ def build_blindspot(
     """
     tf, k, Rot90, ShiftDown, UpConv, NoiseVariance = _layers()
     L = k.layers
-    UpSampling2D, _ = xla_friendly_layers()
+    UpSampling2D, _ = xla_friendly_layers(tf)
     dt = {"dtype": precision}
 
     # one branch with shared weights, applied to four rotations

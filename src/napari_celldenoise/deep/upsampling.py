@@ -8,7 +8,7 @@ Repeating each pixel by broadcasting and reshaping gives the same values, and it
 a sum over the broadcast axes, which XLA compiles on the CPU. The layers keep Keras' classes
 (subclasses, no weights), so models built with them load the same weight files.
 
-:func:`xla_friendly_layers` returns the two classes (TensorFlow is imported there);
+:func:`xla_friendly_layers` returns the two classes (given TensorFlow);
 :func:`use_in_n2v` makes n2v's U-Net build with them.
 """
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import functools
 from typing import Any
-
-from ._tf import import_tensorflow, keras
 
 
 def _repeat(tf: Any, x: Any, factors: tuple[int, ...]) -> Any:
@@ -35,11 +33,11 @@ def _repeat(tf: Any, x: Any, factors: tuple[int, ...]) -> Any:
 
 
 @functools.cache
-def xla_friendly_layers() -> tuple[type, type]:
+def xla_friendly_layers(tf: Any) -> tuple[type, type]:
     """``(UpSampling2D, UpSampling3D)``: Keras' layers whose nearest upsampling in
-    ``channels_last`` repeats by broadcasting (other settings fall back to Keras' own)."""
-    tf = import_tensorflow()
-    layers = keras().layers
+    ``channels_last`` repeats by broadcasting (other settings fall back to Keras' own).
+    ``tf`` is TensorFlow as :func:`._tf.import_tensorflow` returns it (legacy Keras)."""
+    layers = tf.keras.layers
 
     class UpSampling2D(layers.UpSampling2D):
         def call(self, inputs: Any) -> Any:
@@ -56,9 +54,9 @@ def xla_friendly_layers() -> tuple[type, type]:
     return UpSampling2D, UpSampling3D
 
 
-def use_in_n2v() -> None:
+def use_in_n2v(tf: Any) -> None:
     """Make n2v's U-Net blocks (``n2v.nets.unet_blocks``, which look the classes up when a
     model is built) upsample with :func:`xla_friendly_layers`."""
     from n2v.nets import unet_blocks
 
-    unet_blocks.UpSampling2D, unet_blocks.UpSampling3D = xla_friendly_layers()
+    unet_blocks.UpSampling2D, unet_blocks.UpSampling3D = xla_friendly_layers(tf)
