@@ -310,3 +310,29 @@ def test_the_loss_plot_draws_a_methods_further_losses(qtbot):
     assert labels == ["loss", "val loss", "generator", "cycle"]
     plot.set_losses(("loss", "val_loss"))  # the next method's: the extra lines go
     assert plot.lines == {} and len(plot.axes.lines) == 2 and plot.epochs == []
+
+
+def _visible_ticks(axis, lo, hi):
+    return [t for t in axis.get_majorticklocs() if lo <= t <= hi]
+
+
+def test_the_loss_plot_of_one_epoch_has_plain_ticks_and_room_for_its_marker(qtbot):
+    from napari_celldenoise._qt.deep import LossPlot
+    from napari_celldenoise.jobs import Epoch
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.add(Epoch(1, 1.0, 0.98))
+    plot.canvas.draw()
+    x0, x1 = plot.axes.get_xlim()
+    y0, y1 = plot.axes.get_ylim()
+    assert x0 <= 0.6 and x1 >= 1.4  # the marker is not cut at the left or right edge
+    assert y0 <= 0.98 - 0.2 and y1 >= 1.0 + 0.2  # nor at the top or bottom
+    assert _visible_ticks(plot.axes.xaxis, x0, x1) == [1.0]  # one epoch, one tick
+    yticks = _visible_ticks(plot.axes.yaxis, y0, y1)
+    assert 2 <= len(yticks) <= 6
+    assert all(abs(t * 100 - round(t * 100)) < 1e-6 for t in yticks)  # 0.8, 1.0, ... not 0.945
+    for epoch, loss in [(2, 0.5), (3, 0.25)]:
+        plot.add(Epoch(epoch, loss, loss))
+    y0, y1 = plot.axes.get_ylim()
+    assert y0 < 0.25 and y1 > 1.0 and plot.axes.get_xlim() == (0.5, 3.5)

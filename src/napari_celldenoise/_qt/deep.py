@@ -148,7 +148,8 @@ class LossPlot(QWidget):
         (self.loss_line,) = self.axes.plot([], [], "o-", label="loss", ms=3)
         (self.val_line,) = self.axes.plot([], [], "s-", label="val loss", ms=3)
         self.axes.set_xlabel("epoch")
-        self.axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 1.2"
+        self.axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no 1.2
+        self.axes.yaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
         self.axes.legend(fontsize=7)
         self.axes.tick_params(labelsize=7)
         self.hint = self.axes.text(
@@ -199,9 +200,28 @@ class LossPlot(QWidget):
         self.hint.set_visible(empty)
         self.axes.tick_params(labelleft=not empty, labelbottom=not empty)
         if not empty:
-            self.axes.relim()
-            self.axes.autoscale_view()
+            self.axes.set_xlim(min(self.epochs) - 0.5, max(self.epochs) + 0.5)
+            self.axes.set_ylim(*loss_limits(self.loss, self.val, *self.extra.values()))
         self.canvas.draw_idle()
+
+
+def loss_limits(*series: list[float]) -> tuple[float, float]:
+    """Y limits that hold every finite loss with room for its marker.
+
+    Matplotlib's autoscale gives one point (or a flat run) a range of +-5 % around it with
+    ticks like 0.945 ... 1.05; here a flat run gets +-25 % of its value instead, and a
+    varying one 8 % of its span on each side, so no marker is clipped at an edge."""
+    values = np.concatenate([np.asarray(s, dtype=float) for s in series])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(values.min()), float(values.max())
+    scale = max(abs(lo), abs(hi))
+    if hi - lo <= 0.05 * scale:
+        pad = 0.25 * scale if scale > 0 else 1.0
+        return lo - pad, hi + pad
+    pad = 0.08 * (hi - lo)
+    return lo - pad, hi + pad
 
 
 class DeepDenoiseWidget(QWidget):
