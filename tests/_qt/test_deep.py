@@ -98,7 +98,7 @@ def test_3d_network_proposes_and_edits_a_zyx_mask(dock):
     assert w.mask_editor.mask() == [[0, 1, 1]]
 
 
-def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
+def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot, fake_nvidia):
     viewer, w = dock
 
     def loss_values_shown() -> bool:
@@ -121,6 +121,10 @@ def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
     np.testing.assert_allclose(preview.scale, (0.2, 0.2))
     assert preview.contrast_limits == viewer.layers["noisy"].contrast_limits
     assert "CPU" in w.device.text() or "GPU" in w.device.text()
+    if w.device.text().startswith("device: CPU"):
+        # an NVIDIA driver but no CUDA for TensorFlow: the dock says why, and the fix
+        assert "GPU is present but TensorFlow cannot use it" in w.device.text()
+        assert "napari-celldenoise[gpu]" in w.device.text()
     assert w.last_info is not None and w.last_info.epochs_done == 2
     with qtbot.waitSignal(w.panel.finished, timeout=180_000):
         w.predict_button.click()

@@ -74,6 +74,9 @@ class DeepMethod:
     extra_inputs
         Names of images it trains on besides the noisy one (a CycleGAN's target domain):
         given to :func:`.api.train` as ``extra``.
+    side_files
+        JSON files its model folders hold beside the weights (n2v's network description),
+        parsed when a folder is opened so that a damaged one is reported before any work.
     losses
         Names in :attr:`~napari_celldenoise.jobs.Epoch.metrics` that the loss plot draws
         (``loss`` and ``val_loss`` are the epoch's own).
@@ -92,6 +95,7 @@ class DeepMethod:
     three_d: bool = True
     dock: frozenset[str] = frozenset()
     extra_inputs: tuple[str, ...] = ()
+    side_files: tuple[str, ...] = ()
     losses: tuple[str, ...] = ("loss", "val_loss")
     order: int = 100
 
