@@ -87,8 +87,14 @@ def fit_events(
     if info.epochs_done:
         yield Log(folder.restore_optimizer(keras_model))
     events: queue.Queue = queue.Queue()
-    history = folder.read_history()
     start_epoch = info.epochs_done
+    # the info is written last at an epoch's end: a run killed between the history and the
+    # info leaves a whole epoch recorded that the info does not count; it is trained again
+    history = [
+        r
+        for r in folder.read_history()
+        if r.get("partial") or (isinstance(r.get("epoch"), int) and r["epoch"] <= start_epoch)
+    ]
     total_steps = epochs * steps
     state = {"info": info, "stopped": False, "epoch_start": time.monotonic(), "step": 0}
     state["epoch_steps"] = 0
