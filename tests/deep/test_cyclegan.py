@@ -74,7 +74,7 @@ def test_trains_saves_loads_predicts_and_continues(tmp_path, lattice):
         assert (model / name).is_file()
     assert (model / "weights_last.h5").stat().st_size < 2_000_000  # networks only, no pools
     saved = json.loads((model / "cyclegan.json").read_text())
-    assert saved["spacing_px"] == pytest.approx(12 / np.sqrt(3), rel=0.05)  # nearest columns
+    assert saved["spacing_px"] == pytest.approx(12, rel=0.03)  # the majority of the patches
 
     out = run(predict(str(model), img, "YX", PredictConfig(weights="last")))
     assert out.shape == img.shape and out.dtype == np.float32 and np.isfinite(out).all()
