@@ -33,15 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-SIM = dict(
-    kind="honeycomb",
-    spacing=12,
-    dents=3,
-    jitter=0.3,
-    read_noise=0.5,
-    vacancy_rate=0.01,
-    pixel_size=0.0127,
-)
+from em import METRICS, SIM, methods, metric_cells  # noqa: E402  (benchmarks/em.py)
 
 
 def learned_configs(quick: bool) -> dict[str, dict]:
@@ -87,7 +79,6 @@ def train_models(dose: int, quick: bool, workdir: Path) -> dict[str, tuple]:
 
 
 def simulated(quick: bool) -> str:
-    from em import METRICS, methods
     from napari_celldenoise.deep.api import predict
     from napari_celldenoise.deep.config import PredictConfig
     from napari_celldenoise.em.metrics import lattice_metrics
@@ -133,19 +124,7 @@ def simulated(quick: bool) -> str:
         for (label, d), ms in results.items():
             if d != dose:
                 continue
-            cells = []
-            for key, _, fmt in METRICS:
-                if key == "vacancies_filled":  # pooled over the seeds' vacancies
-                    n = sum(m["vacancies"] for m in ms)
-                    filled = sum(m[key] * m["vacancies"] for m in ms if m["vacancies"])
-                    cells.append(f"{filled / n:.0%} of {n}" if n else "-")
-                    continue
-                vals = np.array([m[key] for m in ms], float)
-                mean = np.nanmean(vals) if np.isfinite(vals).any() else np.nan
-                text = fmt.format(mean) if np.isfinite(mean) else "-"
-                if len(ms) > 1 and np.isfinite(vals).all() and key in ("psnr", "rmse_pm"):
-                    text += " ± " + fmt.format(np.std(vals))
-                cells.append(text)
+            cells = metric_cells(ms)
             train_s = f"{trained[(label, dose)]:.0f}" if (label, dose) in trained else "-"
             secs = np.mean([m["seconds"] for m in ms])
             lines.append(
