@@ -246,8 +246,9 @@ def _text(args, start: float, load0: float, sim: str, real: str) -> str:
 
 Measured on {machine()}; every row in the same run ({(time.time() - start) / 60:.0f} min, load
 average {load0:.1f} at the start, {load1:.1f} at the end on a shared machine: times are inflated
-accordingly). The learned rows (N2V, structN2V, CycleGAN with the reference and the auto
-target) are not in this table yet: they come with the CycleGAN method.
+accordingly). The learned rows (N2V, CycleGAN with the reference and the auto target)
+are in the next section (`benchmarks/em_learned.py`), with the classical winners rerun beside
+them.
 
 ### Simulated MoS2-like lattices, {"1 seed" if args.quick else "3 seeds"} per dose
 
