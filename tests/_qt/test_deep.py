@@ -310,3 +310,20 @@ def test_the_loss_plot_draws_a_methods_further_losses(qtbot):
     assert labels == ["loss", "val loss", "generator", "cycle"]
     plot.set_losses(("loss", "val_loss"))  # the next method's: the extra lines go
     assert plot.lines == {} and len(plot.axes.lines) == 2 and plot.epochs == []
+
+
+def test_cyclegan_brings_its_patch_and_a_clean_target_choice(dock):
+    viewer, w = dock
+    viewer.add_image(np.ones((64, 64), np.float32), name="simulation")
+    w.set_method("n2v")
+    w.patch.setValue(32)
+    w.set_method("structn2v")  # the same defaults: the user's patch stays
+    assert w.patch.value() == 32 and not w.target_box.isVisibleTo(w)
+    w.set_method("cyclegan")
+    assert (w.patch.value(), w.batch.value()) == (256, 1) and w.target_box.isVisibleTo(w)
+    assert w.config().target == "auto" and w._target()[1] == {}
+    w.target_combo.setCurrentText("simulation")
+    target, extra = w._target()
+    assert w.config().target == target == "reference" and extra["reference"].shape == (64, 64)
+    w.set_method("n2v")
+    assert (w.patch.value(), w.batch.value()) == (64, 16) and "target" not in w.values()

@@ -51,3 +51,14 @@ def test_cli_accepts_the_method_and_refuses_target_for_others(tmp_path, capsys):
     assert main([*args, "-o", str(tmp_path / "m")]) == 2
     assert "nope.tif" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_a_train_spec_carries_the_reference(tmp_path):
+    from napari_celldenoise.jobs.specs import load_spec, save_spec, train_spec
+
+    config = TrainConfig(method="cyclegan", target="reference", patch=64)
+    spec = train_spec("noisy.dm3", str(tmp_path / "m"), config, extra={"reference": "sim.tif"})
+    save_spec(spec, tmp_path / "spec.yaml")
+    again = load_spec(tmp_path / "spec.yaml")
+    assert again.extra["reference"].path == "sim.tif" and again.config.target == "reference"
+    assert train_spec("noisy.dm3", "m", config).extra == {}
