@@ -340,3 +340,20 @@ def test_the_loss_plot_of_one_epoch_has_plain_ticks_and_room_for_its_marker(qtbo
         plot.add(Epoch(epoch, loss, loss))
     y0, y1 = plot.axes.get_ylim()
     assert y0 < 0.25 and y1 > 1.0 and plot.axes.get_xlim() == (0.5, 3.5)
+
+
+def test_cyclegan_brings_its_patch_and_a_clean_target_choice(dock):
+    viewer, w = dock
+    viewer.add_image(np.ones((64, 64), np.float32), name="simulation")
+    w.set_method("n2v")
+    w.patch.setValue(32)
+    w.set_method("structn2v")  # the same defaults: the user's patch stays
+    assert w.patch.value() == 32 and not w.target_box.isVisibleTo(w)
+    w.set_method("cyclegan")
+    assert (w.patch.value(), w.batch.value()) == (256, 1) and w.target_box.isVisibleTo(w)
+    assert w.config().target == "auto" and w._target()[1] == {}
+    w.target_combo.setCurrentText("simulation")
+    target, extra = w._target()
+    assert w.config().target == target == "reference" and extra["reference"].shape == (64, 64)
+    w.set_method("n2v")
+    assert (w.patch.value(), w.batch.value()) == (64, 16) and "target" not in w.values()

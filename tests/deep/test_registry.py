@@ -28,7 +28,7 @@ def _folder(tmp_path: Path, name: str) -> ModelFolder:
 
 
 def test_the_registry_lists_the_methods_in_order_with_their_configs():
-    assert NAMES == ("n2v", "structn2v", "pg-blindspot")
+    assert NAMES == ("n2v", "structn2v", "pg-blindspot", "cyclegan")
     for name, method in METHODS.items():
         assert method.config.model_fields["method"].default == name
         assert type(TrainConfig(method=name, mask=[[1]] if "mask" in method.dock else None)) is (

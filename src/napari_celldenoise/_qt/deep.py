@@ -276,6 +276,17 @@ class DeepDenoiseWidget(QWidget):
             "geometric self-ensemble: on FMD it helped PG (+0.1 to +0.2 dB) and cost N2V "
             "0.3 dB, whose noise there is correlated along rows: compare on your data"
         )
+        self.target_combo = QComboBox()
+        self.target_combo.setToolTip(
+            "CycleGAN's clean domain: synthetic targets made from a clean (simulated) image of "
+            "the crystal, any zoom and rotation, or from the lattice and motif measured on the "
+            "noisy image (auto)"
+        )
+        self.target_box = QWidget()
+        target_row = QHBoxLayout(self.target_box)
+        target_row.setContentsMargins(0, 0, 0, 0)
+        target_row.addWidget(QLabel("clean target:"))
+        target_row.addWidget(self.target_combo, 1)
         self.three_d = QCheckBox("3D network (ZYX patches; else Z slices as images)")
         self.three_d.toggled.connect(self._dims_changed)
 
@@ -340,6 +351,7 @@ class DeepDenoiseWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.three_d)
         layout.addWidget(self.mask_box)
+        layout.addWidget(self.target_box)
         layout.addWidget(self.tta_box)
         layout.addWidget(self.ensemble)
         layout.addWidget(self.estimate)
@@ -397,6 +409,14 @@ class DeepDenoiseWidget(QWidget):
         self._layer_changed()
         from napari.layers import Shapes
 
+        target = self.target_combo.currentText()
+        self.target_combo.blockSignals(True)
+        self.target_combo.clear()
+        self.target_combo.addItem(AUTO_TARGET)
+        self.target_combo.addItems(names)
+        if target in names:
+            self.target_combo.setCurrentText(target)
+        self.target_combo.blockSignals(False)
         chosen = self.val_combo.currentText()
         shapes = [layer.name for layer in self.viewer.layers if isinstance(layer, Shapes)]
         self.val_combo.blockSignals(True)
@@ -416,9 +436,18 @@ class DeepDenoiseWidget(QWidget):
         self.method.setCurrentIndex(self.method.findData(get_method(name).name))
 
     def _method_changed(self, method: str) -> None:
-        options = get_method(method).dock
+        chosen = get_method(method)
+        options = chosen.dock
         self.mask_box.setVisible("mask" in options)
         self.tta_box.setVisible("tta" in options)
+        self.target_box.setVisible("reference" in chosen.optional_inputs)
+        # a method with other patch and batch defaults (CycleGAN: 256, 1) brings its own; the
+        # user's values stay between methods that share them
+        defaults = _patch_and_batch(method)
+        if defaults != _patch_and_batch(getattr(self, "_last_method", method)):
+            self.patch.setValue(defaults[0])
+            self.batch.setValue(defaults[1])
+        self._last_method = method
         self._dims_changed()
 
     def _layer_changed(self, *_: Any) -> None:
@@ -461,7 +490,15 @@ class DeepDenoiseWidget(QWidget):
             "mask": self.mask_editor.mask() if self.mask_box.isVisibleTo(self) else None,
             "dims": 3 if self.is_3d() else 2,
             "val_region": self.validation_region(),
+            **({"target": self._target()[0]} if self.target_box.isVisibleTo(self) else {}),
         }
+
+    def _target(self) -> tuple[str, dict[str, Any]]:
+        """CycleGAN's ``target`` setting and the extra images it trains on."""
+        name = self.target_combo.currentText()
+        if name == AUTO_TARGET or name not in self.viewer.layers:
+            return "auto", {}
+        return "reference", {"reference": np.asarray(self.viewer.layers[name].data)}
 
     def validation_region(self) -> list[list[int]] | None:
         """The chosen Shapes layer's first rectangle in the image's YX pixels (None: random)."""
@@ -581,10 +618,13 @@ class DeepDenoiseWidget(QWidget):
         self._source_layer = layer
         self._training_config = config
 
+        extra = self._target()[1] if "target" in type(config).model_fields else {}
+
         def factory(should_stop):
             return place(
-                "train", train, data, axes, config, folder, resume=resume, should_stop=should_stop
-            )
+                "train", train, data, axes, config, folder, resume=resume, extra=extra,
+                should_stop=should_stop,
+            )  # fmt: skip
 
         return self.panel.start(
             factory,
@@ -758,6 +798,14 @@ class DeepDenoiseWidget(QWidget):
 
 
 RANDOM_SPLIT = "random split"
+
+
+def _patch_and_batch(method: str) -> tuple[int, int]:
+    fields = get_method(method).config.model_fields
+    return fields["patch"].default, fields["batch"].default
+
+
+AUTO_TARGET = "auto (from the measured lattice)"
 
 
 def _timing_key(config: TrainConfig) -> dict[str, Any]:

@@ -264,6 +264,11 @@ class TrainSpec(_Spec):
     config: TrainConfig
     output: str = Field(min_length=1, description="model folder (new or empty unless resume)")
     resume: bool = False
+    extra: dict[str, InputSpec] = Field(
+        default_factory=dict,
+        description="images the method trains on besides the input, by name (a CycleGAN's "
+        "clean reference)",
+    )
 
 
 class PredictSpec(_Spec):
@@ -469,13 +474,16 @@ def train_spec(
     axes: str | None = None,
     channel: int | None = None,
     resume: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> TrainSpec:
-    """The spec of the Deep dock's Train on the layer read from ``path`` into ``output``."""
+    """The spec of the Deep dock's Train on the layer read from ``path`` into ``output``;
+    ``extra``: the paths of the method's other images, by name."""
     return TrainSpec(
         input=InputSpec(path=path, axes=axes, channel=channel),
         config=config,
         output=output,
         resume=resume,
+        extra={name: InputSpec(path=p) for name, p in (extra or {}).items()},
     )
 
 
