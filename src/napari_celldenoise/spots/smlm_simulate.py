@@ -17,8 +17,9 @@ From one simulation (:func:`simulate_smlm`) come
   moved by a Gaussian error of the emitter's localization precision (Mortensen et al., Nat.
   Methods 7:377, 2010, for a maximum-likelihood fit), for fast tests of drift and merging
   without fitting;
-- :func:`iter_movie` / :func:`render_movie`: the camera frames (the pixel-integrated Gaussian
-  of :mod:`.simulate`, shot noise and the camera model), for end-to-end tests.
+- :func:`movie_frame`, :func:`iter_movie`, :func:`render_movie`, :class:`LazyMovie`: the
+  camera frames (the pixel-integrated Gaussian of :mod:`.simulate`, shot noise and the
+  camera model), for end-to-end tests.
 
 Positions are in px (pixel centres at integers) as in every spot table; the drift in nm.
 """
@@ -316,45 +317,66 @@ def localizations(sim: SmlmSimulation, *, seed: int = 0) -> pd.DataFrame:
     simulated; the columns ``emitter`` and ``burst`` are kept so that tests can check
     merging. ``attrs["pixel_size"]`` is the simulation's.
     """
-    truth = sim.truth
+    table = truth_table(sim)
     rng = np.random.default_rng(seed)
-    precision = mle_precision(truth["photons"], truth["background"], truth["sigma"])
+    for axis in ("y", "x"):
+        table[axis] += rng.normal(size=len(table)) * table["uncertainty"].to_numpy()
+    return table.drop(columns=["x_sample", "y_sample", "fiducial"])
+
+
+def truth_table(sim: SmlmSimulation) -> pd.DataFrame:
+    """``sim``'s truth as a spot table (for the CSV writer): the true camera positions (drift
+    included, no localization error), ``uncertainty`` the precision a fit would have
+    (:func:`mle_precision`), ``x_sample``, ``y_sample``, ``emitter``, ``burst``, ``fiducial``."""
+    truth = sim.truth
     table = pd.DataFrame(
         {
             "frame": truth["frame"].to_numpy(),
             "z": np.zeros(len(truth), np.int64),
-            "y": truth["y"].to_numpy() + rng.normal(size=len(truth)) * precision,
-            "x": truth["x"].to_numpy() + rng.normal(size=len(truth)) * precision,
+            "y": truth["y"].to_numpy(),
+            "x": truth["x"].to_numpy(),
             "photons": truth["photons"].to_numpy(),
             "background": truth["background"].to_numpy(),
             "sigma": truth["sigma"].to_numpy(),
-            "uncertainty": precision,
+            "uncertainty": mle_precision(truth["photons"], truth["background"], truth["sigma"]),
             "class": np.full(len(truth), "good", object),
             "emitter": truth["emitter"].to_numpy(),
             "burst": truth["burst"].to_numpy(),
+            "x_sample": truth["x_sample"].to_numpy(),
+            "y_sample": truth["y_sample"].to_numpy(),
+            "fiducial": truth["fiducial"].to_numpy(),
         }
     )
     table.attrs["pixel_size"] = truth.attrs["pixel_size"]
     return table
 
 
+def movie_frame(
+    sim: SmlmSimulation, t: int, *, camera: Camera | None = None, seed: int = 0
+) -> np.ndarray:
+    """Camera frame ``t`` (uint16 ADU) of ``sim``; each frame has its own noise stream, so any
+    frame can be drawn alone and always comes out the same."""
+    camera = camera or Camera()
+    rng = np.random.default_rng([seed, t])
+    truth = sim.truth
+    a, b = np.searchsorted(truth["frame"].to_numpy(), [t, t + 1])
+    rows = truth.iloc[a:b]
+    expected = integrated_gaussian(
+        sim.shape,
+        rows["y"].to_numpy(),
+        rows["x"].to_numpy(),
+        rows["sigma"].to_numpy(),
+        rows["photons"].to_numpy(),
+    )
+    return expose(expected + float(truth.attrs.get("background", 0.0)), camera, rng)
+
+
 def iter_movie(
     sim: SmlmSimulation, *, camera: Camera | None = None, seed: int = 0
 ) -> Iterator[np.ndarray]:
-    """The camera frames (uint16 ADU) of ``sim``, one at a time (bounded memory for long
-    movies)."""
-    camera = camera or Camera()
-    rng = np.random.default_rng(seed)
-    truth = sim.truth
-    frames = truth["frame"].to_numpy()
-    starts = np.searchsorted(frames, np.arange(len(sim.drift.frames) + 1))
-    columns = [truth[c].to_numpy() for c in ("y", "x", "sigma", "photons")]
-    background = float(truth.attrs.get("background", 0.0))
+    """The camera frames of ``sim``, one at a time (bounded memory for long movies)."""
     for t in range(len(sim.drift.frames)):
-        sl = slice(starts[t], starts[t + 1])
-        y, x, s, n = (c[sl] for c in columns)
-        expected = integrated_gaussian(sim.shape, y, x, s, n) + background
-        yield expose(expected, camera, rng)
+        yield movie_frame(sim, t, camera=camera, seed=seed)
 
 
 def render_movie(sim: SmlmSimulation, *, camera: Camera | None = None, seed: int = 0) -> np.ndarray:
@@ -365,9 +387,37 @@ def render_movie(sim: SmlmSimulation, *, camera: Camera | None = None, seed: int
     return out
 
 
+class LazyMovie:
+    """The frames of a simulation as an array-like ``(T, Y, X)`` uint16 that draws a frame
+    (:func:`movie_frame`) when it is indexed: ``movie[t]``; for writing a long movie plane by
+    plane in bounded memory (``ImageData(..., lazy=True)``)."""
+
+    def __init__(self, sim: SmlmSimulation, camera: Camera | None = None, seed: int = 0):
+        self.sim, self.camera, self.seed = sim, camera, seed
+        self.shape = (len(sim.drift.frames), *sim.shape)
+        self.dtype = np.dtype(np.uint16)
+        self.ndim = 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        t = index[0] if isinstance(index, tuple) and len(index) == 1 else index
+        if not isinstance(t, int | np.integer):
+            raise TypeError("a LazyMovie is indexed by one frame number")
+        if not -self.shape[0] <= t < self.shape[0]:
+            raise IndexError(f"frame {t} of a {self.shape[0]}-frame movie")
+        return movie_frame(self.sim, int(t) % self.shape[0], camera=self.camera, seed=self.seed)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = render_movie(self.sim, camera=self.camera, seed=self.seed)
+        return out if dtype is None else out.astype(dtype)
+
+
 __all__ = [
     "STRUCTURES",
     "Blinking",
+    "LazyMovie",
     "SmlmSimulation",
     "blink",
     "burst_ids",
@@ -375,8 +425,10 @@ __all__ = [
     "iter_movie",
     "localizations",
     "mle_precision",
+    "movie_frame",
     "render_movie",
     "simulate_smlm",
     "structure",
     "true_molecule_count",
+    "truth_table",
 ]
