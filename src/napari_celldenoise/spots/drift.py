@@ -74,8 +74,7 @@ def estimate_drift(
     method
         ``"rcc"`` or ``"fiducials"``.
     segments
-        RCC: the number of time segments (default: one per 200 localizations and per 50
-        frames, whichever is fewer, between 3 and 24).
+        RCC: the number of time segments (default: :func:`default_segments`).
     should_stop
         Checked between steps; when it returns True the estimate ends with
         :class:`~napari_celldenoise.jobs.errors.Cancelled`.
@@ -141,6 +140,12 @@ def apply_drift(table: pd.DataFrame, drift: Drift) -> pd.DataFrame:
         out[axis] = table[axis].to_numpy(float) - np.asarray(shift, float)[index] / pixel
     out.attrs["drift"] = drift.method
     return out
+
+
+def default_segments(n_localizations: int, n_frames: int) -> int:
+    """RCC's default number of time segments: one per 200 localizations and per 50 frames,
+    whichever is fewer, between 3 and 24 (276 pairs at most)."""
+    return int(np.clip(min(n_localizations // 200, n_frames // 50), 3, 24))
 
 
 def drift_rmse(estimate: Drift, truth: Drift) -> float:
@@ -220,7 +225,7 @@ def _rcc(
     stop: Callable[[], bool],
     report: Progress,
 ) -> tuple[np.ndarray, np.ndarray]:
-    n_seg = segments or int(np.clip(min(frame.size // 200, n_frames // 50), 3, 24))
+    n_seg = segments or default_segments(frame.size, n_frames)
     if n_seg < 2:
         raise DriftError(f"RCC needs at least 2 segments, got {n_seg}")
     if n_frames < n_seg:
@@ -237,16 +242,19 @@ def _rcc(
     total = n_seg + n_pairs
     spectra = _segment_spectra(x_nm, y_nm, which, n_seg, pixel_nm, max_shift_nm, stop, report)
     reach = int(np.ceil(max_shift_nm / pixel_nm))
+    from threadpoolctl import threadpool_limits
+
     pairs, shifts = [], []
     done = n_seg
-    for i in range(n_seg - 1):
-        for j in range(i + 1, n_seg):
-            if stop():
-                raise Cancelled("drift estimation stopped")
-            shifts.append(_peak_shift(spectra, i, j, reach, pixel_nm))
-            pairs.append((i, j))
-            done += 1
-            report(done, total)
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: threads only contend
+        for i in range(n_seg - 1):
+            for j in range(i + 1, n_seg):
+                if stop():
+                    raise Cancelled("drift estimation stopped")
+                shifts.append(_peak_shift(spectra, i, j, reach, pixel_nm))
+                pairs.append((i, j))
+                done += 1
+                report(done, total)
     d = _solve_redundant(np.array(pairs), np.array(shifts), n_seg, rmax_nm)
     centres = np.array([frame[which == k].mean() for k in range(n_seg)])
     return _interpolate(centres, d[:, 0], n_frames), _interpolate(centres, d[:, 1], n_frames)
@@ -278,7 +286,7 @@ def _segment_spectra(x_nm, y_nm, which, n_seg, pixel_nm, max_shift_nm, stop, rep
         image = render_histogram(x_nm[sel], y_nm[sel], pixel_nm=pixel_nm, extent=extent).image
         image = gaussian_filter(image, 1.0)
         image -= image.mean()
-        ffts.append(fft.rfft2(image, s=shape, workers=-1))
+        ffts.append(fft.rfft2(image.astype(np.float32), s=shape, workers=-1))
         report(k + 1, n_seg + n_seg * (n_seg - 1) // 2)
     return _Spectra(ffts, shape)
 
@@ -287,25 +295,68 @@ def _peak_shift(spectra: _Spectra, i: int, j: int, reach: int, pixel_nm: float) 
     """``(dx, dy)`` nm such that segment ``j`` is segment ``i`` moved by it: the subpixel
     position of the cross-correlation's maximum within ``reach`` px of no shift.
 
-    The integer maximum is taken after weighting by a broad Gaussian around no shift (for
-    periodic samples, whose correlation repeats at each period, the nearest peak wins), the
-    subpixel offset from a parabola through the logarithm of the 3 x 3 values around it
-    (exact for a Gaussian peak)."""
+    In two stages, so that no full-size inverse transform is needed per pair: the correlation
+    at a quarter of the resolution (the cross-power spectrum's low frequencies, inverted on a
+    grid 4 times coarser) gives the peak to within a coarse pixel, after weighting by a broad
+    Gaussian around no shift (for periodic samples, whose correlation repeats at each period,
+    the nearest peak wins); then the full-resolution correlation is summed directly from the
+    spectrum on a few pixels around it (a partial inverse DFT), and the subpixel offset comes
+    from a parabola through the 3 x 3 values around its maximum (through their logarithm when
+    they are positive: exact for a Gaussian peak)."""
     from scipy import fft
 
-    corr = fft.irfft2(np.conj(spectra.ffts[i]) * spectra.ffts[j], s=spectra.shape, workers=-1)
-    offsets = np.arange(-reach - 1, reach + 2)
-    window = corr[np.ix_(offsets % spectra.shape[0], offsets % spectra.shape[1])]
-    inner = window[1:-1, 1:-1]
-    grid = np.arange(-reach, reach + 1)
-    weight = np.exp(-0.5 * (grid[:, None] ** 2 + grid[None, :] ** 2) / max(reach / 2, 1) ** 2)
-    r, c = np.unravel_index(np.argmax(inner * weight), inner.shape)
-    r, c = r + 1, c + 1  # in window
-    patch = window[r - 1 : r + 2, c - 1 : c + 2]
-    floor = patch.min()
-    dy = _vertex(*(np.log(np.maximum(patch[:, 1] - floor, 0) + 1e-12 * patch.max() + 1e-30)))
-    dx = _vertex(*(np.log(np.maximum(patch[1, :] - floor, 0) + 1e-12 * patch.max() + 1e-30)))
-    return np.array([(offsets[c] + dx) * pixel_nm, (offsets[r] + dy) * pixel_nm])
+    rows, cols = spectra.shape
+    cross = np.conj(spectra.ffts[i]) * spectra.ffts[j]
+    factor = 4 if min(rows, cols) >= 16 * (reach // 4 + 2) else 1
+    coarse_rows, coarse_cols = 2 * (rows // (2 * factor)), 2 * (cols // (2 * factor))
+    low = np.concatenate([cross[: coarse_rows // 2], cross[rows - coarse_rows // 2 :]], axis=0)[
+        :, : coarse_cols // 2 + 1
+    ]
+    coarse = fft.irfft2(low, s=(coarse_rows, coarse_cols), workers=-1)
+    step_r, step_c = rows / coarse_rows, cols / coarse_cols
+    reach_c = int(np.ceil(reach / min(step_r, step_c)))
+    grid = np.arange(-reach_c, reach_c + 1)
+    window = coarse[np.ix_(grid % coarse_rows, grid % coarse_cols)]
+    scale = max(reach_c / 2, 1)
+    weight = np.exp(-0.5 * (grid[:, None] ** 2 + grid[None, :] ** 2) / scale**2)
+    r, c = np.unravel_index(np.argmax(window * weight), window.shape)
+    centre = np.array([grid[r] * step_r, grid[c] * step_c]).round().astype(int)
+    half = int(np.ceil(factor)) + 1
+    for _ in range(4):  # re-centre while the maximum sits on the window's edge
+        offsets_r = centre[0] + np.arange(-half, half + 1)
+        offsets_c = centre[1] + np.arange(-half, half + 1)
+        fine = _partial_correlation(cross, spectra.shape, offsets_r, offsets_c)
+        r, c = np.unravel_index(np.argmax(fine), fine.shape)
+        if 0 < r < fine.shape[0] - 1 and 0 < c < fine.shape[1] - 1:
+            break
+        centre = np.array([offsets_r[r], offsets_c[c]])
+    r = int(np.clip(r, 1, fine.shape[0] - 2))
+    c = int(np.clip(c, 1, fine.shape[1] - 2))
+    patch = fine[r - 1 : r + 2, c - 1 : c + 2]
+    if patch.min() > 0:
+        patch = np.log(patch)
+    dy = _vertex(*patch[:, 1])
+    dx = _vertex(*patch[1, :])
+    return np.array([(offsets_c[c] + dx) * pixel_nm, (offsets_r[r] + dy) * pixel_nm])
+
+
+def _partial_correlation(
+    cross: np.ndarray, shape: tuple[int, int], offsets_r: np.ndarray, offsets_c: np.ndarray
+) -> np.ndarray:
+    """The inverse real 2D DFT of the half spectrum ``cross`` at the given row and column
+    offsets only: ``sum_k X(k) exp(2 pi i k s / n)`` with the half spectrum's columns counted
+    twice (but the first and, for an even size, the last)."""
+    rows, cols = shape
+    ky = np.fft.fftfreq(rows, 1.0 / rows)
+    kx = np.arange(cross.shape[1])
+    weight = np.full(kx.size, 2.0)
+    weight[0] = 1.0
+    if cols % 2 == 0:
+        weight[-1] = 1.0
+    # in the spectrum's own precision: a mixed-precision product would not go to BLAS
+    ey = np.exp(2j * np.pi * np.outer(offsets_r, ky) / rows).astype(cross.dtype)
+    ex = (np.exp(2j * np.pi * np.outer(offsets_c, kx) / cols) * weight).astype(cross.dtype)
+    return (ey @ cross @ ex.T).real.astype(float) / (rows * cols)
 
 
 def _vertex(a: float, b: float, c: float) -> float:
@@ -456,4 +507,12 @@ def _track(frame, x_nm, y_nm, photons, n_frames, cx, cy, radius) -> np.ndarray:
     return track
 
 
-__all__ = ["METHODS", "Drift", "DriftError", "apply_drift", "drift_rmse", "estimate_drift"]
+__all__ = [
+    "METHODS",
+    "Drift",
+    "DriftError",
+    "apply_drift",
+    "default_segments",
+    "drift_rmse",
+    "estimate_drift",
+]
