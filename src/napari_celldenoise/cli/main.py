@@ -28,6 +28,7 @@ COMMANDS = [
     "info",
     "deep",
     "spots",
+    "simulate_smlm",  # blinking single-molecule movies with truth
     "render",  # super-resolution image from a spot table
     "filter",
     "noise",

@@ -53,10 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..io import ImageData, write_ome_tiff
     from ..io.spots_csv import SpotTableError, read_spots_csv
     from ..jobs.provenance import SOFTWARE
-    from ..spots.render import RenderError, render_gaussian, render_histogram
+    from ..spots.render import RenderError, render_table
     from ._classical import check_output
 
     m = args.magnification
@@ -79,33 +78,20 @@ def run(args: argparse.Namespace) -> int:
     if len(table) == 0:
         which = "no localizations" if total == 0 else f"none of its {total} localizations is good"
         raise CliError(f"{args.input}: {which}; nothing to render")
-    ps = float(table.attrs["pixel_size"])
-    camera = float(args.camera_pixel or ps)
+    camera = float(args.camera_pixel or table.attrs["pixel_size"])
     pixel_nm = camera / m
-    x_nm = (table["x"].to_numpy(float) + 0.5) * ps
-    y_nm = (table["y"].to_numpy(float) + 0.5) * ps
+    if args.method == "gaussian" and "uncertainty" not in table:
+        raise CliError(
+            f"{args.input}: no 'uncertainty [nm]' column for the gaussian render "
+            "(use --method histogram)"
+        )
     try:
-        if args.method == "gaussian":
-            if "uncertainty" not in table:
-                raise CliError(
-                    f"{args.input}: no 'uncertainty [nm]' column for the gaussian render "
-                    "(use --method histogram)"
-                )
-            sigma_nm = table["uncertainty"].to_numpy(float) * ps
-            rendered = render_gaussian(x_nm, y_nm, sigma_nm, pixel_nm=pixel_nm)
-        else:
-            rendered = render_histogram(x_nm, y_nm, pixel_nm=pixel_nm)
+        rendered = render_table(table, magnification=m, method=args.method, camera_pixel=camera)
     except RenderError as exc:
         raise CliError(f"{args.input}: {exc}") from None
-    image = ImageData(
-        rendered.image,
-        "YX",
-        scale={"Y": pixel_nm, "X": pixel_nm},
-        units={"Y": "nm", "X": "nm"},
-    )
-    write_ome_tiff(
+    write_render(
         args.output,
-        image,
+        rendered,
         overwrite=args.overwrite,
         inputs=[args.input],
         provenance={"history": _history(args.input), "software": SOFTWARE},
@@ -116,6 +102,18 @@ def run(args: argparse.Namespace) -> int:
         f"{rows} x {cols} px at {pixel_nm:g} nm (camera {camera:g} nm / {m:g})"
     )
     return 0
+
+
+def write_render(path, rendered, **write_options) -> None:
+    """Write a :class:`~..spots.render.Rendered` as a YX OME-TIFF with its pixel in nm
+    (``write_options`` go to :func:`~..io.write_ome_tiff`)."""
+    from ..io import ImageData, write_ome_tiff
+
+    pixel_nm = rendered.pixel_nm
+    image = ImageData(
+        rendered.image, "YX", scale={"Y": pixel_nm, "X": pixel_nm}, units={"Y": "nm", "X": "nm"}
+    )
+    write_ome_tiff(path, image, **write_options)
 
 
 def _history(path: str) -> list:

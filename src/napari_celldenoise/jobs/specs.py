@@ -291,12 +291,24 @@ class CentroidTraining(Config):
     output: str = Field(min_length=1, description="model file (.npz) to write")
 
 
+class SmlmSteps(Config):
+    """After the fit: drift correction and merging of blinks (``celldenoise spots --drift
+    RCC --merge 50:1``). The drift is estimated from the good localizations and subtracted
+    from all (the raw positions kept); blinks merge within ``merge_radius_nm`` over gaps of
+    ``merge_gap`` frames, good with good and bad with bad."""
+
+    drift: Literal["none", "rcc", "fiducials"] = "none"
+    merge_radius_nm: float | None = Field(default=None, gt=0, description="merge radius (nm)")
+    merge_gap: int = Field(default=1, ge=0, description="frames a molecule may be missing")
+
+
 class SpotsSpec(_Spec):
     """Detect, fit and classify spots into a spot table (CSV).
 
     ``pixel_size`` (nm) is taken from the image's scale when None (100 without one); it
     replaces ``config.pixel_size``. ``classify`` is a classifier or rules file applied after
-    the fit; ``centroid`` a centroid model that localises instead of fitting.
+    the fit; ``centroid`` a centroid model that localises instead of fitting; ``smlm`` the
+    drift correction and merging of blinks applied to the table before it is written.
     """
 
     kind: Literal["spots"] = "spots"
@@ -306,6 +318,7 @@ class SpotsSpec(_Spec):
     classify: str | None = Field(default=None, description="classifier (.joblib) or rules (.yaml)")
     centroid: str | None = Field(default=None, description="centroid model (.npz) to localise")
     train_centroid: CentroidTraining | None = None
+    smlm: SmlmSteps | None = None
     output: str = Field(min_length=1, description="CSV to write")
     overwrite: bool = False
 
@@ -544,6 +557,7 @@ __all__ = [
     "NoiseConfig",
     "PredictSpec",
     "ReadSpec",
+    "SmlmSteps",
     "SpecError",
     "SpotsSpec",
     "TrainSpec",
