@@ -119,8 +119,10 @@ def test_broken_files_give_one_clear_error(tmp_path):
         fh.create_dataset("image", data=np.zeros(3))
     with pytest.raises(PicassoFileError, match="no 'locs' table"):
         read_picasso_hdf5(other)
-    with pytest.raises(SpotTableError, match="give a .csv or a .hdf5"):
-        read_localizations(tmp_path / "x.txt")
+    foreign = tmp_path / "x.txt"
+    foreign.write_text("a,b\n1,2\n")
+    with pytest.raises(SpotTableError, match="not a spot table"):
+        read_localizations(foreign)
     with pytest.raises(PicassoFileError, match="ends in .hdf5"):
         write_picasso_hdf5(tmp_path / "x.csv", fitted_table(5))
 

@@ -29,6 +29,7 @@ COMMANDS = [
     "deep",
     "spots",
     "render",  # super-resolution image from a spot table
+    "frc",  # its resolution (FRC, NeNA)
     "filter",
     "noise",
     "metrics",
