@@ -207,3 +207,13 @@ def test_merging_reports_counts_before_and_after(dock, qtbot, table):
     assert f"{n_in:,} localizations → {n_out:,} molecules" in widget.merge_label.text()
     bursts = table.attrs["emitters_nm"].shape[0]
     assert bursts <= n_out < n_in  # at least one molecule per emitter, fewer rows than blinks
+
+
+def test_cancel_stops_the_resolution_and_keeps_the_dock_usable(dock, qtbot):
+    _, widget = dock
+    with qtbot.waitSignal(widget.jobs.finished, timeout=60000):
+        assert widget.measure_resolution() is not None
+        widget.jobs.cancel()  # before the first split: the job stops at its next check
+    assert widget.frc is None and widget.jobs.status.text() == "stopped"
+    _wait(widget, qtbot, widget.measure_resolution)
+    assert widget.frc is not None
