@@ -187,3 +187,23 @@ print(json.dumps({{"x": locs["x"].tolist()}}))
     np.testing.assert_allclose(table["ellipticity"], 1.25, rtol=1e-6)
     assert table["net_gradient"].iloc[0] == 3000.0
     assert (table["class"] == "good").all()
+
+
+def test_napari_reader_opens_a_picasso_file_as_points(tmp_path):
+    import h5py
+
+    from napari_celldenoise.plugin.spots_reader import napari_get_reader
+
+    table = fitted_table(30)
+    path = write_picasso_hdf5(tmp_path / "locs.hdf5", table)
+    reader = napari_get_reader(str(path))
+    assert reader is not None
+    [(data, meta, kind)] = reader(str(path))
+    assert kind == "points" and data.shape == (30, 3)  # frame, y, x
+    assert meta["scale"][-1] == pytest.approx(0.107)  # µm, from the file's Pixelsize
+    np.testing.assert_allclose(data[:, 2], table["x"], rtol=1e-6)
+    other = tmp_path / "image.h5"
+    with h5py.File(other, "w") as fh:
+        fh.create_dataset("data", data=np.zeros((4, 4)))
+    assert napari_get_reader(str(other)) is None  # an HDF5 without localizations: not ours
+    assert napari_get_reader(str(tmp_path / "missing.hdf5")) is None

@@ -71,6 +71,19 @@ def is_picasso_path(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(SUFFIXES)
 
 
+def is_picasso_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an HDF5 file with a ``locs`` table (never raises)."""
+    if not is_picasso_path(path):
+        return False
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            return "locs" in fh and isinstance(fh["locs"], h5py.Dataset)
+    except Exception:  # not HDF5, unreadable, h5py missing: not ours to open
+        return False
+
+
 def yaml_path(path: str | os.PathLike) -> Path:
     """``NAME.yaml`` beside ``NAME.hdf5``, where Picasso looks for the metadata."""
     return Path(path).with_suffix(".yaml")
