@@ -100,6 +100,9 @@ def test_render_follows_the_spots_filter_live(make_napari_viewer, qtbot):
     shown = int((photons >= cut - 1e-9).sum())
     assert 0 < shown < n_all
     assert layer.data.sum() == pytest.approx(shown)
+    viewer.add_points(np.zeros((1, 2)), name="other points")  # another layer comes and goes
+    _wait(spots, qtbot, spots.run)  # a rerun replaces the spots layer: the dock stays on it
+    assert sr.source_combo.currentText() == "movie spots"
 
 
 def test_frc_curve_and_resolution(dock, qtbot, table):

@@ -123,6 +123,7 @@ class SuperResolutionWidget(QWidget):
         self.last_table: pd.DataFrame | None = None  # what the last render showed
         self.frc: Any = None
         self._watched: Any = None
+        self._chosen = ""
         self._pending = False
         self._live_timer = QTimer(self)
         self._live_timer.setSingleShot(True)
@@ -290,7 +291,8 @@ class SuperResolutionWidget(QWidget):
         ]
 
     def _refresh_sources(self, event: Any = None) -> None:
-        current = self.source_combo.currentText()
+        # the table last chosen, back when its layer is: a rerun of Spots replaces its layer
+        current = self._chosen or self.source_combo.currentText()
         names = [layer.name for layer in self._points_layers()] + list(self.files)
         if names == [self.source_combo.itemText(i) for i in range(self.source_combo.count())]:
             return
@@ -300,13 +302,15 @@ class SuperResolutionWidget(QWidget):
         if current in names:
             self.source_combo.setCurrentText(current)
         self.source_combo.blockSignals(False)
-        self._source_changed(self.source_combo.currentText())
+        self._source_changed(self.source_combo.currentText(), chosen=False)
 
     def set_source(self, name: str) -> None:
         """Choose the Points layer (or loaded file) to work on."""
         self.source_combo.setCurrentText(name)
 
-    def _source_changed(self, name: str) -> None:
+    def _source_changed(self, name: str, chosen: bool = True) -> None:
+        if chosen:
+            self._chosen = name
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
         self._watch(layer)
         if name in self.files:
