@@ -42,8 +42,23 @@ def measure(path: str) -> dict:
     }
 
 
+def warm_up(path: str) -> None:
+    """One call of each on a few localizations, so that no timing includes numba's compiling."""
+    from picasso import io, postprocess
+
+    locs, info = io.load_locs(path)
+    locs = locs.iloc[:3000]
+    postprocess.nena(locs, info)
+    viewport = (
+        (float(locs["y"].min()), float(locs["x"].min())),
+        (float(locs["y"].max()), float(locs["x"].max())),
+    )
+    postprocess.frc(locs, info, viewport)
+
+
 def main() -> int:
     paths = json.loads(open(sys.argv[1]).read())
+    warm_up(paths[0])
     out = [measure(p) for p in paths]
     with open(sys.argv[2], "w") as fh:
         json.dump(out, fh)
