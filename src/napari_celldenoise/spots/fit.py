@@ -348,8 +348,10 @@ def _fit_one(
     loglik)``; returns ``(iterations, converged)``.
 
     Levenberg-Marquardt: a step below ``tol`` in every parameter is taken without evaluating
-    the objective there and ends the fit (a damped Gauss-Newton step descends, and the final
-    pass evaluates the Fisher information at that point anyway)."""
+    the objective there and ends the fit (a damped Gauss-Newton step descends). The
+    maximum-likelihood fit then reports the bounds, log-likelihood and chi2 of the point
+    where it took that step, less than ``tol`` away (a relative change of the bounds of
+    about ``tol`` times the step over the width)."""
     rw, mats, vecs = ws[1], ws[2], ws[3]
     n = ws[0].shape[1]
     if not mle:
@@ -365,7 +367,7 @@ def _fit_one(
     damped, lmat, fisher = mats[2], mats[3], mats[4]
     step, y = vecs[4], vecs[5]
     lam = 1e-3
-    obj, _ = _evaluate(d, vecs[2], npar, mle, v, ws, cur, cur)
+    obj, chi2 = _evaluate(d, vecs[2], npar, mle, v, ws, cur, cur)
     converged = False
     it = 0
     bg_min = -0.9 * v
@@ -418,11 +420,12 @@ def _fit_one(
             pc = 1 - pc
             converged = True
             break
-        obj_new, _ = _evaluate(d, trial, npar, mle, v, ws, 1 - cur, 1 - cur)
+        obj_new, chi2_new = _evaluate(d, trial, npar, mle, v, ws, 1 - cur, 1 - cur)
         if obj_new <= obj:
             pc = 1 - pc
             cur = 1 - cur
             obj = obj_new
+            chi2 = chi2_new
             lam = max(lam * 0.1, 1e-7)
         else:
             lam *= 10.0
@@ -437,8 +440,13 @@ def _fit_one(
     if p[0] < -0.5 or p[0] > n - 0.5 or p[1] < -0.5 or p[1] > n - 0.5:
         converged = False
     # Fisher information of the Poisson + read-noise model at the estimate: the MLE's
-    # curvature, with model weights; its objective is -loglik (up to a data constant)
-    obj, chi2 = _evaluate(d, p, npar, True, v, ws, 1 - cur, 4)
+    # curvature, with model weights; its objective is -loglik (up to a data constant).
+    # The MLE has them from its last evaluation (at the estimate, or one step below tol
+    # before it); least squares evaluates them here
+    if mle:
+        fisher = mats[cur]
+    else:
+        obj, chi2 = _evaluate(d, p, npar, True, v, ws, 1 - cur, 4)
     out_s[1] = -obj
     out_s[0] = chi2 / max(n * n - npar, 1)
     if not _inverse_diagonal(fisher, npar, excess, out_c, lmat, y):
