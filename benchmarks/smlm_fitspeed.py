@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer boxes and rounds")
     parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
     args = parser.parse_args(argv)
-    n, rounds = (4000, 3) if args.quick else (20000, 7)
+    n, rounds = (4000, 3) if args.quick else (20000, 5)
     if not PEER_PY.exists():
         print(f"no peer venv at {PEER_PY.parent.parent}: see docs/benchmarks.md", file=sys.stderr)
         return 1

@@ -66,7 +66,10 @@ class FitResult:
 def _axis(n, c, s, e, de_c, de_s):
     """One axis of the model: ``e[k]`` (the Gaussian integrated over pixel ``k``) and its
     derivatives in the centre ``c`` and the width ``s``. Neighbouring pixels share a border,
-    so the ``n + 1`` borders cost one erf and one exp each."""
+    so the ``n + 1`` borders cost one erf each; their Gaussians ``exp(-t_k^2)`` follow by
+    ``G_{k+1} = G_k R_k``, ``R_{k+1} = R_k exp(-2 d^2)`` (``t_{k+1} = t_k + d``) from three
+    exps while the centre is near the box (far from it, where the products could overflow,
+    each is taken on its own)."""
     inv = 1.0 / (_SQRT2 * s)
     k1 = _INV_SQRT2PI / s
     k2 = k1 / s
@@ -74,11 +77,21 @@ def _axis(n, c, s, e, de_c, de_s):
     t = lo * inv
     erf_lo = math.erf(t)
     g_lo = math.exp(-t * t)
+    recur = -2.0 < c < n + 1.0
+    ratio = 1.0
+    rstep = 1.0
+    if recur:
+        ratio = math.exp(-2.0 * t * inv - inv * inv)
+        rstep = math.exp(-2.0 * inv * inv)
     for k in range(n):
         hi = k + 0.5 - c
         t = hi * inv
         erf_hi = math.erf(t)
-        g_hi = math.exp(-t * t)
+        if recur:
+            g_hi = g_lo * ratio
+            ratio *= rstep
+        else:
+            g_hi = math.exp(-t * t)
         e[k] = 0.5 * (erf_hi - erf_lo)
         de_c[k] = k1 * (g_lo - g_hi)
         de_s[k] = k2 * (lo * g_lo - hi * g_hi)
