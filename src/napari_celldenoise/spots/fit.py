@@ -1,4 +1,4 @@
-"""Pixel-integrated 2D Gaussian fitting with Cramer-Rao lower bounds (numba, all cores).
+"""Pixel-integrated 2D Gaussian fitting with Cramer-Rao lower bounds (numba, on threads).
 
 Model (Smith et al. 2010, Nat. Methods 7:373): in a box of ``b x b`` pixels with pixel centres at
 integer coordinates, the expected photoelectrons in pixel (row i, column j) are
