@@ -23,6 +23,7 @@ the fitted parameters (Smith et al. 2010; Mortensen et al. 2010, Nat. Methods 7:
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -602,8 +603,9 @@ def read_variance(camera: Camera) -> float:
 
 
 @lru_cache(maxsize=4)
-def _pool(n_threads: int) -> ThreadPoolExecutor:
-    """One pool per thread count for the process: no thread start per call."""
+def _pool(n_threads: int, pid: int) -> ThreadPoolExecutor:
+    """One pool per thread count and process (``pid``: a forked child has none of its
+    parent's threads, so it makes its own): no thread start per call."""
     return ThreadPoolExecutor(n_threads, thread_name_prefix="celldenoise-fit")
 
 
@@ -688,7 +690,8 @@ def fit_boxes(
         _fit_block(boxes, 0, n, *args)
     else:
         tasks = [
-            _pool(n_threads).submit(_fit_block, boxes, s, min(s + BLOCK, n), *args) for s in starts
+            _pool(n_threads, os.getpid()).submit(_fit_block, boxes, s, min(s + BLOCK, n), *args)
+            for s in starts
         ]
         for task in tasks:
             task.result()
