@@ -74,3 +74,57 @@ def test_extract_boxes_and_camera_conversion():
     cam = Camera(offset=100, sensitivity=2.0, em_gain=10.0, read_noise=20.0)
     assert to_photoelectrons(np.array([150.0]), cam)[0] == pytest.approx(10.0)
     assert read_variance(cam) == pytest.approx(4.0)
+
+
+def test_threads_give_the_same_fits_as_one_thread():
+    from napari_celldenoise.spots.fit import BLOCK
+
+    e, _ = _boxes(2 * BLOCK + 37, photons=800.0, background=15.0, seed=4)
+    one = fit_boxes(e, method="mle", read_var=read_variance(CAM), threads=1)
+    two = fit_boxes(e, method="mle", read_var=read_variance(CAM), threads=2)
+    np.testing.assert_array_equal(one.params, two.params)
+    np.testing.assert_array_equal(one.crlb, two.crlb)
+    np.testing.assert_array_equal(one.iterations, two.iterations)
+
+
+@pytest.mark.parametrize("centre", [-30.0, -1.0, 0.2, 3.4, 6.9, 9.0, 40.0])
+@pytest.mark.parametrize("sigma", [0.3, 1.3, 4.0])
+def test_model_axis_matches_the_direct_formula(centre, sigma):
+    """The border-sharing, exp-recurrence axis against erf/exp taken per pixel edge."""
+    from scipy.special import erf
+
+    from napari_celldenoise.spots.fit import _axis
+
+    n = 7
+    e, dc, ds = np.empty(n), np.empty(n), np.empty(n)
+    _axis(n, centre, sigma, e, dc, ds)
+    k = np.arange(n)
+    hi, lo = k - centre + 0.5, k - centre - 0.5
+    g_hi, g_lo = np.exp(-(hi**2) / (2 * sigma**2)), np.exp(-(lo**2) / (2 * sigma**2))
+    c = 1 / (np.sqrt(2 * np.pi) * sigma)
+    np.testing.assert_allclose(
+        e, 0.5 * (erf(hi / (np.sqrt(2) * sigma)) - erf(lo / (np.sqrt(2) * sigma))), atol=1e-15
+    )
+    np.testing.assert_allclose(dc, c * (g_lo - g_hi), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(ds, c / sigma * (lo * g_lo - hi * g_hi), rtol=1e-12, atol=1e-300)
+
+
+def test_vectorised_log_matches_numpy():
+    from numba import njit
+
+    from napari_celldenoise.spots.fit import _log_rows, _workspace
+
+    @njit
+    def logs(x):
+        ws = _workspace(7)
+        flat, bits = ws[5], ws[6]
+        out = np.empty_like(x)
+        for k in range(0, len(x), 49):
+            m = min(49, len(x) - k)
+            flat[1, :m] = x[k : k + m]
+            _log_rows(flat, bits, 1, 2, m)
+            out[k : k + m] = flat[2, :m]
+        return out
+
+    x = np.concatenate([np.geomspace(1e-9, 1e8, 5000), np.linspace(0.6, 1.5, 999)])
+    np.testing.assert_allclose(logs(x), np.log(x), rtol=1e-15, atol=4e-15)

@@ -1,4 +1,4 @@
-"""Pixel-integrated 2D Gaussian fitting with Cramer-Rao lower bounds (numba, all cores).
+"""Pixel-integrated 2D Gaussian fitting with Cramer-Rao lower bounds (numba, on threads).
 
 Model (Smith et al. 2010, Nat. Methods 7:373): in a box of ``b x b`` pixels with pixel centres at
 integer coordinates, the expected photoelectrons in pixel (row i, column j) are
@@ -23,17 +23,25 @@ the fitted parameters (Smith et al. 2010; Mortensen et al. 2010, Nat. Methods 7:
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .simulate import Camera
 
 PARAMS = ("x", "y", "photons", "background", "sigma_x", "sigma_y")
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT2 = math.sqrt(2.0)
+# reassociation lets LLVM interleave the curvature sums; no flag that assumes finite values
+_FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+BLOCK = 512
+"""Spots per task when several threads fit: small enough that a thread slowed by other work
+on the machine leaves its share to the others."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,20 +63,42 @@ class FitResult:
         return len(self.params)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=_FASTMATH)
 def _axis(n, c, s, e, de_c, de_s):
+    """One axis of the model: ``e[k]`` (the Gaussian integrated over pixel ``k``) and its
+    derivatives in the centre ``c`` and the width ``s``. Neighbouring pixels share a border,
+    so the ``n + 1`` borders cost one erf each; their Gaussians ``exp(-t_k^2)`` follow by
+    ``G_{k+1} = G_k R_k``, ``R_{k+1} = R_k exp(-2 d^2)`` (``t_{k+1} = t_k + d``) from three
+    exps while the centre is near the box (far from it, where the products could overflow,
+    each is taken on its own)."""
     inv = 1.0 / (_SQRT2 * s)
-    inv2 = 0.5 / (s * s)
     k1 = _INV_SQRT2PI / s
-    k2 = _INV_SQRT2PI / (s * s)
+    k2 = k1 / s
+    lo = -0.5 - c
+    t = lo * inv
+    erf_lo = math.erf(t)
+    g_lo = math.exp(-t * t)
+    recur = -2.0 < c < n + 1.0
+    ratio = 1.0
+    rstep = 1.0
+    if recur:
+        ratio = math.exp(-2.0 * t * inv - inv * inv)
+        rstep = math.exp(-2.0 * inv * inv)
     for k in range(n):
-        a = k - c + 0.5
-        b = k - c - 0.5
-        ea = math.exp(-a * a * inv2)
-        eb = math.exp(-b * b * inv2)
-        e[k] = 0.5 * (math.erf(a * inv) - math.erf(b * inv))
-        de_c[k] = k1 * (eb - ea)
-        de_s[k] = k2 * (b * eb - a * ea)
+        hi = k + 0.5 - c
+        t = hi * inv
+        erf_hi = math.erf(t)
+        if recur:
+            g_hi = g_lo * ratio
+            ratio *= rstep
+        else:
+            g_hi = math.exp(-t * t)
+        e[k] = 0.5 * (erf_hi - erf_lo)
+        de_c[k] = k1 * (g_lo - g_hi)
+        de_s[k] = k2 * (lo * g_lo - hi * g_hi)
+        lo = hi
+        erf_lo = erf_hi
+        g_lo = g_hi
 
 
 @njit(cache=True)
@@ -89,13 +119,11 @@ def _cholesky(a, m, lmat):
 
 
 @njit(cache=True)
-def _solve(a, g, m, out):
-    """Solve a (m x m, SPD) out = g by Cholesky in place on a copy; False if not SPD."""
-    size = a.shape[0]
-    lmat = np.zeros((size, size))
+def _solve_into(a, g, m, out, lmat, y):
+    """Solve ``a out = g`` (``m x m``, SPD) by Cholesky, with the caller's scratch ``lmat``
+    (``m x m`` at least) and ``y`` (``m``); False if not SPD."""
     if not _cholesky(a, m, lmat):
         return False
-    y = np.zeros(size)
     for i in range(m):
         s = g[i]
         for k in range(i):
@@ -110,101 +138,130 @@ def _solve(a, g, m, out):
 
 
 @njit(cache=True)
-def _evaluate(d, w, p, npar, mle, v, ex, dex, dexs, ey, dey, deys, g, h, want_jac):
-    """Objective (to minimise), gradient (ascent direction) and curvature at ``p``."""
-    n = d.shape[0]
-    sx = p[4]
-    sy = p[5] if npar == 6 else p[4]
-    _axis(n, p[0], sx, ex, dex, dexs)
-    _axis(n, p[1], sy, ey, dey, deys)
-    nph = p[2]
-    bg = p[3]
-    obj = 0.0
-    if want_jac:
-        for i in range(npar):
-            g[i] = 0.0
-            for j in range(npar):
-                h[i, j] = 0.0
-    jac = np.empty(6)
-    for i in range(n):
-        for j in range(n):
-            m = nph * ey[i] * ex[j] + bg
-            dij = d[i, j]
-            if mle:
-                mp = m + v
-                if mp < 1e-9:
-                    mp = 1e-9
-                dp = dij + v
-                if dp < 0.0:
-                    dp = 0.0
-                obj += mp - (dp * math.log(mp) if dp > 0.0 else 0.0)
-                r = dp / mp - 1.0
-                wt = 1.0 / mp
-            else:
-                wt = w[i, j]
-                r = (dij - m) * wt
-                obj += (dij - m) * r
-            if want_jac:
-                jac[0] = nph * ey[i] * dex[j]
-                jac[1] = nph * dey[i] * ex[j]
-                jac[2] = ey[i] * ex[j]
-                jac[3] = 1.0
-                if npar == 6:
-                    jac[4] = nph * ey[i] * dexs[j]
-                    jac[5] = nph * deys[i] * ex[j]
-                else:
-                    jac[4] = nph * (ey[i] * dexs[j] + deys[i] * ex[j])
-                for a in range(npar):
-                    g[a] += r * jac[a]
-                    wa = wt * jac[a]
-                    for b in range(a + 1):
-                        h[a, b] += wa * jac[b]
-    if want_jac:
-        for a in range(npar):
-            for b in range(a + 1, npar):
-                h[a, b] = h[b, a]
-    return obj
+def _solve(a, g, m, out):
+    """:func:`_solve_into` with its own scratch."""
+    size = a.shape[0]
+    return _solve_into(a, g, m, out, np.zeros((size, size)), np.zeros(size))
 
 
 @njit(cache=True)
-def _evaluate5(d, w, p, mle, v, ex, dex, dexs, ey, dey, deys, g, h):
-    """:func:`_evaluate` for the symmetric model (5 parameters), unrolled: the hot loop."""
-    n = d.shape[0]
-    _axis(n, p[0], p[4], ex, dex, dexs)
-    _axis(n, p[1], p[4], ey, dey, deys)
+def _workspace(n):
+    """Scratch for fitting ``n x n`` boxes, made once per thread and reused for every spot:
+    the fit allocates nothing per spot or per iteration. Slots are picked by index (no array
+    views in the hot loop, whose reference counts would cost as much as the pixels). Pixel
+    arrays are flat, ``q = i * n + j``."""
+    ax = np.empty((6, n))  # ex, dex, dexs, ey, dey, deys
+    rw = np.empty((3, n * n))  # weighted residual, weight, least-squares weights
+    mats = np.zeros((5, 6, 6))  # curvature and trial curvature, damped, Cholesky, Fisher
+    vecs = np.zeros((8, 6))  # gradient and trial gradient, p and trial, step, y, jacobian
+    edge = np.empty(max(4 * n - 4, 1))
+    flat = np.empty((4, n * n))  # model, model + read variance, its log, mantissa bits
+    return ax, rw, mats, vecs, edge, flat, flat.view(np.int64)
+
+
+_LN2 = math.log(2.0)
+_MANTISSA = (1 << 52) - 1
+_EXP_ONE = 1023 << 52
+
+
+@njit(cache=True, inline="always", fastmath=_FASTMATH)
+def _log_rows(flat, bits, src, dst, m):
+    """``flat[dst, :m] = log(flat[src, :m])`` for positive finite values, in loops without
+    calls that the compiler vectorises: the exponent from the bits, the mantissa ``f`` in
+    ``[sqrt(1/2), sqrt(2))`` and ``log f = 2 atanh(s)``, ``s = (f - 1) / (f + 1)``,
+    ``|s| <= 0.172``, by its series to ``s^23`` (the next term is below 1e-18)."""
+    for q in range(m):
+        b = bits[src, q]
+        flat[dst, q] = float((b >> 52) - 1023)
+        bits[3, q] = (b & _MANTISSA) | _EXP_ONE
+    for q in range(m):
+        f = flat[3, q]
+        e = flat[dst, q]
+        if f > _SQRT2:
+            f *= 0.5
+            e += 1.0
+        s = (f - 1.0) / (f + 1.0)
+        z = s * s
+        t = 1.0 / 23.0
+        t = t * z + 1.0 / 21.0
+        t = t * z + 1.0 / 19.0
+        t = t * z + 1.0 / 17.0
+        t = t * z + 1.0 / 15.0
+        t = t * z + 1.0 / 13.0
+        t = t * z + 1.0 / 11.0
+        t = t * z + 1.0 / 9.0
+        t = t * z + 1.0 / 7.0
+        t = t * z + 1.0 / 5.0
+        t = t * z + 1.0 / 3.0
+        t = t * z + 1.0
+        flat[dst, q] = e * _LN2 + 2.0 * s * t
+
+
+@njit(cache=True, inline="always", fastmath=_FASTMATH)
+def _residuals(d, p, npar, mle, v, ws):
+    """The model at ``p`` (``d`` flat): the axes into ``ax``, each pixel's weighted residual
+    into ``rw[0]`` and its weight into ``rw[1]`` (``rw[2]`` holds the least-squares weights);
+    returns the objective (to minimise) and ``chi2 = sum (d - mu)^2 / (mu + v)`` (with
+    ``mle``, whose weights are the model's variance)."""
+    ax, rw, _, _, _, flat, bits = ws
+    n = ax.shape[1]
+    m = n * n
+    _axis(n, p[0], p[4], ax[0], ax[1], ax[2])
+    _axis(n, p[1], p[5] if npar == 6 else p[4], ax[3], ax[4], ax[5])
     nph = p[2]
     bg = p[3]
+    for i in range(n):
+        neyi = nph * ax[3, i]
+        for j in range(n):
+            flat[0, i * n + j] = neyi * ax[0, j] + bg
     obj = 0.0
+    chi2 = 0.0
+    if mle:
+        for q in range(m):
+            mp = flat[0, q] + v
+            flat[1, q] = mp if mp > 1e-9 else 1e-9
+        _log_rows(flat, bits, 1, 2, m)
+        for q in range(m):
+            mp = flat[1, q]
+            dp = d[q] + v
+            if dp < 0.0:
+                dp = 0.0
+            obj += mp - dp * flat[2, q]
+            wt = 1.0 / mp
+            rw[0, q] = dp * wt - 1.0
+            rw[1, q] = wt
+            dm = d[q] - flat[0, q]
+            chi2 += dm * dm * wt
+    else:
+        for q in range(m):
+            dm = d[q] - flat[0, q]
+            wt = rw[2, q]
+            r = dm * wt
+            obj += dm * r
+            rw[0, q] = r
+            rw[1, q] = wt
+    return obj, chi2
+
+
+@njit(cache=True, inline="always", fastmath=_FASTMATH)
+def _curvature5(n, nph, ax, rw, vecs, gi, mats, hi):
+    """Gradient (ascent direction) into ``vecs[gi]`` and Gauss-Newton curvature into
+    ``mats[hi]`` of the symmetric model (5 parameters), from :func:`_residuals`; unrolled."""
     g0 = g1 = g2 = g3 = g4 = 0.0
     h00 = h10 = h11 = h20 = h21 = h22 = h30 = h31 = h32 = h33 = 0.0
     h40 = h41 = h42 = h43 = h44 = 0.0
     for i in range(n):
-        eyi = ey[i]
-        deyi = nph * dey[i]
-        deysi = nph * deys[i]
+        eyi = ax[3, i]
+        deyi = nph * ax[4, i]
+        deysi = nph * ax[5, i]
         neyi = nph * eyi
         for j in range(n):
-            e = eyi * ex[j]
-            m = nph * e + bg
-            dij = d[i, j]
-            if mle:
-                mp = m + v
-                if mp < 1e-9:
-                    mp = 1e-9
-                dp = dij + v
-                if dp < 0.0:
-                    dp = 0.0
-                obj += mp - (dp * math.log(mp) if dp > 0.0 else 0.0)
-                wt = 1.0 / mp
-                r = dp * wt - 1.0
-            else:
-                wt = w[i, j]
-                r = (dij - m) * wt
-                obj += (dij - m) * r
-            j0 = neyi * dex[j]
-            j1 = deyi * ex[j]
-            j2 = e
-            j4 = neyi * dexs[j] + deysi * ex[j]
+            r = rw[0, i * n + j]
+            wt = rw[1, i * n + j]
+            j0 = neyi * ax[1, j]
+            j1 = deyi * ax[0, j]
+            j2 = eyi * ax[0, j]
+            j4 = neyi * ax[2, j] + deysi * ax[0, j]
             g0 += r * j0
             g1 += r * j1
             g2 += r * j2
@@ -229,11 +286,12 @@ def _evaluate5(d, w, p, mle, v, ex, dex, dexs, ey, dey, deys, g, h):
             h42 += w4 * j2
             h43 += w4
             h44 += w4 * j4
-    g[0] = g0
-    g[1] = g1
-    g[2] = g2
-    g[3] = g3
-    g[4] = g4
+    vecs[gi, 0] = g0
+    vecs[gi, 1] = g1
+    vecs[gi, 2] = g2
+    vecs[gi, 3] = g3
+    vecs[gi, 4] = g4
+    h = mats[hi]
     h[0, 0] = h00
     h[1, 0] = h[0, 1] = h10
     h[1, 1] = h11
@@ -249,48 +307,93 @@ def _evaluate5(d, w, p, mle, v, ex, dex, dexs, ey, dey, deys, g, h):
     h[4, 2] = h[2, 4] = h42
     h[4, 3] = h[3, 4] = h43
     h[4, 4] = h44
-    return obj
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _curvature(n, npar, nph, ax, rw, vecs, gi, mats, hi):
+    """:func:`_curvature5` for 4 (width fixed) or 6 (elliptical) parameters."""
+    jac = vecs[7]
+    for a in range(npar):
+        vecs[gi, a] = 0.0
+        for b in range(npar):
+            mats[hi, a, b] = 0.0
+    jac[3] = 1.0
+    for i in range(n):
+        for j in range(n):
+            r = rw[0, i * n + j]
+            wt = rw[1, i * n + j]
+            jac[0] = nph * ax[3, i] * ax[1, j]
+            jac[1] = nph * ax[4, i] * ax[0, j]
+            jac[2] = ax[3, i] * ax[0, j]
+            if npar == 6:
+                jac[4] = nph * ax[3, i] * ax[2, j]
+                jac[5] = nph * ax[5, i] * ax[0, j]
+            else:
+                jac[4] = nph * (ax[3, i] * ax[2, j] + ax[5, i] * ax[0, j])
+            for a in range(npar):
+                vecs[gi, a] += r * jac[a]
+                wa = wt * jac[a]
+                for b in range(a + 1):
+                    mats[hi, a, b] += wa * jac[b]
+    for a in range(npar):
+        for b in range(a + 1, npar):
+            mats[hi, a, b] = mats[hi, b, a]
+
+
+@njit(cache=True, inline="always")
+def _evaluate(d, p, npar, mle, v, ws, gi, hi):
+    """Objective, chi2 (see :func:`_residuals`), gradient into ``vecs[gi]`` and curvature
+    into ``mats[hi]`` at ``p``."""
+    ax, rw, mats, vecs = ws[0], ws[1], ws[2], ws[3]
+    obj, chi2 = _residuals(d, p, npar, mle, v, ws)
+    if npar == 5:
+        _curvature5(ax.shape[1], p[2], ax, rw, vecs, gi, mats, hi)
+    else:
+        _curvature(ax.shape[1], npar, p[2], ax, rw, vecs, gi, mats, hi)
+    return obj, chi2
 
 
 @njit(cache=True)
-def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, out_p, out_c, out_s):
-    """Fit one box; writes params/crlb; returns (iterations, converged)."""
-    n = d.shape[0]
-    w = np.empty((n, n))
+def _fit_one(
+    d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, out_p, out_c, out_s, ws
+):
+    """Fit one box (``n x n``, flat) from the start ``p0`` with the scratch ``ws``
+    (:func:`_workspace`); writes params/crlb and ``out_s = (chi2 per degree of freedom,
+    loglik)``; returns ``(iterations, converged)``.
+
+    Levenberg-Marquardt: a step below ``tol`` in every parameter is taken without evaluating
+    the objective there and ends the fit (a damped Gauss-Newton step descends). The
+    maximum-likelihood fit then reports the bounds, log-likelihood and chi2 of the point
+    where it took that step, less than ``tol`` away (a relative change of the bounds of
+    about ``tol`` times the step over the width)."""
+    rw, mats, vecs = ws[1], ws[2], ws[3]
+    n = ws[0].shape[1]
     if not mle:
-        for i in range(n):
-            for j in range(n):
-                q = d[i, j] + v
-                w[i, j] = 1.0 / (q if q > 1.0 else 1.0)
-    ex = np.empty(n)
-    dex = np.empty(n)
-    dexs = np.empty(n)
-    ey = np.empty(n)
-    dey = np.empty(n)
-    deys = np.empty(n)
-    g = np.zeros(6)
-    h = np.zeros((6, 6))
-    g_new = np.zeros(6)
-    h_new = np.zeros((6, 6))
-    a = np.zeros((6, 6))
-    step = np.zeros(6)
-    p = p0.copy()
-    trial = p0.copy()
+        for q in range(n * n):
+            t = d[q] + v
+            rw[2, q] = 1.0 / (t if t > 1.0 else 1.0)
+    # slots: gradient/curvature of the current point (cur) and of the trial (1 - cur);
+    # parameters of the current point in vecs[2 + pc], of the trial in vecs[3 - pc]
+    cur = 0
+    pc = 0
+    for k in range(6):
+        vecs[2, k] = p0[k]
+    damped, lmat, fisher = mats[2], mats[3], mats[4]
+    step, y = vecs[4], vecs[5]
     lam = 1e-3
-    if npar == 5:
-        obj = _evaluate5(d, w, p, mle, v, ex, dex, dexs, ey, dey, deys, g, h)
-    else:
-        obj = _evaluate(d, w, p, npar, mle, v, ex, dex, dexs, ey, dey, deys, g, h, True)
+    obj, chi2 = _evaluate(d, vecs[2], npar, mle, v, ws, cur, cur)
     converged = False
     it = 0
     bg_min = -0.9 * v
     while it < max_iter:
         it += 1
+        p = vecs[2 + pc]
+        trial = vecs[3 - pc]
         for i in range(npar):
             for j in range(npar):
-                a[i, j] = h[i, j]
-            a[i, i] = h[i, i] * (1.0 + lam) + 1e-12
-        if not _solve(a, g, npar, step):
+                damped[i, j] = mats[cur, i, j]
+            damped[i, i] = mats[cur, i, i] * (1.0 + lam) + 1e-12
+        if not _solve_into(damped, vecs[cur], npar, step, lmat, y):
             lam *= 10.0
             if lam > 1e10:
                 break
@@ -307,8 +410,8 @@ def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, o
                 step[k] = lim
             elif step[k] < -lim:
                 step[k] = -lim
-        for k in range(npar):
-            trial[k] = p[k] + step[k]
+        for k in range(6):
+            trial[k] = p[k] + step[k] if k < npar else p[k]
         if trial[2] < 1e-3:
             trial[2] = 1e-3
         if trial[3] < bg_min:
@@ -318,38 +421,32 @@ def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, o
                 trial[k] = sigma_min
             elif trial[k] > sigma_max:
                 trial[k] = sigma_max
-        if npar == 5:
-            obj_new = _evaluate5(d, w, trial, mle, v, ex, dex, dexs, ey, dey, deys, g_new, h_new)
-        else:
-            obj_new = _evaluate(
-                d, w, trial, npar, mle, v, ex, dex, dexs, ey, dey, deys, g_new, h_new, True
-            )
+        small = True
+        for k in range(npar):
+            dk = abs(trial[k] - p[k])
+            if k == 2:
+                dk /= max(p[2], 1.0)
+            elif k == 3:
+                dk /= max(abs(p[3]), 1.0)
+            if dk > tol:
+                small = False
+        if small:
+            pc = 1 - pc
+            converged = True
+            break
+        obj_new, chi2_new = _evaluate(d, trial, npar, mle, v, ws, 1 - cur, 1 - cur)
         if obj_new <= obj:
-            small = True
-            for k in range(npar):
-                dk = abs(trial[k] - p[k])
-                if k == 2:
-                    dk /= max(p[2], 1.0)
-                elif k == 3:
-                    dk /= max(abs(p[3]), 1.0)
-                if dk > tol:
-                    small = False
-            for k in range(npar):
-                p[k] = trial[k]
-            for i in range(npar):
-                g[i] = g_new[i]
-                for j in range(npar):
-                    h[i, j] = h_new[i, j]
+            pc = 1 - pc
+            cur = 1 - cur
             obj = obj_new
+            chi2 = chi2_new
             lam = max(lam * 0.1, 1e-7)
-            if small:
-                converged = True
-                break
         else:
             lam *= 10.0
             if lam > 1e10:
                 converged = True  # no step improves: at the optimum within rounding
                 break
+    p = vecs[2 + pc]
     if npar <= 5:
         p[5] = p[4]
     for k in range(6):
@@ -357,29 +454,16 @@ def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, o
     if p[0] < -0.5 or p[0] > n - 0.5 or p[1] < -0.5 or p[1] > n - 0.5:
         converged = False
     # Fisher information of the Poisson + read-noise model at the estimate: the MLE's
-    # curvature evaluated with model weights; its objective is -loglik (up to a data constant)
-    fisher = np.zeros((6, 6))
-    if mle and it > 0:  # the last accepted step left exactly that curvature and objective
-        for i in range(npar):
-            for j in range(npar):
-                fisher[i, j] = h[i, j]
-        _axis(n, p[0], p[4], ex, dex, dexs)
-        _axis(n, p[1], p[4] if npar <= 5 else p[5], ey, dey, deys)
-    elif npar == 5:
-        obj = _evaluate5(d, w, p, True, v, ex, dex, dexs, ey, dey, deys, g, fisher)
+    # curvature, with model weights; its objective is -loglik (up to a data constant).
+    # The MLE has them from its last evaluation (at the estimate, or one step below tol
+    # before it); least squares evaluates them here
+    if mle:
+        fisher = mats[cur]
     else:
-        obj = _evaluate(d, w, p, npar, True, v, ex, dex, dexs, ey, dey, deys, g, fisher, True)
+        obj, chi2 = _evaluate(d, p, npar, True, v, ws, 1 - cur, 4)
     out_s[1] = -obj
-    chi2 = 0.0
-    for i in range(n):
-        for j in range(n):
-            m = p[2] * ey[i] * ex[j] + p[3]
-            var = m + v
-            if var < 1e-9:
-                var = 1e-9
-            chi2 += (d[i, j] - m) ** 2 / var
     out_s[0] = chi2 / max(n * n - npar, 1)
-    if not _inverse_diagonal(fisher, npar, excess, out_c):
+    if not _inverse_diagonal(fisher, npar, excess, out_c, lmat, y):
         for k in range(6):
             out_c[k] = np.nan
     if npar == 4:
@@ -390,13 +474,12 @@ def _fit_one(d, p0, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max, o
 
 
 @njit(cache=True)
-def _inverse_diagonal(a, m, scale, out):
+def _inverse_diagonal(a, m, scale, out, lmat, y):
     """``sqrt(diag(inv(a / scale)))`` of an SPD ``m x m`` matrix by one Cholesky factorisation
-    (``diag(A^-1)_k = |L^-1 e_k|^2``); False if ``a`` is not positive definite."""
-    lmat = np.zeros((6, 6))
+    (``diag(A^-1)_k = |L^-1 e_k|^2``), with scratch ``lmat`` and ``y``; False if ``a`` is not
+    positive definite."""
     if not _cholesky(a, m, lmat):
         return False
-    y = np.zeros(6)
     for k in range(m):
         total = 0.0
         for i in range(k, m):
@@ -410,20 +493,26 @@ def _inverse_diagonal(a, m, scale, out):
 
 
 @njit(cache=True)
-def _initial(d, sigma, p):
-    n = d.shape[0]
-    # background: the dimmer half of the box edge, as a mean
-    edge = np.empty(4 * n - 4)
+def _initial(d, n, sigma, p, edge):
+    """Start values for an ``n x n`` box (``d`` flat): the dimmer half of the box edge as
+    background, the centroid above it (within 1 px of the centre), the photons above it;
+    ``edge`` is scratch."""
     k = 0
     for j in range(n):
-        edge[k] = d[0, j]
-        edge[k + 1] = d[n - 1, j]
+        edge[k] = d[j]
+        edge[k + 1] = d[(n - 1) * n + j]
         k += 2
     for i in range(1, n - 1):
-        edge[k] = d[i, 0]
-        edge[k + 1] = d[i, n - 1]
+        edge[k] = d[i * n]
+        edge[k + 1] = d[i * n + n - 1]
         k += 2
-    edge.sort()
+    for i in range(1, k):  # insertion sort: a few dozen values
+        t = edge[i]
+        j = i - 1
+        while j >= 0 and edge[j] > t:
+            edge[j + 1] = edge[j]
+            j -= 1
+        edge[j + 1] = t
     half = max(len(edge) // 2, 1)
     bg = 0.0
     for i in range(half):
@@ -434,7 +523,7 @@ def _initial(d, sigma, p):
     sy = 0.0
     for i in range(n):
         for j in range(n):
-            q = d[i, j] - bg
+            q = d[i * n + j] - bg
             if q > 0:
                 tot += q
                 sx += q * j
@@ -454,18 +543,37 @@ def _initial(d, sigma, p):
     p[5] = sigma
 
 
-def _fit_all_py(boxes, sigma, npar, mle, v, excess, max_iter, tol, sigma_min, sigma_max):
-    n = boxes.shape[0]
-    params = np.empty((n, 6))
-    crlb = np.empty((n, 6))
-    stats = np.empty((n, 2))
-    iters = np.empty(n, np.int32)
-    conv = np.empty(n, np.bool_)
-    for s in prange(n):
-        p0 = np.empty(6)
-        _initial(boxes[s], sigma, p0)
+# nogil: blocks of spots fit on several Python threads at once (see fit_boxes), and a viewer
+# that fits in a worker thread keeps its event loop running meanwhile
+@njit(cache=True, nogil=True)
+def _fit_block(
+    boxes,
+    start,
+    stop,
+    sigma,
+    npar,
+    mle,
+    v,
+    excess,
+    max_iter,
+    tol,
+    sigma_min,
+    sigma_max,
+    params,
+    crlb,
+    stats,
+    iters,
+    conv,
+):
+    """Fit ``boxes[start:stop]`` into the same rows of the outputs, one scratch for all."""
+    n = boxes.shape[1]
+    flat = boxes.reshape(boxes.shape[0], n * n)
+    ws = _workspace(n)
+    p0 = np.empty(6)
+    for s in range(start, stop):
+        _initial(flat[s], n, sigma, p0, ws[4])
         it, ok = _fit_one(
-            boxes[s],
+            flat[s],
             p0,
             npar,
             mle,
@@ -478,15 +586,10 @@ def _fit_all_py(boxes, sigma, npar, mle, v, excess, max_iter, tol, sigma_min, si
             params[s],
             crlb[s],
             stats[s],
+            ws,
         )
         iters[s] = it
         conv[s] = ok
-    return params, crlb, stats, iters, conv
-
-
-# nogil: a viewer that fits in a worker thread keeps its event loop running meanwhile
-_fit_all = njit(parallel=True, cache=True, nogil=True)(_fit_all_py)
-_fit_all_serial = njit(cache=True, nogil=True)(_fit_all_py)  # one thread, no parallel overhead
 
 
 def to_photoelectrons(adu: np.ndarray, camera: Camera) -> np.ndarray:
@@ -497,6 +600,13 @@ def to_photoelectrons(adu: np.ndarray, camera: Camera) -> np.ndarray:
 def read_variance(camera: Camera) -> float:
     """Read-noise variance in photoelectrons^2 referred to the input of the EM register."""
     return float((camera.read_noise / max(camera.em_gain, 1.0)) ** 2)
+
+
+@lru_cache(maxsize=4)
+def _pool(n_threads: int, pid: int) -> ThreadPoolExecutor:
+    """One pool per thread count and process (``pid``: a forked child has none of its
+    parent's threads, so it makes its own): no thread start per call."""
+    return ThreadPoolExecutor(n_threads, thread_name_prefix="celldenoise-fit")
 
 
 def fit_boxes(
@@ -534,7 +644,8 @@ def fit_boxes(
         Iteration limit; convergence when every step is below ``tol`` (px for positions and
         widths, relative for photons and background).
     threads
-        Number of threads (default: numba's, i.e. all cores).
+        Number of threads (default: numba's, i.e. all cores). Blocks of :data:`BLOCK` spots
+        are handed to the threads as they come free.
 
     Returns
     -------
@@ -552,29 +663,38 @@ def fit_boxes(
         return FitResult(
             z, z.copy(), np.empty(0), np.empty(0), np.empty(0, np.int32), np.empty(0, bool)
         )
-    b = boxes.shape[1]
-    prev = numba.get_num_threads()
-    n_threads = (
-        prev if threads is None else max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    n_threads = numba.get_num_threads() if threads is None else max(1, int(threads))
+    params = np.empty((n, 6))
+    crlb = np.empty((n, 6))
+    stats = np.empty((n, 2))
+    iters = np.empty(n, np.int32)
+    conv = np.empty(n, np.bool_)
+    args = (
+        float(sigma),
+        4 if fixed_sigma else 6 if elliptical else 5,
+        method == "mle",
+        float(read_var),
+        2.0 if em_gain > 1 else 1.0,
+        int(max_iter),
+        float(tol),
+        0.3,
+        float(boxes.shape[1]),
+        params,
+        crlb,
+        stats,
+        iters,
+        conv,
     )
-    kernel = _fit_all_serial if n_threads == 1 or n < 64 else _fit_all
-    if threads is not None:
-        numba.set_num_threads(n_threads)
-    try:
-        params, crlb, stats, iters, conv = kernel(
-            boxes,
-            float(sigma),
-            4 if fixed_sigma else 6 if elliptical else 5,
-            method == "mle",
-            float(read_var),
-            2.0 if em_gain > 1 else 1.0,
-            int(max_iter),
-            float(tol),
-            0.3,
-            float(b),
-        )
-    finally:
-        numba.set_num_threads(prev)
+    starts = range(0, n, BLOCK)
+    if n_threads == 1 or len(starts) == 1:
+        _fit_block(boxes, 0, n, *args)
+    else:
+        tasks = [
+            _pool(n_threads, os.getpid()).submit(_fit_block, boxes, s, min(s + BLOCK, n), *args)
+            for s in starts
+        ]
+        for task in tasks:
+            task.result()
     return FitResult(params, crlb, stats[:, 1], stats[:, 0], iters, conv)
 
 
@@ -613,7 +733,7 @@ def crlb_symmetric(
     out_s = np.empty(2)
     # zero iterations: evaluate the bound at the given parameters
     _fit_one(
-        d[0],
+        d[0].ravel(),
         p,
         6 if elliptical else 5,
         True,
@@ -626,5 +746,6 @@ def crlb_symmetric(
         out_p,
         out_c,
         out_s,
+        _workspace(box),
     )
     return out_c
