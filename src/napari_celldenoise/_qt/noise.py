@@ -24,14 +24,14 @@ from qtpy.QtWidgets import (
 from ..classical.metrics import compare
 from ..classical.noise import (
     NOISE_KINDS,
-    add_gaussian,
-    add_poisson_gaussian,
-    add_salt_pepper,
     estimate_noise,
     estimate_noise_stack,
 )
+from ..io.layers import layer_axes
+from ..jobs.specs import AddNoiseSpec, NoiseConfig
 from .axes_choice import AxesChoice
 from .classical import PREVIEW, _make_canvas
+from .provenance import beside, input_axes, layer_source, spec_metadata
 from .scroll import scroll_layout
 
 
@@ -187,38 +187,50 @@ class NoiseWidget(QWidget):
             self.canvas.draw_idle()
         return fit
 
+    def noise_config(self) -> NoiseConfig:
+        """The noise the "Add noise" button adds, from the dock's settings."""
+        kind = self.kind.currentText()
+        return NoiseConfig(
+            noise=kind,
+            sigma=self.sigma.value() if kind == "gaussian" else None,
+            a=self.gain.value() if kind == "poisson-gaussian" else None,
+            b=self.read_var.value() if kind == "poisson-gaussian" else 0.0,
+            amount=self.amount.value(),
+            seed=self.seed.value(),
+        )
+
     def add_noise(self) -> Any:
         from napari.utils.notifications import show_error
 
         layer = self._layer(self.add_layer)
         if layer is None:
             return None
-        data = np.asarray(layer.data)
-        kind = self.kind.currentText()
-        rng = np.random.default_rng(self.seed.value())
         try:
-            if kind == "gaussian":
-                noisy = add_gaussian(data, self.sigma.value(), rng=rng)
-                label = f"sigma={self.sigma.value():g}"
-            elif kind == "poisson-gaussian":
-                noisy = add_poisson_gaussian(
-                    data, self.gain.value(), self.read_var.value(), rng=rng
-                )
-                label = f"a={self.gain.value():g}, b={self.read_var.value():g}"
-            else:
-                noisy = add_salt_pepper(data, self.amount.value(), rng=rng)
-                label = f"{100 * self.amount.value():g}%"
+            config = self.noise_config()
+            noisy = config.apply(layer.data)
         except ValueError as exc:
             show_error(f"add noise: {exc}")
             return None
         return self.viewer.add_image(
             noisy,
-            name=f"{layer.name} + {kind} ({label})",
+            name=f"{layer.name} + {config.noise} ({config.label()})",
             scale=tuple(layer.scale),
             translate=tuple(layer.translate),
             units=tuple(getattr(layer, "units", ())) or None,
             axis_labels=tuple(getattr(layer, "axis_labels", ())) or None,
+            metadata=spec_metadata(self.noise_spec_for(layer, config)),
         )
+
+    def noise_spec_for(self, layer: Any, config: NoiseConfig) -> AddNoiseSpec | None:
+        """The spec that makes "Add noise" of ``layer`` from its file (None: no file)."""
+        from ..jobs.specs import add_noise_spec
+
+        path, channel = layer_source(layer)
+        if path is None:
+            return None
+        axes = input_axes(layer, layer_axes(layer))
+        output = beside(path, f"_{config.noise}.ome.tif")
+        return add_noise_spec(path, output, config, axes=axes, channel=channel)
 
     def compare(self) -> dict[str, float] | None:
         from napari.utils.notifications import show_error

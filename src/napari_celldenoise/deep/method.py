@@ -77,6 +77,9 @@ class DeepMethod:
     optional_inputs
         Names of images it may train on besides the noisy one (a CycleGAN's clean reference:
         without it the targets are drawn from the measured motif).
+    side_files
+        JSON files its model folders hold beside the weights (n2v's network description),
+        parsed when a folder is opened so that a damaged one is reported before any work.
     losses
         Names in :attr:`~napari_celldenoise.jobs.Epoch.metrics` that the loss plot draws
         (``loss`` and ``val_loss`` are the epoch's own).
@@ -96,6 +99,7 @@ class DeepMethod:
     dock: frozenset[str] = frozenset()
     extra_inputs: tuple[str, ...] = ()
     optional_inputs: tuple[str, ...] = ()
+    side_files: tuple[str, ...] = ()
     losses: tuple[str, ...] = ("loss", "val_loss")
     order: int = 100
 
