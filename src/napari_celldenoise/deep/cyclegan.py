@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..jobs import Device, Event, Log, ShouldStop
-from ._tf import device_description, import_tensorflow, keras
+from ._tf import device_description, import_tensorflow, keras, unusable_gpu
 from .data import DeepInputError, augment, draw_seed
 from .model import ModelFolder, ModelInfo
 
@@ -366,7 +366,7 @@ def linear_decay(learning_rate: float, total_steps: int) -> Any:
 
 
 # ---------------------------------------------------------------------------------- training
-LOWPASS_JSON = "cyclegan.json"
+LOWPASS_JSON = "cyclegan.json"  # the folder's side file: low-pass sigma, lattice spacing
 
 
 def train_cyclegan(
@@ -400,7 +400,7 @@ def train_cyclegan(
     device = device_description()
     info = info.model_copy(update={"mean": mean, "std": std, "device": device})
     folder.write_info(info)
-    yield Device(device)
+    yield Device(device, note=unusable_gpu())
     source = "the reference" if reference is not None else "the measured motif"
     yield Log(
         f"training cyclegan on {device}: targets from {source}, lattice spacing "

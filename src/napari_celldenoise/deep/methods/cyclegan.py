@@ -16,9 +16,10 @@ from ..method import DeepMethod
 class CycleGANConfig(TrainConfig):
     """The CycleGAN's settings: the networks, the loss weights and the target domain."""
 
-    # measured here: a step on one 256 x 256 crop costs about as much as an n2v step on 16
-    # patches of 64 x 64 (four networks, forward and backward, at 2 x the work per pixel)
-    EPOCH_COST: ClassVar[float] = 8.0
+    # counted, not measured at the defaults: a generator (32 features, 6 residual blocks) does
+    # ~160k multiply-adds per pixel, a training step runs six generator passes and their
+    # backward (~18 passes), against ~210k per pixel for an n2v step (depth 2): ~14 x per pixel
+    EPOCH_COST: ClassVar[float] = 14.0
     NEUTRAL: ClassVar[dict[str, tuple[Any, ...]]] = {
         "target": ("auto",),
         "res_blocks": (6,),
