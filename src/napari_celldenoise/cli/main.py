@@ -30,6 +30,7 @@ COMMANDS = [
     "spots",
     "simulate_smlm",  # blinking single-molecule movies with truth
     "render",  # super-resolution image from a spot table
+    "frc",  # its resolution (FRC, NeNA)
     "filter",
     "noise",
     "metrics",

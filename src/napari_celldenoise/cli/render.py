@@ -1,4 +1,5 @@
-"""``celldenoise render LOCS.csv -o OUT.tif``: a super-resolution image from a spot table."""
+"""``celldenoise render LOCS -o OUT.tif``: a super-resolution image from a spot table (our CSV,
+ThunderSTORM's, or Picasso's HDF5)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "render",
         help="render a super-resolution image (OME-TIFF, nm scale) from a spot table",
-        description="Render the localizations of a spot CSV (ours or ThunderSTORM's) as an "
+        description="Render the localizations of a spot CSV (ours or ThunderSTORM's) or of a "
+        "Picasso .hdf5 as an "
         "OME-TIFF whose pixel is the camera pixel / MAGNIFICATION, its physical size in nm. "
         "histogram: localizations per pixel; gaussian: each localization a normalised "
         "Gaussian of its own uncertainty (at least half a render pixel). The image starts at "
         "0 nm, the camera frame's corner.",
     )
-    p.add_argument("input", metavar="LOCS.csv", help="spot table (x [nm], y [nm], ...)")
+    p.add_argument(
+        "input", metavar="LOCS", help="spot table: CSV (x [nm], y [nm], ...) or Picasso .hdf5"
+    )
     p.add_argument("-o", "--output", metavar="OUT.tif", required=True, help="OME-TIFF to write")
     p.add_argument(
         "--magnification",
@@ -32,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--camera-pixel",
         type=float,
         metavar="NM",
-        help="camera pixel in nm (default: the table's, from its x [nm] / x [px] columns, "
-        "else 100)",
+        help="camera pixel in nm (default: the table's, from its x [nm] / x [px] columns or "
+        "a Picasso file's Pixelsize, else 100)",
     )
     p.add_argument(
         "--method",
@@ -53,31 +57,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..io.spots_csv import SpotTableError, read_spots_csv
     from ..jobs.provenance import SOFTWARE
     from ..spots.render import RenderError, render_table
     from ._classical import check_output
+    from ._locs import check_positive, good_rows, read_table
 
     m = args.magnification
     if not np.isfinite(m) or m <= 0:
         raise CliError(f"--magnification must be a positive number, got {m:g}")
-    if args.camera_pixel is not None and not (
-        np.isfinite(args.camera_pixel) and args.camera_pixel > 0
-    ):
-        raise CliError(f"--camera-pixel must be a positive size in nm, got {args.camera_pixel:g}")
+    check_positive(args.camera_pixel, "--camera-pixel")
     check_output(args.output, args.overwrite, inputs=[args.input])
-    try:
-        table = read_spots_csv(args.input)
-    except SpotTableError as exc:
-        raise CliError(str(exc)) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        raise CliError(f"{args.input}: cannot read ({exc.strerror})") from None
-    total = len(table)
-    if not args.include_bad and "class" in table:
-        table = table[table["class"].astype(str) == "good"]
-    if len(table) == 0:
-        which = "no localizations" if total == 0 else f"none of its {total} localizations is good"
-        raise CliError(f"{args.input}: {which}; nothing to render")
+    table = read_table(args.input, camera_pixel=args.camera_pixel)
+    table = good_rows(table, args.input, include_bad=args.include_bad, what="render")
     camera = float(args.camera_pixel or table.attrs["pixel_size"])
     pixel_nm = camera / m
     if args.method == "gaussian" and "uncertainty" not in table:

@@ -19,7 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "classify them good/bad and write a CSV (frame 1-based, nm = (px + 0.5) * pixel size).",
     )
     p.add_argument("input", metavar="IN", help="TIFF/OME-TIFF/PNG frame or stack (YX, TYX, ZYX)")
-    p.add_argument("-o", "--output", metavar="OUT.csv", required=True, help="CSV to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.csv",
+        required=True,
+        help="CSV to write (OUT.hdf5: Picasso's localization file and its .yaml)",
+    )
     p.add_argument("--fit", choices=["lsq", "mle"], default="mle", help="estimator (default mle)")
     p.add_argument("--offset", type=float, metavar="ADU", help="camera offset (default 100)")
     p.add_argument(

@@ -94,7 +94,7 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
         classifier that cannot be used; :class:`~..io.errors.ImageReadError` for a bad file.
     """
     from ..io import read_image
-    from ..io.spots_csv import write_spots_csv
+    from ..io.locs import write_localizations
     from ..jobs.provenance import provenance_for
     from .expr import ExpressionError
     from .pipeline import find_spots
@@ -149,12 +149,14 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
         if table is None:
             yield Done(None, stopped=True)
             return
-    write_spots_csv(
+    write_localizations(  # CSV, or Picasso's HDF5 for an output named .hdf5
         spec.output,
         table,
         pixel_size=pixel_size,
         overwrite=spec.overwrite,
         provenance=provenance_for(spec, source),
+        frame_shape=stack.shape[-2:],
+        n_frames=stack.shape[axes.index("T")] if "T" in axes else 1,
     )
     yield Done(SpotsResult(spec.output, table, pixel_size, ignored, line, drift, lines))
 
