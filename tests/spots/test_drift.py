@@ -61,6 +61,20 @@ def test_fiducials_recover_the_drift():
     assert drift_rmse(drift, sim.drift) < 3.0
 
 
+def test_fiducials_are_followed_over_a_micrometre_of_drift():
+    sim = simulate_smlm(
+        1500,
+        (64, 64),
+        structure_kind="rings",
+        blinking=Blinking(p_on=0.001),
+        fiducials=1,
+        drift_nm=1000.0,
+        seed=6,
+    )
+    drift = estimate_drift(localizations(sim, seed=1), method="fiducials")
+    assert drift_rmse(drift, sim.drift) < 3.0
+
+
 def test_no_fiducials_is_one_clear_error(lines):
     with pytest.raises(DriftError, match="no fiducials found"):
         estimate_drift(lines[1], method="fiducials")

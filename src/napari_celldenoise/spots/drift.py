@@ -11,9 +11,9 @@ Two estimators (:func:`estimate_drift`):
   solved again; a cubic spline through the segment drifts (at each segment's mean frame)
   gives the drift of every frame.
 - ``"fiducials"``: bright markers present in most frames (beads, gold particles) are found as
-  the densest spots of the whole movie, each tracked from frame to frame (its brightest
-  localization near it), and their displacements averaged; frames where no fiducial was seen
-  are interpolated.
+  the densest places of the whole movie, each followed from frame to frame (its brightest
+  localization within a camera pixel of where it was last seen), and their displacements
+  averaged; frames where no fiducial was seen are interpolated.
 
 A :class:`Drift` is the drift at every frame in nm, zero at frame 0: a localization at
 ``(x, y)`` in frame ``t`` belongs at ``(x - drift.x_nm[t], y - drift.y_nm[t])`` (in nm).
@@ -431,12 +431,11 @@ def _fiducials(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The mean displacement of the fiducials at every frame (nm)."""
     candidates = _fiducial_candidates(frame, x_nm, y_nm, n_frames, pixel, min_fraction)
-    radius = 3 * pixel
     tracks = []
     for k, (cx, cy) in enumerate(candidates):
         if stop():
             raise Cancelled("drift estimation stopped")
-        track = _track(frame, x_nm, y_nm, photons, n_frames, cx, cy, radius)
+        track = _track(frame, x_nm, y_nm, photons, n_frames, cx, cy, pixel)
         if np.isfinite(track[:, 0]).sum() >= min_fraction * n_frames:
             tracks.append(track)
         report(k + 1, len(candidates))
@@ -463,37 +462,56 @@ def _fiducial_candidates(
     frame, x_nm, y_nm, n_frames, pixel, min_fraction
 ) -> list[tuple[float, float]]:
     """Centres (nm) of the places with at least ``min_fraction * n_frames`` localizations
-    within 1.5 camera pixels of bins of one camera pixel (a fiducial's localizations, spread
-    by the drift), densest first, one per place."""
+    within 5 x 5 bins of two camera pixels (a fiducial's localizations, spread along the drift
+    by up to a micrometre), densest first, one per place."""
     from scipy.ndimage import maximum_filter, uniform_filter
 
     from .render import render_histogram
 
     if frame.size == 0:
         return []
-    hist = render_histogram(x_nm, y_nm, pixel_nm=pixel)
-    counts = uniform_filter(hist.image.astype(float), size=3, mode="constant") * 9
-    peaks = (counts == maximum_filter(counts, size=5)) & (counts >= min_fraction * n_frames)
+    hist = render_histogram(x_nm, y_nm, pixel_nm=2 * pixel)
+    counts = uniform_filter(hist.image.astype(float), size=5, mode="constant") * 25
+    peaks = (counts == maximum_filter(counts, size=7)) & (counts >= min_fraction * n_frames)
     rows, cols = np.nonzero(peaks)
     order = np.argsort(-counts[rows, cols])
     x0, y0 = hist.origin_nm
-    return [(x0 + (cols[k] + 0.5) * pixel, y0 + (rows[k] + 0.5) * pixel) for k in order]
+    return [(x0 + (cols[k] + 0.5) * 2 * pixel, y0 + (rows[k] + 0.5) * 2 * pixel) for k in order]
 
 
-def _track(frame, x_nm, y_nm, photons, n_frames, cx, cy, radius) -> np.ndarray:
-    """``(n_frames, 2)`` positions (nm, NaN where unseen): in each frame the brightest
-    localization within ``radius`` of the place's running position, outliers (over 5 robust
-    standard deviations from the running median) dropped."""
+def _track(frame, x_nm, y_nm, photons, n_frames, cx, cy, pixel) -> np.ndarray:
+    """``(n_frames, 2)`` positions (nm, NaN where unseen) of the fiducial near ``(cx, cy)``,
+    followed from frame to frame: in each frame the brightest localization within one camera
+    pixel of where it was last seen and at least a third as bright as the fiducial's median
+    (it starts at the brightest localization of the first frames within 1.5 µm); then the
+    points over 5 robust standard deviations from the running median are dropped."""
     from scipy.ndimage import median_filter
 
-    near = np.hypot(x_nm - cx, y_nm - cy) <= radius
-    f, x, y, n = frame[near], x_nm[near], y_nm[near], np.nan_to_num(photons[near], nan=0.0)
-    order = np.lexsort((-n, f))  # brightest first within each frame
-    f, x, y = f[order], x[order], y[order]
+    near = np.hypot(x_nm - cx, y_nm - cy) <= max(1500.0, 10 * pixel)
+    f, x, y = frame[near], x_nm[near], y_nm[near]
+    n = np.nan_to_num(photons[near], nan=0.0)
+    order = np.lexsort((-n, f))  # frames in order, the brightest first in each
+    f, x, y, n = f[order], x[order], y[order], n[order]
+    track = np.full((n_frames, 2), np.nan)
+    if f.size == 0:
+        return track
     first = np.ones(f.size, bool)
     first[1:] = f[1:] != f[:-1]
-    track = np.full((n_frames, 2), np.nan)
-    track[f[first], 0], track[f[first], 1] = x[first], y[first]
+    floor = np.median(n[first]) / 3  # the brightest per frame: mostly the fiducial itself
+    bright = np.flatnonzero(first & (n >= floor))
+    if bright.size == 0:
+        return track
+    px, py = x[bright[0]], y[bright[0]]
+    starts = np.searchsorted(f, np.arange(n_frames + 1))
+    for t in range(int(f[bright[0]]), n_frames):
+        a, b = starts[t], starts[t + 1]
+        if a == b:
+            continue
+        ok = (np.hypot(x[a:b] - px, y[a:b] - py) <= pixel) & (n[a:b] >= floor)
+        if ok.any():
+            k = a + int(np.argmax(ok))  # the brightest of those (sorted brightest first)
+            px, py = x[k], y[k]
+            track[t] = px, py
     for axis in range(2):
         seen = np.isfinite(track[:, 0])
         if seen.sum() < 5:
