@@ -1,0 +1,187 @@
+"""Long movies in bounded memory: streamed runs give the in-memory result, stop cleanly and do
+not hold the frames."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_celldenoise.io import ImageData, read_image, write_ome_tiff
+from napari_celldenoise.io.spots_csv import write_spots_csv, write_spots_csv_parts
+from napari_celldenoise.jobs import Done, Progress, run
+from napari_celldenoise.jobs.run_spec import run_spec
+from napari_celldenoise.jobs.specs import spots_spec
+from napari_celldenoise.spots.config import SpotsConfig
+from napari_celldenoise.spots.pipeline import locate
+from napari_celldenoise.spots.simulate import simulate_spots
+from napari_celldenoise.spots.stream import (
+    PartStore,
+    find_spots_streamed,
+    load_streamed,
+    stream_spots,
+    streamed_tables,
+)
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="module")
+def frames() -> np.ndarray:
+    """24 frames of 64x64 px with 10 spots each."""
+    return simulate_spots(24, (64, 64), n_spots=10, background=(5.0, 30.0), seed=3)[0]
+
+
+def write_movie(path: Path, frames: np.ndarray) -> str:
+    um = 0.1
+    image = ImageData(frames, "TYX", scale={"Y": um, "X": um}, units={"Y": "µm", "X": "µm"})
+    write_ome_tiff(path, image)
+    return str(path)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_streamed_table_and_csv_equal_the_in_memory_result(frames, tmp_path, workers):
+    config = SpotsConfig(fit="mle")
+    expected = locate(frames, config)
+    assert len(expected) > 150
+    with PartStore(tmp_path / "parts") as store:
+        streamed = run(stream_spots(frames, config, store, workers=workers, chunk=5))
+        assert streamed.workers == workers
+        assert store.n_parts == 5  # 24 frames in chunks of 5
+        table = load_streamed(streamed, config)
+        pd.testing.assert_frame_equal(table, expected)
+        assert table.attrs["psf_sigma"] == pytest.approx(expected.attrs["psf_sigma"])
+        write_spots_csv(tmp_path / "memory.csv", expected)
+        write_spots_csv_parts(tmp_path / "parts.csv", streamed_tables(streamed, config))
+    assert not (tmp_path / "parts").exists()  # the store is removed on leaving it
+    memory = (tmp_path / "memory.csv").read_text()
+    assert (tmp_path / "parts.csv").read_text() == memory
+    assert memory.count("\n") == len(expected) + 1
+
+
+def test_lazy_movie_through_the_cli_job_equals_the_in_memory_csv(frames, tmp_path, monkeypatch):
+    monkeypatch.setenv("CELLDENOISE_SPOT_WORKERS", "2")
+    movie = write_movie(tmp_path / "movie.ome.tif", frames)
+    config = SpotsConfig(fit="lsq", pixel_size=100.0)
+    result = run(run_spec(spots_spec(movie, str(tmp_path / "out.csv"), config)))
+    assert result.table is None  # streamed: the rows went to disk, not into the result
+    expected = locate(read_image(movie, lazy=False).data, config)
+    write_spots_csv(tmp_path / "memory.csv", expected)
+    assert (tmp_path / "out.csv").read_text() == (tmp_path / "memory.csv").read_text()
+    assert result.n_spots == len(expected)
+    assert result.n_good == int((expected["class"] == "good").sum())
+    assert result.facts.median_uncertainty == pytest.approx(expected["uncertainty"].median())
+    assert len(result.read_table()) == len(expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "memory.csv",
+        "movie.ome.tif",
+        "out.csv",
+        "out.csv.provenance.json",
+    ]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cancel_leaves_no_partial_output(frames, tmp_path, monkeypatch, workers):
+    monkeypatch.setenv("CELLDENOISE_SPOT_WORKERS", workers)
+    movie = write_movie(tmp_path / "movie.ome.tif", np.concatenate([frames] * 4))
+    seen = []
+
+    def should_stop() -> bool:
+        return len(seen) >= 2  # after two chunks
+
+    events = run_spec(spots_spec(movie, str(tmp_path / "out.csv"), SpotsConfig()), should_stop)
+    last = None
+    for event in events:
+        if isinstance(event, Progress) and event.total:
+            seen.append(event)
+        last = event
+    assert isinstance(last, Done) and last.stopped and last.result is None
+    assert 2 <= len(seen) < 6  # 96 frames are 6 chunks: it stopped early
+    assert [p.name for p in tmp_path.iterdir()] == ["movie.ome.tif"]  # no CSV, no parts
+
+
+def test_the_dock_job_streams_to_the_same_table(frames):
+    config = SpotsConfig()
+    events = list(find_spots_streamed(frames, config, workers=1))
+    assert isinstance(events[-1], Done) and not events[-1].stopped
+    pd.testing.assert_frame_equal(events[-1].result, locate(frames, config))
+    stopped = list(find_spots_streamed(frames, config, workers=1, should_stop=lambda: True))
+    assert stopped[-1].stopped and stopped[-1].result is None
+
+
+def test_no_spots_write_the_header_and_no_rows(tmp_path):
+    blank = np.full((3, 32, 32), 100, np.uint16)
+    with PartStore(tmp_path / "p") as store:
+        streamed = run(stream_spots(blank, SpotsConfig(), store, workers=1))
+        write_spots_csv_parts(tmp_path / "a.csv", streamed_tables(streamed, SpotsConfig()))
+    write_spots_csv(tmp_path / "b.csv", locate(blank, SpotsConfig()))
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    assert (tmp_path / "a.csv").read_text().count("\n") == 1
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, os, sys
+    from napari_celldenoise.jobs import Progress, run
+    from napari_celldenoise.jobs.run_spec import run_spec
+    from napari_celldenoise.jobs.specs import spots_spec
+    from napari_celldenoise.spots.config import SpotsConfig
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    rss = []
+
+    def on_event(event):
+        if isinstance(event, Progress) and event.total:
+            with open("/proc/self/statm") as f:
+                rss.append(int(f.read().split()[1]) * page)
+
+    spec = spots_spec(sys.argv[1], sys.argv[2], SpotsConfig(fit="lsq"))
+    result = run(run_spec(spec), on_event=on_event)
+    print(json.dumps({"rss": rss, "n": result.n_spots}))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+def test_a_2000_frame_movie_streams_in_bounded_memory(tmp_path):
+    """The frames (262 MB) are read a chunk at a time: memory grows by far less than them."""
+    import tifffile
+
+    n, size = 2000, 256
+    one = simulate_spots(8, (size, size), n_spots=4, seed=5)[0]
+    movie = tmp_path / "long.ome.tif"
+    tifffile.imwrite(
+        movie,
+        (one[t % len(one)] for t in range(n)),  # written frame by frame, never all in memory
+        shape=(n, size, size),
+        dtype=np.uint16,
+        bigtiff=True,
+        ome=True,
+        metadata={"axes": "TYX"},
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC), "CELLDENOISE_SPOT_WORKERS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(movie), str(tmp_path / "locs.csv")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    facts = json.loads(out.stdout.strip().splitlines()[-1])
+    rss = np.array(facts["rss"], float)
+    assert len(rss) == n // 16 + 1  # a Progress per chunk of 16 frames
+    frames_bytes = n * size * size * 2
+    growth = rss.max() - rss[0]  # from the first chunk (imports and compiling done) on
+    assert growth < frames_bytes / 5, f"RSS grew {growth / 1e6:.0f} MB"
+    assert facts["n"] >= 3 * n  # the movie's spots were found
+    with open(tmp_path / "locs.csv") as fh:
+        assert sum(1 for _ in fh) == facts["n"] + 1
