@@ -112,8 +112,13 @@ def test_the_dock_job_streams_to_the_same_table(frames):
     events = list(find_spots_streamed(frames, config, workers=1))
     assert isinstance(events[-1], Done) and not events[-1].stopped
     pd.testing.assert_frame_equal(events[-1].result, locate(frames, config))
-    stopped = list(find_spots_streamed(frames, config, workers=1, should_stop=lambda: True))
-    assert stopped[-1].stopped and stopped[-1].result is None
+    chunks = []  # as find_spots, a stop keeps the spots of the planes finished so far
+    events = find_spots_streamed(frames, config, workers=1, should_stop=lambda: len(chunks) > 0)
+    for event in events:
+        if isinstance(event, Progress) and event.total:
+            chunks.append(event.done)
+    assert event.stopped and chunks == [16]  # one chunk of 16 planes, then the stop
+    pd.testing.assert_frame_equal(event.result, locate(frames[:16], config))
 
 
 def test_no_spots_write_the_header_and_no_rows(tmp_path):

@@ -129,7 +129,7 @@ class PartStore:
                 for c in COLUMNS:
                     columns[c][at : at + m] = z[c]
                 at += m
-        return pd.DataFrame(columns) if n else empty_table()
+        return pd.DataFrame(columns, copy=False) if n else empty_table()
 
 
 # ----------------------------------------------------------------------------- the run
@@ -286,7 +286,8 @@ def find_spots_streamed(
 ) -> Iterator[Event]:
     """:func:`~.pipeline.find_spots` for long movies (the Spots dock): the planes stream
     through the workers into a temporary store, the whole table is read back at the end;
-    ``Done(table)`` last, ``Done(None, stopped=True)`` when stopped."""
+    ``Done(table)`` last. Stopped, as :func:`~.pipeline.find_spots`, it returns the spots of
+    the planes finished so far (``Done(table, stopped=True)``)."""
     with PartStore.temporary() as store:
         events = stream_spots(
             stack,
@@ -301,11 +302,8 @@ def find_spots_streamed(
             if not isinstance(event, Done):
                 yield event
                 continue
-            if event.stopped:
-                yield Done(None, stopped=True)
-                return
             yield Progress(0, 0, f"reading {event.result.n_spots:,} spots back")
-            yield Done(load_streamed(event.result, config))
+            yield Done(load_streamed(event.result, config), stopped=event.stopped)
 
 
 # ----------------------------------------------------------------------------- the work
