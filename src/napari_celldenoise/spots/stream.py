@@ -193,8 +193,8 @@ def stream_spots(
     should_stop: ShouldStop = never_stop,
 ) -> Iterator[Event]:
     """Detect and fit spots in every plane of ``stack`` into ``store``; yields ``Progress``
-    per chunk, ``Done(Streamed)`` last (``stopped=True`` when ``should_stop`` asked: then the
-    store holds only some planes and is not to be used).
+    per chunk, ``Done(Streamed)`` last (``stopped=True`` when ``should_stop`` asked: the
+    store then holds the chunks finished before the stop, from the first plane on).
 
     Parameters
     ----------
