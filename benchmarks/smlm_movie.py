@@ -205,7 +205,7 @@ movie, info = io.load_movie(sys.argv[1])
 frames = np.asarray([movie[i] for i in range(100)])
 target = float(sys.argv[2])
 best = None
-for g in (100, 150, 200, 250, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000):
+for g in (150, 250, 400, 700, 1000, 2000):
     ids = localize.identify(frames, float(g), 7, threaded=False, return_info=False)
     ids = ids[0] if isinstance(ids, tuple) else ids
     per_frame = len(ids) / len(frames)

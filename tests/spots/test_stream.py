@@ -147,7 +147,9 @@ CHILD = textwrap.dedent(
             with open("/proc/self/statm") as f:
                 rss.append(int(f.read().split()[1]) * page)
 
-    spec = spots_spec(sys.argv[1], sys.argv[2], SpotsConfig(fit="lsq"))
+    # detection by threshold only: the test is of the streaming, so each plane costs little
+    config = SpotsConfig(filter="none", threshold="300", fit="none")
+    spec = spots_spec(sys.argv[1], sys.argv[2], config)
     result = run(run_spec(spec), on_event=on_event)
     print(json.dumps({"rss": rss, "n": result.n_spots}))
     """
@@ -161,7 +163,7 @@ def test_a_2000_frame_movie_streams_in_bounded_memory(tmp_path):
     import tifffile
 
     n, size = 2000, 256
-    one = simulate_spots(8, (size, size), n_spots=4, seed=5)[0]
+    one = simulate_spots(8, (size, size), n_spots=6, photons=(2000.0, 5000.0), seed=5)[0]
     movie = tmp_path / "long.ome.tif"
     tifffile.imwrite(
         movie,
@@ -178,15 +180,15 @@ def test_a_2000_frame_movie_streams_in_bounded_memory(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=900,
+        timeout=1800,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     facts = json.loads(out.stdout.strip().splitlines()[-1])
     rss = np.array(facts["rss"], float)
-    assert len(rss) == n // 16 + 1  # a Progress per chunk of 16 frames
+    assert len(rss) == -(-n // 16)  # a Progress per chunk of 16 frames
     frames_bytes = n * size * size * 2
     growth = rss.max() - rss[0]  # from the first chunk (imports and compiling done) on
     assert growth < frames_bytes / 5, f"RSS grew {growth / 1e6:.0f} MB"
-    assert facts["n"] >= 3 * n  # the movie's spots were found
+    assert facts["n"] >= 5 * n  # the movie's spots (6 per frame) were found
     with open(tmp_path / "locs.csv") as fh:
         assert sum(1 for _ in fh) == facts["n"] + 1
