@@ -192,3 +192,29 @@ def test_a_2000_frame_movie_streams_in_bounded_memory(tmp_path):
     assert facts["n"] >= 5 * n  # the movie's spots (6 per frame) were found
     with open(tmp_path / "locs.csv") as fh:
         assert sum(1 for _ in fh) == facts["n"] + 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_the_cli_stops_the_workers_and_leaves_no_output(frames, tmp_path):
+    """Ctrl-C reaches the whole process group: the workers ignore it, the CLI stops the pool,
+    removes the parts and writes nothing."""
+    import signal
+    import time
+
+    movie = write_movie(tmp_path / "movie.ome.tif", np.concatenate([frames] * 40))  # 960
+    env = {**os.environ, "PYTHONPATH": str(SRC), "CELLDENOISE_SPOT_WORKERS": "2"}
+    cmd = [sys.executable, "-m", "napari_celldenoise.cli", "spots", movie, "-o", "out.csv"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 600
+    parts = []
+    while not parts and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # the first chunk's part on disk: the workers are fitting
+        parts = [p for d in tmp_path.glob(".out.csv.*") for p in d.glob("part-*.npz")]
+    assert parts, "no chunk was written"
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err  # no worker died of it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["movie.ome.tif"]

@@ -382,7 +382,12 @@ def _chunk_tables(stack, detect_on, chunks, axes, config, pool, depth, should_st
 
 
 def _init_worker() -> None:
-    """A worker fits with one numba thread: the pool already uses every core."""
+    """A worker fits with one numba thread: the pool already uses every core. It ignores
+    Ctrl-C, which the terminal sends to the whole process group: the parent stops the pool
+    (after the chunks in progress) and removes the parts."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import numba
 
