@@ -68,6 +68,7 @@ def test_streamed_table_and_csv_equal_the_in_memory_result(frames, tmp_path, wor
 
 def test_lazy_movie_through_the_cli_job_equals_the_in_memory_csv(frames, tmp_path, monkeypatch):
     monkeypatch.setenv("CELLDENOISE_SPOT_WORKERS", "2")
+    monkeypatch.setenv("CELLDENOISE_LAZY_LIMIT", "1KB")  # opened lazily, as a long movie is
     movie = write_movie(tmp_path / "movie.ome.tif", frames)
     config = SpotsConfig(fit="lsq", pixel_size=100.0)
     result = run(run_spec(spots_spec(movie, str(tmp_path / "out.csv"), config)))
@@ -175,6 +176,7 @@ def test_a_2000_frame_movie_streams_in_bounded_memory(tmp_path):
         metadata={"axes": "TYX"},
     )
     env = {**os.environ, "PYTHONPATH": str(SRC), "CELLDENOISE_SPOT_WORKERS": "1"}
+    env["CELLDENOISE_LAZY_LIMIT"] = "16MB"  # opened lazily, as a movie over 1 GiB is
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(movie), str(tmp_path / "locs.csv")],
         capture_output=True,

@@ -162,8 +162,9 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
 
     source = spec.input.path
     plain_fit = spec.centroid is None and spec.train_centroid is None
-    # a plain fit reads a plane at a time: a long movie never has to fit in memory
-    image = read_image(source, config=spec.input.reader(), lazy=True if plain_fit else None)
+    # a movie above the reader's lazy limit opens lazily; a plain fit then reads it a chunk at
+    # a time (spots.stream), so it never has to fit in memory
+    image = read_image(source, config=spec.input.reader())
     stack, axes = frames_of(image, spec.input.channel or 0)
     from_image, ignored = (None, None) if spec.pixel_size else image_pixel_size(image)
     pixel_size = spec.pixel_size or from_image or 100.0

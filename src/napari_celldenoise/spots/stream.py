@@ -309,11 +309,19 @@ def find_spots_streamed(
 # ----------------------------------------------------------------------------- the work
 def _read_planes(stack, planes: list[tuple[int, ...]]) -> np.ndarray:
     """The planes at ``planes`` as one array: one slice read for consecutive frames of a
-    ``TYX`` stack (one dask computation, not one per frame)."""
+    ``TYX`` stack (one dask computation, not one per frame). A lazy stack is read in this
+    thread: inside a dask.distributed worker (a batch run) the default scheduler would try to
+    ship the open file to the cluster."""
     first, last = planes[0], planes[-1]
     if len(first) == 1 and last[0] - first[0] == len(planes) - 1:
-        return np.asarray(stack[first[0] : last[0] + 1])
-    return np.stack([np.asarray(stack[p]) for p in planes])
+        return _compute(stack[first[0] : last[0] + 1])
+    return np.stack([_compute(stack[p]) for p in planes])
+
+
+def _compute(array) -> np.ndarray:
+    if hasattr(array, "dask"):
+        return np.asarray(array.compute(scheduler="synchronous"))
+    return np.asarray(array)
 
 
 def locate_chunk(
