@@ -4,20 +4,34 @@ The file that appears has the mode an ordinary ``open(path, "w")`` would give it
 ``0o666`` less the user's umask (``0644`` under ``022``), a replaced file the mode it had. The
 temporary name starts with a dot and ends in ``.part`` (hidden, never mistaken for a result);
 a process killed mid-write can leave one behind, never a half-written target.
+
+Jobs that need room beside their output (a memory-mapped result bigger than memory) take a
+hidden scratch folder, :func:`scratch_folder`, whose name names the process that made it. A
+process killed with SIGKILL cannot remove its folder; the next write into that folder (any
+:func:`atomic_path`, any scratch folder) removes the folders whose owner is dead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import logging
 import os
+import re
 import secrets
+import shutil
+import socket
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_PREFIX = "."
 TEMP_MARK = ".part"
+SCRATCH_PREFIX = ".celldenoise-"
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -48,6 +62,7 @@ def atomic_path(
     if not path.parent.exists():
         raise FileNotFoundError(f"{path.parent}: no such folder")
     keep_mode = _existing_mode(path)
+    remove_stale_scratch(path.parent)
     tmp_path = _create_temp(path, suffix)
     try:
         if keep_mode is not None:
@@ -97,6 +112,84 @@ def _existing_mode(path: Path) -> int | None:
 def is_temporary(name: str) -> bool:
     """Whether a file name is one of :func:`atomic_path`'s temporary names."""
     return name.startswith(TEMP_PREFIX) and TEMP_MARK in name
+
+
+@contextlib.contextmanager
+def scratch_folder(parent: str | os.PathLike | None = None) -> Iterator[Path]:
+    """A new hidden scratch folder in ``parent`` (the system's temporary folder when None),
+    removed with everything in it afterwards.
+
+    Its name, ``.celldenoise-PID-START-HOST-XXXXXXXX``, names its owner: this process's id and
+    start time and a hash of this host's name, so that a later write into ``parent`` can tell
+    a folder of a killed process (removed) from one of a process still running, also when the
+    id has been reused since. The name says it from the moment the folder exists (a process
+    killed right after creating it leaves nothing anonymous). Stale folders of dead processes
+    in ``parent`` are removed first.
+    """
+    if parent is not None:
+        remove_stale_scratch(parent)
+    pid = os.getpid()
+    start = _start_time(pid)
+    prefix = f"{SCRATCH_PREFIX}{pid}-{'x' if start is None else start}-{_host_tag()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as tmp:
+        yield Path(tmp)
+
+
+_SCRATCH_NAME = re.compile(re.escape(SCRATCH_PREFIX) + r"(\d+)-(\d+|x)-([0-9a-f]{8})-")
+
+
+def remove_stale_scratch(parent: str | os.PathLike) -> list[Path]:
+    """Remove the scratch folders in ``parent`` whose owning process is gone; returns them.
+
+    A folder is stale when its name names this host and a process that no longer runs (or a
+    different process under the same id: another start time). Folders of other hosts (a
+    shared network folder), of live processes, with other names and entries that cannot be
+    removed are left as they are.
+    """
+    removed: list[Path] = []
+    try:
+        entries = [e for e in os.scandir(parent) if e.name.startswith(SCRATCH_PREFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        owner = _SCRATCH_NAME.match(entry.name)
+        try:
+            if not (owner and entry.is_dir(follow_symlinks=False) and _is_stale(*owner.groups())):
+                continue
+            shutil.rmtree(entry.path)
+        except OSError:
+            continue
+        log.info("removed %s, the scratch folder of a process that ended", entry.path)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _is_stale(pid_text: str, start_text: str, host: str) -> bool:
+    pid = int(pid_text)
+    if host != _host_tag() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's live process
+        pass
+    start = _start_time(pid)
+    return start is not None and start_text != "x" and start != int(start_text)
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot, Linux's /proc), None where unknown."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces: split after it
+    return int(stat_line.rsplit(")", 1)[1].split()[19])
 
 
 _REASONS = {

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import napari_celldenoise
+from napari_celldenoise.atomic import SCRATCH_PREFIX as SCRATCH  # jobs' hidden scratch folders
 from napari_celldenoise.atomic import is_temporary
 
-SCRATCH = ".celldenoise-"  # prefix of the hidden scratch folders jobs make beside outputs
 SRC = str(Path(napari_celldenoise.__file__).resolve().parents[1])
 
 

@@ -7,13 +7,13 @@ has a napari viewer runs them in a child, as ``run_in_process(run_spec, spec)``.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import scratch_folder
 from ..io import ImageData
 from ..jobs import Done, Event, ShouldStop, never_stop
 from ..jobs.compose import forward
@@ -53,14 +53,19 @@ def run_train_spec(
 ) -> Iterator[Event]:
     """Train ``spec.config`` on ``spec.input`` into the model folder ``spec.output``.
 
-    ``image`` is the input when the caller has opened it already (``read_input(spec.input)``).
+    ``image`` is the input when the caller has opened it already (``read_input(spec.input)``);
+    the images of ``spec.extra`` (a CycleGAN's reference) are read here.
     ``Done`` carries the folder's ``ModelInfo``; the folder keeps its config, best and last
     weights (see :func:`.api.train`).
     """
     from .api import train
 
     data, axes = strip_singleton_channel(image if image is not None else read_input(spec.input))
-    job = train(data, axes, spec.config, spec.output, resume=spec.resume, should_stop=should_stop)
+    extra = {name: strip_singleton_channel(read_input(src))[0] for name, src in spec.extra.items()}
+    job = train(
+        data, axes, spec.config, spec.output, resume=spec.resume, extra=extra,
+        should_stop=should_stop,
+    )  # fmt: skip
     yield from job
 
 
@@ -81,9 +86,9 @@ def run_predict_spec(spec: PredictSpec, *, should_stop: ShouldStop = never_stop)
     image = read_input(spec.input)
     data, axes = strip_singleton_channel(image)
     lazy = image.lazy or hasattr(data, "dask")
-    with tempfile.TemporaryDirectory(prefix=".celldenoise-", dir=_parent(spec.output)) as tmp:
+    with scratch_folder(_parent(spec.output)) as tmp:
         # memory holds a tile window and a plane, not the stack
-        store = str(Path(tmp) / "denoised.npy") if lazy else None
+        store = str(tmp / "denoised.npy") if lazy else None
         done = yield from forward(
             predict(spec.model, data, axes, spec.config, out=store, should_stop=should_stop)
         )

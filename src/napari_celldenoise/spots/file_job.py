@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from ..jobs import Done, Event, Progress, ShouldStop, never_stop
 from ..jobs.compose import forward
 from ..jobs.specs import CentroidTraining, SpecError, SpotsSpec
 from .config import SpotsConfig
+
+if TYPE_CHECKING:
+    from .drift import Drift
 
 _UNIT_NM = {"nm": 1.0, "µm": 1000.0, "um": 1000.0, "mm": 1e6}
 
@@ -84,6 +88,9 @@ class SpotsResult:
         The image's pixel size (nm) when it was implausible and 100 nm was used instead.
     centroid_line
         The trained centroid model's report, when one was trained.
+    drift, smlm_lines
+        The drift subtracted (nm per frame), and the report of the drift correction and
+        merging, when the spec asked for them.
     facts
         Counts and the median uncertainty of the table (see :class:`TableFacts`).
     """
@@ -93,6 +100,8 @@ class SpotsResult:
     pixel_size: float
     ignored_pixel_size: float | None = None
     centroid_line: str | None = None
+    drift: Drift | None = None
+    smlm_lines: tuple[str, ...] = ()
     facts: TableFacts | None = None
 
     def __post_init__(self) -> None:
@@ -154,10 +163,11 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
         classifier that cannot be used; :class:`~..io.errors.ImageReadError` for a bad file.
     """
     from ..io import read_image
-    from ..io.spots_csv import write_spots_csv
+    from ..io.locs import write_localizations
     from ..jobs.provenance import provenance_for
     from .expr import ExpressionError
-    from .pipeline import find_spots
+    from .pipeline import find_spots, plane_indices
+    from .stream import SERIAL_BELOW, find_spots_streamed
     from .zmerge import merged_in_z
 
     source = spec.input.path
@@ -175,17 +185,23 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
             f"smaller than the {config.box}x{config.box} fit box"
         )
     model = _load_centroid(spec.centroid)
-    if plain_fit and not (config.merge_z and "Z" in axes):
-        # a plain fit: frames stream through the workers, the table to the CSV part by part
+    from ..io.picasso_hdf5 import is_picasso_path
+
+    plain_fit = plain_fit and not (config.merge_z and "Z" in axes)
+    if plain_fit and spec.smlm is None and not is_picasso_path(spec.output):
+        # frames stream through the workers, the table to the CSV part by part
         yield from _run_streamed(spec, stack, axes, config, ignored, should_stop)
         return
+    # drift, merging or an HDF5 need the whole table: then only the fit streams
+    long = plain_fit and len(plane_indices(tuple(stack.shape))) >= SERIAL_BELOW
+    find = find_spots_streamed if long else find_spots
     try:
         if model is not None:
             from .centroid import locate_with_model
 
             job = locate_with_model(stack, model, config, axes=axes, should_stop=should_stop)
         else:
-            job = find_spots(stack, config, axes=axes, should_stop=should_stop)
+            job = find(stack, config, axes=axes, should_stop=should_stop)
         if config.merge_z and "Z" in axes:  # as the Spots dock: one row per emitter
             job = merged_in_z(job, distance=config.merge_distance)
         done = yield from forward(job)
@@ -196,6 +212,7 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
         return
     table = done.result
     line = None
+    lines: tuple[str, ...] = ()
     if spec.train_centroid is not None:
         line = yield from _train_centroid(spec.train_centroid, stack, axes, table, config)
         if line is None:
@@ -204,14 +221,40 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
             )
     if spec.classify:  # otherwise the pipeline's rules (around the PSF the data show) stand
         table = _classified(table, _load_classifier(spec.classify), stack, config, axes)
-    write_spots_csv(
+    drift = None
+    if spec.smlm is not None:
+        table, drift, lines = yield from _smlm_steps(spec, table, stack, axes, should_stop)
+        if table is None:
+            yield Done(None, stopped=True)
+            return
+    write_localizations(  # CSV, or Picasso's HDF5 for an output named .hdf5
         spec.output,
         table,
         pixel_size=pixel_size,
         overwrite=spec.overwrite,
         provenance=provenance_for(spec, source),
+        frame_shape=stack.shape[-2:],
+        n_frames=stack.shape[axes.index("T")] if "T" in axes else 1,
     )
-    yield Done(SpotsResult(spec.output, table, pixel_size, ignored, line))
+    yield Done(SpotsResult(spec.output, table, pixel_size, ignored, line, drift, lines))
+
+
+def _smlm_steps(spec: SpotsSpec, table, stack, axes: str, should_stop) -> Iterator[Event]:
+    """Drift correction and merging (``spec.smlm``); returns ``(table, drift, lines)``, the
+    table None when stopped."""
+    from .drift import DriftError
+    from .smlm_steps import drift_and_merge
+
+    n_frames = stack.shape[axes.index("T")] if "T" in axes else 1
+    try:
+        outcome = yield from drift_and_merge(
+            table, spec.smlm, n_frames=n_frames, should_stop=should_stop
+        )
+    except DriftError as exc:
+        raise SpecError(f"drift: {exc}", option="drift") from None
+    if outcome.stopped:
+        return None, None, ()
+    return outcome.table, outcome.drift, outcome.lines
 
 
 def _run_streamed(
@@ -252,7 +295,8 @@ def _run_streamed(
             overwrite=spec.overwrite,
             provenance=provenance_for(spec, spec.input.path),
         )
-    yield Done(SpotsResult(spec.output, None, config.pixel_size, ignored, None, tally.facts()))
+    result = SpotsResult(spec.output, None, config.pixel_size, ignored, facts=tally.facts())
+    yield Done(result)
 
 
 def _load_classifier(source: str | None):
