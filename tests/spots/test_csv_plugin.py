@@ -144,3 +144,14 @@ def test_real_thunderstorm_ground_truth(shared_data):
     assert len(t) == 49 and t["frame"].eq(19).all()
     assert t["x"].iloc[0] == pytest.approx(25713.33 / 150 - 0.5)
     assert SpotsConfig().pixel_size == 100.0
+
+
+def test_class_colours_are_one_rgba_per_point_by_class():
+    from matplotlib.colors import to_rgba_array
+
+    from napari_celldenoise.plugin.spots_reader import CLASS_COLORS, class_colors
+
+    classes = np.array(["good", "bad", "other", "good"], object)
+    expected = to_rgba_array([CLASS_COLORS.get(c, "#ffd000") for c in classes])
+    np.testing.assert_allclose(class_colors(classes), expected)
+    assert class_colors(np.array([], object)).shape == (0, 4)

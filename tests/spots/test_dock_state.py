@@ -72,3 +72,15 @@ def test_spots_kept_on_a_plane():
 def test_no_spots_no_export():
     with pytest.raises(ValueError, match="no spots"):
         SpotsDockState().export_table()
+
+
+def test_the_points_layer_holds_an_evenly_spaced_subsample_of_a_long_movie():
+    s = _state("TYX", (3, 32, 32), n=1000)
+    assert len(s.layer_rows(max_points=1000)) == 1000 and s.layer_note(max_points=1000) == ""
+    rows = s.layer_rows(max_points=300)
+    np.testing.assert_array_equal(rows, np.arange(0, 1000, 4))  # 1 in 4: at most 300
+    assert s.layer_table(max_points=300)["photons"].tolist() == ((rows + 1) * 100.0).tolist()
+    note = s.layer_note(max_points=300)
+    assert note.startswith("The points layer shows 1 in 4 spots (250 of 1,000)")
+    s.ranges = {"photons": (0.0, 50_000.0)}  # the filter first, then the subsample
+    np.testing.assert_array_equal(s.layer_rows(max_points=300), np.arange(0, 500, 2))

@@ -41,7 +41,8 @@ from ..spots.config import SpotsConfig
 from ..spots.detect import detect_frame
 from ..spots.dock_state import SourceSnapshot, SpotsDockState
 from ..spots.expr import ExpressionError
-from ..spots.pipeline import find_spots
+from ..spots.pipeline import find_spots, plane_indices
+from ..spots.stream import SERIAL_BELOW, find_spots_streamed
 from ..spots.zmerge import merged_in_z
 from .extras import missing_extra_label
 from .jobs import JobPanel
@@ -380,8 +381,12 @@ class SpotsWidget(QWidget):
         merge = source.is_volume and cfg.merge_z  # as the CLI does (spots.file_job)
         spec = self.spec_for(layer, axes, cfg) if other is None else None
 
+        # a long movie streams through one worker process per core, its spots via the disk
+        stream = not merge and len(plane_indices(tuple(stack.shape))) >= SERIAL_BELOW
+        find = find_spots_streamed if stream else find_spots
+
         def factory(should_stop):
-            events = find_spots(stack, cfg, axes=axes, detect_on=detect_on, should_stop=should_stop)
+            events = find(stack, cfg, axes=axes, detect_on=detect_on, should_stop=should_stop)
             return merged_in_z(events, distance=cfg.merge_distance) if merge else events
 
         return self.jobs.start(
@@ -414,7 +419,7 @@ class SpotsWidget(QWidget):
         state = self.state
         assert state.table is not None and state.source is not None
         source = state.source
-        table = state.shown_table()
+        table = state.layer_table()
         ndim = len(source.axes)
         _, meta, _ = table_to_points(table, name=points_name(source.name), ndim=min(ndim, 3))
         meta["scale"] = source.scale
@@ -442,7 +447,7 @@ class SpotsWidget(QWidget):
         whose dimensions are all displayed, whatever ``shown`` says."""
         if self.points is None or self.state.table is None:
             return
-        table = self.state.shown_table()
+        table = self.state.layer_table()
         self.points.selected_data = set()
         self.points.data = self.state.coords(table)
         self.points.features = table
@@ -455,8 +460,9 @@ class SpotsWidget(QWidget):
             return
         shown = self.filter.mask(state.table)
         self._render_points()
-        self.summary.setText(state.summary())
-        self.table_view.show_table(state.shown_table(), volume=state.source.is_volume)
+        note = state.layer_note()
+        self.summary.setText(f"{state.summary()}. {note}" if note else state.summary())
+        self.table_view.show_table(state.layer_table(), volume=state.source.is_volume)
         self.histograms.show_table(state.table, state.source.pixel_size, shown)
 
     def _filter_points(self) -> None:
@@ -493,7 +499,7 @@ class SpotsWidget(QWidget):
             show_info("Select spots in the points layer first (S key, then click or drag).")
             return
         selected = np.array(sorted(self.points.selected_data), int)
-        rows = self.state.shown_rows()[selected]  # the layer holds the shown rows only
+        rows = self.state.layer_rows()[selected]  # the layer holds (some of) the shown rows
         self.set_classes(np.full(len(rows), label, object), rows=rows, user=True)
 
     def rules(self) -> RuleSet:

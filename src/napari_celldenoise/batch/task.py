@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..io.fs import filesystem, is_remote
 
 FILE_ERRORS: tuple[type[BaseException], ...] = (
@@ -161,14 +159,11 @@ def _run_step(spec, run, run_spec) -> Any:
 def summarise(spec, result) -> dict[str, Any]:
     """The per-file summary facts of one step's result."""
     if spec.kind == "spots" and result is not None:
-        table = result.table
-        n = len(table)
-        good = float((table["class"] == "good").mean()) if n and "class" in table else None
-        unc = None
-        if n and "uncertainty" in table:
-            values = table["uncertainty"].to_numpy(dtype=float)
-            values = values[np.isfinite(values)]
-            unc = float(np.median(values)) * result.pixel_size if values.size else None
+        facts = result.facts
+        n = facts.n_spots
+        good = facts.n_good / n if n else None
+        unc = facts.median_uncertainty
+        unc = unc * result.pixel_size if unc is not None else None
         return {"spots": n, "good_fraction": good, "median_uncertainty_nm": unc}
     if spec.kind in ("filter", "predict"):
         return {

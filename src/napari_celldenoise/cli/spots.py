@@ -196,24 +196,22 @@ def run(args: argparse.Namespace) -> int:
         print(result.centroid_line, file=sys.stderr)
     _smlm.report(args, result)
     if not args.quiet:
-        if len(result.table) == 0:
+        if result.n_spots == 0:
             print(
                 f"no spots found in {args.input}: wrote the header only to {out}", file=sys.stderr
             )
         else:
-            print(
-                f"{len(result.table)} spots ({result.n_good} good){_z_note(result.table)} -> {out}",
-                file=sys.stderr,
-            )
+            note = _z_note(result.facts.attrs)
+            print(f"{result.n_spots} spots ({result.n_good} good){note} -> {out}", file=sys.stderr)
     return 0
 
 
-def _z_note(table) -> str:
+def _z_note(attrs: dict) -> str:
     """How a volume's spots are counted: merged in Z, or 2D spots per slice."""
-    merged = table.attrs.get("merged_in_z")
+    merged = attrs.get("merged_in_z")
     if merged is not None:
         return f", merged in Z from {merged} 2D fits"
-    if "Z" in str(table.attrs.get("axes", "")):
+    if "Z" in str(attrs.get("axes", "")):
         return ", 2D spots per slice (not merged in Z)"
     return ""
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,11 +94,14 @@ class SpotTableError(ValueError):
     """A CSV that is not a spot table, or a broken one (the message names the file)."""
 
 
-def to_csv_frame(table: pd.DataFrame, pixel_size: float | None = None) -> pd.DataFrame:
-    """The table in CSV columns and units (``frame`` 1-based, nm)."""
+def to_csv_frame(
+    table: pd.DataFrame, pixel_size: float | None = None, *, first_id: int = 1
+) -> pd.DataFrame:
+    """The table in CSV columns and units (``frame`` 1-based, nm); ``id`` counts from
+    ``first_id`` (a later part of a table written in parts)."""
     ps = float(pixel_size or table.attrs.get("pixel_size") or 100.0)
     n = len(table)
-    out: dict[str, object] = {"id": np.arange(1, n + 1)}
+    out: dict[str, object] = {"id": np.arange(first_id, first_id + n)}
     frame = table["frame"].to_numpy() if "frame" in table else np.zeros(n, int)
     out["frame"] = np.asarray(frame, int) + 1
     x = table["x"].to_numpy(float)
@@ -154,10 +157,37 @@ def write_spots_csv(
         ``NAME.csv.provenance.json``; without it a provenance file left there by an earlier
         table is removed, so that it never describes another table.
     """
-    text = to_csv_frame(table, pixel_size).to_csv(index=False, float_format="%.6g")
+    return write_spots_csv_parts(
+        path, [table], pixel_size=pixel_size, overwrite=overwrite, provenance=provenance
+    )
+
+
+def write_spots_csv_parts(
+    path: str | os.PathLike,
+    parts: Iterable[pd.DataFrame],
+    *,
+    pixel_size: float | None = None,
+    overwrite: bool = False,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the rows of ``parts`` in order as one CSV, one part in memory at a time.
+
+    The file is the one :func:`write_spots_csv` writes for the parts' concatenation (ids
+    run on across parts); it appears atomically when the last part is written, so an error
+    or a stop inside ``parts`` (the generator raises) leaves no file. No part at all writes
+    the first columns' header. Arguments as :func:`write_spots_csv`.
+    """
     side = sidecar_path(path)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            n, header = 0, True
+            for part in parts:
+                if header or len(part):  # an empty first part still gives the header
+                    frame = to_csv_frame(part, pixel_size, first_id=n + 1)
+                    frame.to_csv(fh, index=False, header=header, float_format="%.6g")
+                    header, n = False, n + len(part)
+            if header:  # no part at all
+                fh.write(",".join(HEADER) + "\n")
         if provenance:  # written before the table appears: a table never lacks its own
             with atomic_path(side, overwrite=True) as tmp_side:
                 tmp_side.write_text(sidecar_text(provenance), encoding="utf-8")

@@ -106,11 +106,15 @@ def table_to_points(
 
 
 def class_colors(classes: np.ndarray) -> np.ndarray:
-    """RGBA per point from its class."""
-    from matplotlib.colors import to_rgba_array  # matplotlib ships with napari
+    """RGBA per point from its class (one colour conversion per class, not per point: a long
+    movie's layer has 200,000 points)."""
+    from matplotlib.colors import to_rgba  # matplotlib ships with napari
 
-    hexes = [CLASS_COLORS.get(str(c), "#ffd000") for c in classes]
-    return to_rgba_array(hexes) if hexes else np.empty((0, 4))
+    labels = np.asarray(classes).astype(str)
+    out = np.tile(np.array(to_rgba("#ffd000")), (len(labels), 1))
+    for name, colour in CLASS_COLORS.items():
+        out[labels == name] = to_rgba(colour)
+    return out
 
 
 def point_sizes(features: pd.DataFrame, default: float = 1.3) -> np.ndarray:

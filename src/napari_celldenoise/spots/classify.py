@@ -275,6 +275,16 @@ def train_classifier(
     yield Done(clf)
 
 
+def load_classifier(path: str | os.PathLike, *, trust: bool = False) -> RuleSet | SpotClassifier:
+    """Rules (``.yaml``) or a classifier file; ValueError for a missing one."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such classifier or rules file")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return RuleSet.load(path)
+    return SpotClassifier.load(path, trust=trust)
+
+
 def apply_classifier(
     table: pd.DataFrame,
     source: str | os.PathLike | RuleSet | SpotClassifier | None = None,
@@ -299,14 +309,7 @@ def apply_classifier(
     if source is None:
         source = default_rules(float(table.attrs.get("psf_sigma", sigma)))
     elif isinstance(source, str | os.PathLike):
-        path = Path(source)
-        if not path.exists():
-            raise ValueError(f"{path}: no such classifier or rules file")
-        source = (
-            RuleSet.load(path)
-            if path.suffix.lower() in (".yaml", ".yml")
-            else SpotClassifier.load(path, trust=trust)
-        )
+        source = load_classifier(source, trust=trust)
     if isinstance(source, RuleSet):
         out["class"] = source.classify(out)
     else:

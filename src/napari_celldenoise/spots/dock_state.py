@@ -18,6 +18,11 @@ import pandas as pd
 
 Ranges = dict[str, tuple[float, float]]
 
+MAX_POINTS = 200_000
+"""The most spots the points layer holds: napari builds a layer of a million points (with
+their features, colours and sizes) in one blocking call, so a long movie's spots are shown as
+an evenly spaced subsample; the histograms, filter and export use every spot."""
+
 
 @dataclass(frozen=True)
 class SourceSnapshot:
@@ -112,6 +117,33 @@ class SpotsDockState:
         if self.table is None:
             return pd.DataFrame()
         return self.table.iloc[self.shown_rows()].reset_index(drop=True)
+
+    def layer_rows(self, max_points: int | None = None) -> np.ndarray:
+        """Indices into ``table`` of the points layer's rows: the shown rows, or every k-th
+        of them when there are more than ``max_points``."""
+        rows = self.shown_rows()
+        max_points = max_points or MAX_POINTS
+        step = -(-len(rows) // max_points) if len(rows) > max_points else 1
+        return rows[::step]
+
+    def layer_table(self, max_points: int | None = None) -> pd.DataFrame:
+        """The rows of :meth:`layer_rows`, in order, indexed from 0."""
+        if self.table is None:
+            return pd.DataFrame()
+        return self.table.iloc[self.layer_rows(max_points)].reset_index(drop=True)
+
+    def layer_note(self, max_points: int | None = None) -> str:
+        """What the points layer holds when it is a subsample ("" when it holds every
+        shown spot)."""
+        n_shown = int(self.mask().sum())
+        n_layer = len(self.layer_rows(max_points))
+        if n_layer == n_shown:
+            return ""
+        step = -(-n_shown // (max_points or MAX_POINTS))
+        return (
+            f"The points layer shows 1 in {step} spots ({n_layer:,} of {n_shown:,}); the "
+            "histograms, filter and Save CSV use all of them."
+        )
 
     def export_table(self) -> pd.DataFrame:
         """What a saved CSV holds: the shown rows, without the ``user`` column."""

@@ -8,13 +8,13 @@ recorded by the Spots dock replays.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..jobs import Done, Event, ShouldStop, never_stop
+from ..jobs import Done, Event, Progress, ShouldStop, never_stop
 from ..jobs.compose import forward
 from ..jobs.specs import CentroidTraining, SpecError, SpotsSpec
 from .config import SpotsConfig
@@ -25,6 +25,53 @@ if TYPE_CHECKING:
 _UNIT_NM = {"nm": 1.0, "µm": 1000.0, "um": 1000.0, "mm": 1e6}
 
 
+@dataclass(frozen=True)
+class TableFacts:
+    """What a run reports of its table without holding it: counts, median uncertainty (px)
+    and the table's ``attrs``."""
+
+    n_spots: int = 0
+    n_good: int = 0
+    median_uncertainty: float | None = None
+    attrs: dict = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> TableFacts:
+        tally = FactsTally()
+        tally.add(table)
+        return tally.facts()
+
+
+class FactsTally:
+    """:class:`TableFacts` of tables added one by one (the parts of a streamed run): keeps
+    counts and the uncertainties, not the rows."""
+
+    def __init__(self) -> None:
+        self.n = self.good = 0
+        self.uncertainties: list[np.ndarray] = []
+        self.attrs: dict = {}
+
+    def add(self, table: pd.DataFrame) -> None:
+        self.n += len(table)
+        if len(table) and "class" in table:
+            self.good += int((table["class"] == "good").sum())
+        if "uncertainty" in table:
+            values = table["uncertainty"].to_numpy(dtype=float)
+            self.uncertainties.append(values[np.isfinite(values)])
+        self.attrs = dict(table.attrs)
+
+    def facts(self) -> TableFacts:
+        values = np.concatenate(self.uncertainties) if self.uncertainties else np.empty(0)
+        median = float(np.median(values)) if values.size else None
+        return TableFacts(self.n, self.good, median, self.attrs)
+
+    def passing(self, tables):
+        """``tables`` as they pass, each added."""
+        for table in tables:
+            self.add(table)
+            yield table
+
+
 @dataclass(frozen=True, eq=False)
 class SpotsResult:
     """The table written, and what the run reports beside it.
@@ -32,7 +79,9 @@ class SpotsResult:
     Attributes
     ----------
     output, table
-        The CSV written and the table (pipeline columns, px).
+        The CSV written and the table (pipeline columns, px); ``table`` is None when the
+        run streamed its localizations to the CSV part by part (a long movie):
+        :meth:`read_table` reads it back.
     pixel_size
         nm per pixel used for the CSV.
     ignored_pixel_size
@@ -42,19 +91,39 @@ class SpotsResult:
     drift, smlm_lines
         The drift subtracted (nm per frame), and the report of the drift correction and
         merging, when the spec asked for them.
+    facts
+        Counts and the median uncertainty of the table (see :class:`TableFacts`).
     """
 
     output: str
-    table: pd.DataFrame
+    table: pd.DataFrame | None
     pixel_size: float
     ignored_pixel_size: float | None = None
     centroid_line: str | None = None
     drift: Drift | None = None
     smlm_lines: tuple[str, ...] = ()
+    facts: TableFacts | None = None
+
+    def __post_init__(self) -> None:
+        if self.facts is None:
+            table = self.table if self.table is not None else pd.DataFrame()
+            object.__setattr__(self, "facts", TableFacts.of(table))
+
+    @property
+    def n_spots(self) -> int:
+        return self.facts.n_spots
 
     @property
     def n_good(self) -> int:
-        return int((self.table["class"] == "good").sum()) if len(self.table) else 0
+        return self.facts.n_good
+
+    def read_table(self) -> pd.DataFrame:
+        """The table: the one in memory, else the CSV written."""
+        if self.table is not None:
+            return self.table
+        from ..io.spots_csv import read_spots_csv
+
+        return read_spots_csv(self.output, pixel_size=self.pixel_size)
 
 
 def image_pixel_size(image) -> tuple[float | None, float | None]:
@@ -97,10 +166,14 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
     from ..io.locs import write_localizations
     from ..jobs.provenance import provenance_for
     from .expr import ExpressionError
-    from .pipeline import find_spots
+    from .pipeline import find_spots, plane_indices
+    from .stream import SERIAL_BELOW, find_spots_streamed
     from .zmerge import merged_in_z
 
     source = spec.input.path
+    plain_fit = spec.centroid is None and spec.train_centroid is None
+    # a movie above the reader's lazy limit opens lazily; a plain fit then reads it a chunk at
+    # a time (spots.stream), so it never has to fit in memory
     image = read_image(source, config=spec.input.reader())
     stack, axes = frames_of(image, spec.input.channel or 0)
     from_image, ignored = (None, None) if spec.pixel_size else image_pixel_size(image)
@@ -112,13 +185,23 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
             f"smaller than the {config.box}x{config.box} fit box"
         )
     model = _load_centroid(spec.centroid)
+    from ..io.picasso_hdf5 import is_picasso_path
+
+    plain_fit = plain_fit and not (config.merge_z and "Z" in axes)
+    if plain_fit and spec.smlm is None and not is_picasso_path(spec.output):
+        # frames stream through the workers, the table to the CSV part by part
+        yield from _run_streamed(spec, stack, axes, config, ignored, should_stop)
+        return
+    # drift, merging or an HDF5 need the whole table: then only the fit streams
+    long = plain_fit and len(plane_indices(tuple(stack.shape))) >= SERIAL_BELOW
+    find = find_spots_streamed if long else find_spots
     try:
         if model is not None:
             from .centroid import locate_with_model
 
             job = locate_with_model(stack, model, config, axes=axes, should_stop=should_stop)
         else:
-            job = find_spots(stack, config, axes=axes, should_stop=should_stop)
+            job = find(stack, config, axes=axes, should_stop=should_stop)
         if config.merge_z and "Z" in axes:  # as the Spots dock: one row per emitter
             job = merged_in_z(job, distance=config.merge_distance)
         done = yield from forward(job)
@@ -137,12 +220,7 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
                 "train-centroid: training stopped before a model was made", option="train_centroid"
             )
     if spec.classify:  # otherwise the pipeline's rules (around the PSF the data show) stand
-        from .classify import apply_classifier
-
-        try:
-            table = apply_classifier(table, spec.classify, frames=stack, box=config.box, axes=axes)
-        except (ValueError, OSError, KeyError) as exc:
-            raise SpecError(f"classify: {exc}", option="classify") from None
+        table = _classified(table, _load_classifier(spec.classify), stack, config, axes)
     drift = None
     if spec.smlm is not None:
         table, drift, lines = yield from _smlm_steps(spec, table, stack, axes, should_stop)
@@ -177,6 +255,71 @@ def _smlm_steps(spec: SpotsSpec, table, stack, axes: str, should_stop) -> Iterat
     if outcome.stopped:
         return None, None, ()
     return outcome.table, outcome.drift, outcome.lines
+
+
+def _run_streamed(
+    spec: SpotsSpec, stack, axes: str, config: SpotsConfig, ignored, should_stop: ShouldStop
+) -> Iterator[Event]:
+    """Fit in chunks into parts beside the output, then write the CSV part by part (each
+    part classified as the whole table would be); a stop or an error leaves no file."""
+    from ..io.spots_csv import write_spots_csv_parts
+    from ..jobs.provenance import provenance_for
+    from .expr import ExpressionError
+    from .stream import PartStore, stream_spots, streamed_tables
+
+    classifier = _load_classifier(spec.classify)
+    try:
+        store = PartStore.beside(spec.output)
+    except OSError as exc:
+        raise SpecError(f"{spec.output}: cannot write beside it ({exc})", option="output") from None
+    with store:
+        try:
+            done = yield from forward(
+                stream_spots(stack, config, store, axes=axes, should_stop=should_stop)
+            )
+        except ExpressionError as exc:
+            raise SpecError(str(exc)) from None
+        if done.stopped:
+            yield Done(None, stopped=True)
+            return
+        streamed = done.result
+        parts = streamed_tables(streamed, config)
+        if classifier is not None:
+            parts = (_classified(t, classifier, stack, config, axes) for t in parts)
+        tally = FactsTally()
+        yield Progress(0, 0, f"writing {streamed.n_spots:,} spots to {spec.output}")
+        write_spots_csv_parts(
+            spec.output,
+            tally.passing(parts),
+            pixel_size=config.pixel_size,
+            overwrite=spec.overwrite,
+            provenance=provenance_for(spec, spec.input.path),
+        )
+    result = SpotsResult(spec.output, None, config.pixel_size, ignored, facts=tally.facts())
+    yield Done(result)
+
+
+def _load_classifier(source: str | None):
+    """The ``--classify`` rules or classifier, opened once (None: the default rules)."""
+    if not source:
+        return None
+    from .classify import load_classifier
+
+    try:
+        return load_classifier(source)
+    except (ValueError, OSError, KeyError) as exc:
+        raise SpecError(f"classify: {exc}", option="classify") from None
+
+
+def _classified(table: pd.DataFrame, classifier, stack, config: SpotsConfig, axes: str):
+    from .classify import apply_classifier
+
+    try:
+        out = apply_classifier(table, classifier, frames=stack, box=config.box, axes=axes)
+    except (ValueError, OSError, KeyError) as exc:
+        raise SpecError(f"classify: {exc}", option="classify") from None
+    out.attrs = dict(table.attrs)
+    return out
 
 
 def _load_centroid(path: str | None):
@@ -235,4 +378,11 @@ def _train_centroid(
     return f"{line} -> {training.output}"
 
 
-__all__ = ["SpotsResult", "frames_of", "image_pixel_size", "run_spots_spec"]
+__all__ = [
+    "FactsTally",
+    "SpotsResult",
+    "TableFacts",
+    "frames_of",
+    "image_pixel_size",
+    "run_spots_spec",
+]

@@ -71,6 +71,32 @@ def find_spots(
     """
     config = config or SpotsConfig()
     shape = tuple(int(s) for s in stack.shape)
+    axes = check_stack(shape, config, axes, detect_on)
+    planes = plane_indices(shape)
+    rvar = read_variance(config.camera)
+    parts: list[pd.DataFrame] = []
+    t0 = time.perf_counter()
+    stopped = False
+    n = 0
+    for k, index in enumerate(planes):
+        if should_stop():
+            stopped = True
+            break
+        other = None if detect_on is None else detect_on[index]
+        part = locate_plane(stack[index], index, axes, config, detect_on=other, read_var=rvar)
+        parts.append(part)
+        n += len(part)
+        yield Progress(k + 1, len(planes), f"plane {k + 1}/{len(planes)}: {n} spots")
+    table = pd.concat(parts, ignore_index=True) if parts else empty_table()
+    table = finish_table(table, config, axes)
+    dt = time.perf_counter() - t0
+    yield Log(f"{len(table)} spots in {len(parts)} planes ({dt:.2f} s)")
+    yield Done(table, stopped=stopped)
+
+
+def check_stack(shape: tuple[int, ...], config: SpotsConfig, axes: str | None, detect_on) -> str:
+    """The axes of a stack of ``shape`` (see :func:`plane_axes`); ValueError for a detection
+    image of another shape or frames smaller than the fit box."""
     axes = plane_axes(shape, axes)
     if detect_on is not None and tuple(detect_on.shape) != shape:
         raise ValueError(f"detection image shape {tuple(detect_on.shape)} != stack shape {shape}")
@@ -79,37 +105,60 @@ def find_spots(
             f"frames of {shape[-2]}x{shape[-1]} px are smaller than the "
             f"{config.box}x{config.box} fit box"
         )
+    return axes
+
+
+def plane_indices(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The index of every 2D plane of a stack of ``shape``, in order (``[()]`` for a frame)."""
     lead = shape[:-2]
-    planes = list(np.ndindex(*lead)) if lead else [()]
-    camera = config.camera
-    rvar = read_variance(camera)
-    parts: list[pd.DataFrame] = []
-    t0 = time.perf_counter()
-    stopped = False
-    for k, index in enumerate(planes):
-        if should_stop():
-            stopped = True
-            break
-        frame = np.asarray(stack[index])
-        other = None if detect_on is None else np.asarray(detect_on[index])
-        part = locate_frame(frame, config, detect_on=other, read_var=rvar)
-        labels = dict(zip(axes[:-2], index))
-        part["frame"] = int(labels.get("T", 0))
-        part["z"] = int(labels.get("Z", 0))
-        parts.append(part)
-        n = sum(len(p) for p in parts)
-        yield Progress(k + 1, len(planes), f"plane {k + 1}/{len(planes)}: {n} spots")
-    table = pd.concat(parts, ignore_index=True) if parts else empty_table()
+    return list(np.ndindex(*lead)) if lead else [()]
+
+
+def locate_plane(
+    plane,
+    index: tuple[int, ...],
+    axes: str,
+    config: SpotsConfig,
+    *,
+    detect_on=None,
+    read_var: float | None = None,
+) -> pd.DataFrame:
+    """:func:`locate_frame` of the plane at ``index`` (of the lead ``axes``), its ``frame``
+    and ``z`` columns set."""
+    other = None if detect_on is None else np.asarray(detect_on)
+    part = locate_frame(np.asarray(plane), config, detect_on=other, read_var=read_var)
+    labels = dict(zip(axes[:-2], index))
+    part["frame"] = int(labels.get("T", 0))
+    part["z"] = int(labels.get("Z", 0))
+    return part
+
+
+def finish_table(table: pd.DataFrame, config: SpotsConfig, axes: str) -> pd.DataFrame:
+    """The whole run's table: columns in order, classes by the default rules around the PSF
+    width the data show, ``attrs`` (``pixel_size``, ``axes``, ``psf_sigma``)."""
     table = table[COLUMNS]
-    if config.classify and config.fit != "none" and len(table):
+    psf = None
+    if classifies(config) and len(table):
         psf = psf_sigma(table, config.sigma)
+    return classify_part(table, config, axes, psf)
+
+
+def classifies(config: SpotsConfig) -> bool:
+    """Whether a run with ``config`` sets ``class`` with the default rules."""
+    return config.classify and config.fit != "none"
+
+
+def classify_part(
+    table: pd.DataFrame, config: SpotsConfig, axes: str, psf: float | None
+) -> pd.DataFrame:
+    """``table`` (a whole run or a part of one) classified by the default rules around
+    ``psf`` (None: left as it is), with the run's ``attrs``."""
+    if psf is not None and len(table):
         table["class"] = default_rules(psf).classify(table)
         table.attrs["psf_sigma"] = psf
     table.attrs["pixel_size"] = float(config.pixel_size)
     table.attrs["axes"] = axes
-    dt = time.perf_counter() - t0
-    yield Log(f"{len(table)} spots in {len(parts)} planes ({dt:.2f} s)")
-    yield Done(table, stopped=stopped)
+    return table
 
 
 def locate(
@@ -219,7 +268,18 @@ def locate_frame(
 def psf_sigma(table: pd.DataFrame, default: float, *, min_spots: int = 10) -> float:
     """The PSF width the data show: the median sigma of the clearly significant fits
     (significance >= 8), or ``default`` when there are fewer than ``min_spots`` of them."""
+    return psf_from_sure(sure_sigmas(table), default, min_spots=min_spots)
+
+
+def sure_sigmas(table: pd.DataFrame) -> np.ndarray:
+    """The sigmas of the clearly significant fits (significance >= 8) of ``table``."""
     sure = table["significance"].to_numpy() >= 8
-    if sure.sum() < min_spots:
+    return table["sigma"].to_numpy()[sure]
+
+
+def psf_from_sure(sigmas: np.ndarray, default: float, *, min_spots: int = 10) -> float:
+    """The median of ``sigmas`` (see :func:`sure_sigmas`), ``default`` for fewer than
+    ``min_spots``."""
+    if len(sigmas) < min_spots:
         return float(default)
-    return float(np.median(table["sigma"].to_numpy()[sure]))
+    return float(np.median(sigmas))
