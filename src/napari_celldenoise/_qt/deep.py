@@ -32,6 +32,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+# the job functions the child processes run: imported with the dock (no TensorFlow in them),
+# not on the first click, where importing them held the viewer for 0.1-0.45 s
+from ..deep.api import predict, predict_file, train
 from ..deep.config import (
     PredictConfig,
     TrainConfig,
@@ -40,6 +43,7 @@ from ..deep.config import (
     train_config_from_widget,
 )
 from ..deep.masks import MIN_MASK_CORRELATION
+from ..deep.model import ModelFolder
 from ..deep.registry import METHODS, get_method
 from ..io.layers import layer_axes
 from ..jobs import Device, Epoch, Event, Preview, Timing
@@ -464,7 +468,6 @@ class DeepDenoiseWidget(QWidget):
 
     def _resume_config(self, folder: str) -> TrainConfig:
         """The folder's architecture (method, mask, dims...) and this run's epochs/steps/batch."""
-        from ..deep.model import ModelFolder
 
         saved = ModelFolder(folder).read_info().train
         run = {
@@ -528,8 +531,6 @@ class DeepDenoiseWidget(QWidget):
 
     def start_training(self, *, resume: bool = False) -> Any:
         """Train (or continue) in a child process; returns the worker (None if refused)."""
-        from ..deep.api import train
-        from ..deep.model import ModelFolder
 
         layer = self.selected_layer()
         if layer is None:
@@ -620,7 +621,6 @@ class DeepDenoiseWidget(QWidget):
 
     def start_predict(self) -> Any:
         """Denoise the selected layer with the model folder (child process)."""
-        from ..deep.api import predict
 
         layer = self.selected_layer()
         if layer is None:
@@ -640,7 +640,6 @@ class DeepDenoiseWidget(QWidget):
 
     def _predict_lazy(self, layer: Any, axes: str, folder: str, config: PredictConfig) -> Any:
         """A lazy layer: the child reopens its file and predicts into a memory-mapped .npy."""
-        from ..deep.api import predict_file
 
         path = getattr(layer.source, "path", None)
         if not path:
