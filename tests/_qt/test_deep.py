@@ -105,10 +105,11 @@ def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
         return any(t.label1.get_visible() for t in w.plot.axes.yaxis.get_major_ticks())
 
     # before the first epoch: a hint, and no made-up axis values
-    assert w.plot.hint.get_visible() and not loss_values_shown()
+    assert w.plot.view.wait() and w.plot.hint.get_visible() and not loss_values_shown()
     w.epochs.setValue(2)
     with qtbot.waitSignal(w.panel.finished, timeout=180_000):
         assert w.start_training() is not None
+    assert w.plot.view.wait()  # the plot is drawn in a worker thread
     assert w.plot.epochs == [1, 2] and len(w.plot.loss_line.get_xdata()) == 2
     assert not w.plot.hint.get_visible() and loss_values_shown()
     ticks = w.plot.axes.get_xticks()

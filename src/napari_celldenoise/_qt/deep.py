@@ -142,12 +142,14 @@ class LossPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
 
-        self.figure = Figure(figsize=(3.2, 2.0), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        from .figure_thread import ThreadedFigure
+
+        # drawn in a worker thread: the first draw of this figure held the viewer ~1 s here
+        self.view = ThreadedFigure((3.2, 2.0), 100, "white")
+        self.figure = self.view.figure
+        self.figure.set_layout_engine("tight")
         self.axes = self.figure.add_subplot(111)
         (self.loss_line,) = self.axes.plot([], [], "o-", label="loss", ms=3)
         (self.val_line,) = self.axes.plot([], [], "s-", label="val loss", ms=3)
@@ -161,7 +163,7 @@ class LossPlot(QWidget):
         )  # fmt: skip
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
+        layout.addWidget(self.view)
         self.setMinimumHeight(160)
         self.clear()
 
@@ -175,14 +177,15 @@ class LossPlot(QWidget):
     def set_losses(self, names: tuple[str, ...]) -> None:
         """Draw these :attr:`Epoch.metrics` too (a method with several losses, e.g. a GAN's);
         ``loss`` and ``val_loss`` are the epoch's own and always drawn."""
-        for line in getattr(self, "lines", {}).values():
-            line.remove()
-        self.lines = {
-            name: self.axes.plot([], [], ".-", label=name.replace("_", " "), ms=3)[0]
-            for name in names
-            if name not in ("loss", "val_loss")
-        }
-        self.axes.legend(fontsize=7)
+        with self.view.lock:
+            for line in getattr(self, "lines", {}).values():
+                line.remove()
+            self.lines = {
+                name: self.axes.plot([], [], ".-", label=name.replace("_", " "), ms=3)[0]
+                for name in names
+                if name not in ("loss", "val_loss")
+            }
+            self.axes.legend(fontsize=7)
         self.clear()
 
     def add(self, event: Epoch) -> None:
@@ -194,18 +197,19 @@ class LossPlot(QWidget):
         self._redraw()
 
     def _redraw(self) -> None:
-        self.loss_line.set_data(self.epochs, self.loss)
-        self.val_line.set_data(self.epochs, self.val)
-        for name, line in getattr(self, "lines", {}).items():
-            line.set_data(self.epochs, self.extra.get(name, []))
-        empty = not self.epochs
-        # no made-up axis values (matplotlib's -0.05..0.05) before the first epoch
-        self.hint.set_visible(empty)
-        self.axes.tick_params(labelleft=not empty, labelbottom=not empty)
-        if not empty:
-            self.axes.relim()
-            self.axes.autoscale_view()
-        self.canvas.draw_idle()
+        with self.view.lock:  # the worker may be drawing the previous state
+            self.loss_line.set_data(self.epochs, self.loss)
+            self.val_line.set_data(self.epochs, self.val)
+            for name, line in getattr(self, "lines", {}).items():
+                line.set_data(self.epochs, self.extra.get(name, []))
+            empty = not self.epochs
+            # no made-up axis values (matplotlib's -0.05..0.05) before the first epoch
+            self.hint.set_visible(empty)
+            self.axes.tick_params(labelleft=not empty, labelbottom=not empty)
+            if not empty:
+                self.axes.relim()
+                self.axes.autoscale_view()
+        self.view.render()
 
 
 class DeepDenoiseWidget(QWidget):
