@@ -43,6 +43,37 @@ METRICS = [
 ]
 
 
+# the simulated lattices: MoS2-like honeycomb, a = 12 px, 12.7 pm pixels (dose and seed vary)
+SIM = dict(
+    kind="honeycomb",
+    spacing=12,
+    dents=3,
+    jitter=0.3,
+    read_noise=0.5,
+    vacancy_rate=0.01,
+    pixel_size=0.0127,
+)
+
+
+def metric_cells(ms: list[dict]) -> list[str]:
+    """The table cells of :data:`METRICS` over the seeds' results ``ms``: means (± the standard
+    deviation for PSNR and RMSE), vacancies pooled over the seeds."""
+    cells = []
+    for key, _, fmt in METRICS:
+        if key == "vacancies_filled":
+            n = sum(m["vacancies"] for m in ms)
+            filled = sum(m[key] * m["vacancies"] for m in ms if m["vacancies"])
+            cells.append(f"{filled / n:.0%} of {n}" if n else "-")
+            continue
+        vals = np.array([m[key] for m in ms], float)
+        mean = np.nanmean(vals) if np.isfinite(vals).any() else np.nan
+        text = fmt.format(mean) if np.isfinite(mean) else "-"
+        if len(ms) > 1 and np.isfinite(vals).all() and key in ("psnr", "rmse_pm"):
+            text += " ± " + fmt.format(np.std(vals))
+        cells.append(text)
+    return cells
+
+
 def methods(quick: bool):
     """``(label, function(image) -> (output, chosen))`` of the classical rows."""
     from napari_celldenoise.classical.apply import filter_block
@@ -116,18 +147,7 @@ def simulated(quick: bool) -> str:
     chosen: dict[tuple[str, int], list[str]] = {}
     for dose in doses:
         for seed in seeds:
-            img, truth = simulate_lattice(
-                (256, 256),
-                kind="honeycomb",
-                spacing=12,
-                dose=dose,
-                dents=3,
-                jitter=0.3,
-                read_noise=0.5,
-                vacancy_rate=0.01,
-                pixel_size=0.0127,
-                seed=100 + seed,
-            )
+            img, truth = simulate_lattice((256, 256), dose=dose, seed=100 + seed, **SIM)
             for label, fn in rows:
                 t0 = time.perf_counter()
                 out, params = fn(img)
@@ -147,19 +167,7 @@ def simulated(quick: bool) -> str:
     for dose in doses:
         for label, _ in rows:
             ms = results[(label, dose)]
-            cells = []
-            for key, _, fmt in METRICS:
-                if key == "vacancies_filled":  # pooled over the seeds' vacancies
-                    n = sum(m["vacancies"] for m in ms)
-                    filled = sum(m[key] * m["vacancies"] for m in ms if m["vacancies"])
-                    cells.append(f"{filled / n:.0%} of {n}" if n else "-")
-                    continue
-                vals = np.array([m[key] for m in ms], float)
-                mean = np.nanmean(vals) if np.isfinite(vals).any() else np.nan
-                text = fmt.format(mean) if np.isfinite(mean) else "-"
-                if len(ms) > 1 and np.isfinite(vals).all() and key in ("psnr", "rmse_pm"):
-                    text += " ± " + fmt.format(np.std(vals))
-                cells.append(text)
+            cells = metric_cells(ms)
             secs = np.mean([m["seconds"] for m in ms])
             params = "; ".join(sorted(set(chosen[(label, dose)])))
             lines.append(
@@ -238,8 +246,9 @@ def _text(args, start: float, load0: float, sim: str, real: str) -> str:
 
 Measured on {machine()}; every row in the same run ({(time.time() - start) / 60:.0f} min, load
 average {load0:.1f} at the start, {load1:.1f} at the end on a shared machine: times are inflated
-accordingly). The learned rows (N2V, structN2V, CycleGAN with the reference and the auto
-target) are not in this table yet: they come with the CycleGAN method.
+accordingly). The learned rows (N2V, CycleGAN with the reference and the auto target)
+are in the next section (`benchmarks/em_learned.py`), with the classical winners rerun beside
+them.
 
 ### Simulated MoS2-like lattices, {"1 seed" if args.quick else "3 seeds"} per dose
 

@@ -90,3 +90,17 @@ def _serve_gcs(root: Path) -> Iterator[str]:
 def gcs_server() -> Callable[[Path], contextlib.AbstractContextManager[str]]:
     """``with gcs_server(root) as url:``: serve the folders of ``root`` as GCS buckets."""
     return _serve_gcs
+
+
+@pytest.fixture
+def fake_nvidia(tmp_path, monkeypatch):
+    """A machine with an NVIDIA driver (``nvidia-smi`` on PATH) but no CUDA for TensorFlow."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI 550.00'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return smi

@@ -98,7 +98,7 @@ def test_3d_network_proposes_and_edits_a_zyx_mask(dock):
     assert w.mask_editor.mask() == [[0, 1, 1]]
 
 
-def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
+def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot, fake_nvidia):
     viewer, w = dock
 
     def loss_values_shown() -> bool:
@@ -122,6 +122,10 @@ def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot):
     np.testing.assert_allclose(preview.scale, (0.2, 0.2))
     assert preview.contrast_limits == viewer.layers["noisy"].contrast_limits
     assert "CPU" in w.device.text() or "GPU" in w.device.text()
+    if w.device.text().startswith("device: CPU"):
+        # an NVIDIA driver but no CUDA for TensorFlow: the dock says why, and the fix
+        assert "GPU is present but TensorFlow cannot use it" in w.device.text()
+        assert "napari-celldenoise[gpu]" in w.device.text()
     assert w.last_info is not None and w.last_info.epochs_done == 2
     with qtbot.waitSignal(w.panel.finished, timeout=180_000):
         w.predict_button.click()
@@ -311,3 +315,46 @@ def test_the_loss_plot_draws_a_methods_further_losses(qtbot):
     assert labels == ["loss", "val loss", "generator", "cycle"]
     plot.set_losses(("loss", "val_loss"))  # the next method's: the extra lines go
     assert plot.lines == {} and len(plot.axes.lines) == 2 and plot.epochs == []
+
+
+def _visible_ticks(axis, lo, hi):
+    return [t for t in axis.get_majorticklocs() if lo <= t <= hi]
+
+
+def test_the_loss_plot_of_one_epoch_has_plain_ticks_and_room_for_its_marker(qtbot):
+    from napari_celldenoise._qt.deep import LossPlot
+    from napari_celldenoise.jobs import Epoch
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.add(Epoch(1, 1.0, 0.98))
+    plot.canvas.draw()
+    x0, x1 = plot.axes.get_xlim()
+    y0, y1 = plot.axes.get_ylim()
+    assert x0 <= 0.6 and x1 >= 1.4  # the marker is not cut at the left or right edge
+    assert y0 <= 0.98 - 0.2 and y1 >= 1.0 + 0.2  # nor at the top or bottom
+    assert _visible_ticks(plot.axes.xaxis, x0, x1) == [1.0]  # one epoch, one tick
+    yticks = _visible_ticks(plot.axes.yaxis, y0, y1)
+    assert 2 <= len(yticks) <= 6
+    assert all(abs(t * 100 - round(t * 100)) < 1e-6 for t in yticks)  # 0.8, 1.0, ... not 0.945
+    for epoch, loss in [(2, 0.5), (3, 0.25)]:
+        plot.add(Epoch(epoch, loss, loss))
+    y0, y1 = plot.axes.get_ylim()
+    assert y0 < 0.25 and y1 > 1.0 and plot.axes.get_xlim() == (0.5, 3.5)
+
+
+def test_cyclegan_brings_its_patch_and_a_clean_target_choice(dock):
+    viewer, w = dock
+    viewer.add_image(np.ones((64, 64), np.float32), name="simulation")
+    w.set_method("n2v")
+    w.patch.setValue(32)
+    w.set_method("structn2v")  # the same defaults: the user's patch stays
+    assert w.patch.value() == 32 and not w.target_box.isVisibleTo(w)
+    w.set_method("cyclegan")
+    assert (w.patch.value(), w.batch.value()) == (256, 1) and w.target_box.isVisibleTo(w)
+    assert w.config().target == "auto" and w._target()[1] == {}
+    w.target_combo.setCurrentText("simulation")
+    target, extra = w._target()
+    assert w.config().target == target == "reference" and extra["reference"].shape == (64, 64)
+    w.set_method("n2v")
+    assert (w.patch.value(), w.batch.value()) == (64, 16) and "target" not in w.values()

@@ -96,3 +96,67 @@ def test_the_classical_docks_recorded_spec_gives_the_identical_pixels(
     assert spec_of(saved) == spec
     widget.live.setChecked(False)  # a preview still computing ends before the viewer closes
     qtbot.waitUntil(lambda: widget._worker is None, timeout=30000)
+
+
+@pytest.mark.slow
+def test_the_deep_docks_recorded_predict_spec_gives_the_identical_pixels(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Train a tiny network in the dock, Denoise a layer read from a file, replay its spec."""
+    import sys
+
+    from napari_celldenoise._qt.deep import DeepDenoiseWidget
+
+    noisy, _ = fluorescence_image((64, 64), seed=7)
+    path = _ome(tmp_path / "cells.ome.tif", noisy.astype(np.float32), "YX")
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(path, plugin=PLUGIN)
+    widget = DeepDenoiseWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.layer_combo.setCurrentText(layer.name)
+    widget.folder.setText(str(tmp_path / "model"))
+    widget.patch.setValue(32)
+    widget.batch.setValue(2)
+    widget.steps.setValue(2)
+    widget.epochs.setValue(1)
+    with qtbot.waitSignal(widget.panel.finished, timeout=180_000):
+        assert widget.start_training() is not None
+    widget.ensemble.setChecked(True)  # a setting away from its default travels too
+    with qtbot.waitSignal(widget.panel.finished, timeout=180_000):
+        widget.predict_button.click()
+    result = viewer.layers[f"{layer.name} (denoised)"]
+    spec = _replay(result, tmp_path)
+    assert spec.kind == "predict" and spec.model == str(tmp_path / "model")
+    assert spec.input.path == path and spec.config.ensemble
+    replayed = read_image(spec.output)
+    assert np.array_equal(np.asarray(replayed.data), np.asarray(result.data))
+    assert spec_of(spec.output) == spec
+    assert "tensorflow" not in sys.modules  # the replay ran in a child too
+
+
+def test_the_noise_docks_recorded_spec_gives_the_identical_pixels(
+    make_napari_viewer, qtbot, tmp_path
+):
+    from napari_celldenoise._qt.noise import NoiseWidget
+
+    clean, _ = fluorescence_image((48, 48), seed=2)
+    stack = np.stack([clean, clean[::-1]]).astype(np.uint16)
+    path = _ome(tmp_path / "clean.ome.tif", stack, "ZYX")
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(path, plugin=PLUGIN)
+    widget = NoiseWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.add_layer.setCurrentText(layer.name)
+    widget.kind.setCurrentText("poisson-gaussian")
+    widget.gain.setValue(2.5)
+    widget.read_var.setValue(4.0)
+    widget.seed.setValue(11)
+    noisy = widget.add_noise()
+    assert noisy.name == f"{layer.name} + poisson-gaussian (a=2.5, b=4)"
+    spec = _replay(noisy, tmp_path)
+    assert spec.kind == "add-noise" and spec.config.a == 2.5 and spec.config.seed == 11
+    replayed = read_image(spec.output)
+    assert replayed.axes == "ZYX" and np.asarray(replayed.data).dtype == np.float32
+    assert np.array_equal(np.asarray(replayed.data), np.asarray(noisy.data))
+    assert not np.array_equal(np.asarray(noisy.data), stack)  # noise was added
+    assert spec_of(spec.output) == spec

@@ -11,22 +11,6 @@ from napari_celldenoise.synthetic import fluorescence_image
 pytestmark = pytest.mark.qt
 
 
-@pytest.fixture
-def errors(monkeypatch):
-    """The error notifications shown while the test runs (napari's own manager)."""
-    from napari.utils.notifications import NotificationSeverity, notification_manager
-
-    seen: list[str] = []
-
-    def record(notification):
-        if notification.severity == NotificationSeverity.ERROR:
-            seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
-
-
 def _wait_ready(qtbot, panel, timeout=120_000):
     qtbot.waitUntil(lambda: not panel.running, timeout=timeout)
     assert not panel.cancel_button.isEnabled()

@@ -42,6 +42,10 @@ def test_measuring_overlays_the_lattice_and_shows_the_numbers(dock, qtbot):
     assert np.median(d) < 1.0
     assert vectors.data.shape == (2, 2, 2)
     assert "hexagonal" in widget.numbers.text() and "nm" in widget.numbers.text()
+    assert "zero level" in widget.numbers.text()
+    assert widget.result["noise"]["zero_level"] == pytest.approx(
+        -widget.result["noise"]["offset_variance"] / widget.result["noise"]["gain"]
+    )
     assert len(widget.axes.collections) == 2  # all peaks and the basis peaks on the FFT
 
 

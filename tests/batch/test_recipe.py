@@ -95,3 +95,15 @@ def test_cli_recipe_from_and_show(example, tmp_path, capsys):
         "carries no provenance (only outputs of napari-celldenoise jobs do)"
     )
     assert not (tmp_path / "r2.yaml").exists()
+
+
+def test_recipe_from_a_layers_spec_takes_the_provenance_of_its_input(example, tmp_path):
+    """What the Batch dock does with an output layer's spec: the specs that made the file the
+    job read, then the job itself."""
+    from napari_celldenoise.batch.recipe import recipe_from_spec
+
+    f, s, _ = example
+    assert recipe_from_spec(s, source="layer spots").steps == (f, s)  # s read the filtered one
+    assert recipe_from_spec(f).steps == (f,)  # f read a raw acquisition
+    gone = s.model_copy(update={"input": s.input.model_copy(update={"path": str(tmp_path / "x")})})
+    assert recipe_from_spec(gone).steps == (gone,)

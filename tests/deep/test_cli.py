@@ -183,3 +183,33 @@ def test_ctrl_c_stops_training_after_the_batch_and_keeps_the_weights(tmp_path, s
     steps = json.loads((model / "history.json").read_text())[-1]["steps"]
     assert 1 <= steps < 10000  # the history says how much of the epoch was trained
     assert f"stopped in epoch 1 ({steps} of its 10000 batches): 0 whole epoch(s)" in err
+
+
+def test_a_gpu_that_tensorflow_cannot_use_is_named_with_what_to_install(
+    tmp_path, stack, capsys, fake_nvidia
+):
+    from napari_celldenoise.deep import strategy
+
+    args = ["train", str(stack), "-o", str(tmp_path / "m"), "--method", "n2v",
+            "--epochs", "1", "--steps", "1", "--patch", "32", "--batch", "2"]  # fmt: skip
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    if "training n2v on GPU" in err:
+        pytest.skip("TensorFlow uses this machine's GPU")
+    assert "note: an NVIDIA GPU is present but TensorFlow cannot use it" in err
+    assert "pip install 'napari-celldenoise[gpu]'" in err
+    with pytest.raises(RuntimeError, match=r"napari-celldenoise\[gpu\]"):
+        strategy.pick("gpu")  # asked for a GPU: the same reason, as the error
+
+
+def test_no_gpu_note_on_a_machine_without_one(tmp_path, stack, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no nvidia-smi there on a machine without one
+    import os
+    import shutil
+
+    if shutil.which("nvidia-smi") or os.path.exists("/dev/nvidia0"):
+        pytest.skip("this machine has an NVIDIA driver")
+    args = ["train", str(stack), "-o", str(tmp_path / "m"), "--method", "n2v",
+            "--epochs", "1", "--steps", "1", "--patch", "32", "--batch", "2"]  # fmt: skip
+    assert main(args) == 0
+    assert "note:" not in capsys.readouterr().err

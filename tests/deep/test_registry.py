@@ -28,7 +28,7 @@ def _folder(tmp_path: Path, name: str) -> ModelFolder:
 
 
 def test_the_registry_lists_the_methods_in_order_with_their_configs():
-    assert NAMES == ("n2v", "structn2v", "pg-blindspot")
+    assert NAMES == ("n2v", "structn2v", "pg-blindspot", "cyclegan")
     for name, method in METHODS.items():
         assert method.config.model_fields["method"].default == name
         assert type(TrainConfig(method=name, mask=[[1]] if "mask" in method.dock else None)) is (
@@ -116,3 +116,23 @@ def test_patches_know_where_the_first_validation_patch_came_from():
     origin = patch_origin((4, 32, 64), "TZ", (2, 3))
     assert origin == {"T": 1, "Z": 1, "Y": 32, "X": 64}
     assert patch_origin((0, 0, 32), "", ()) == {"Y": 0, "X": 32}
+
+
+def test_a_folder_is_checked_for_the_side_files_its_method_registers(tmp_path):
+    from napari_celldenoise.deep.model import N2V_CONFIG, ModelFolderError
+
+    assert METHODS["n2v"].side_files == METHODS["structn2v"].side_files == (N2V_CONFIG,)
+    assert METHODS["pg-blindspot"].side_files == ()
+    masks = {"structn2v": {"mask": [[1, 1, 1]]}}
+    for method in NAMES:
+        folder = ModelFolder(tmp_path / method)
+        folder.path.mkdir()
+        config = TrainConfig(method=method, **masks.get(method, {}))
+        folder.write_info(ModelInfo(train=config, axes="YX"))
+        (folder.path / "weights_best.h5").write_bytes(b"\x89HDF\r\n\x1a\n")  # weights: present
+        (folder.path / N2V_CONFIG).write_text("{not json")
+        if N2V_CONFIG in METHODS[method].side_files:
+            with pytest.raises(ModelFolderError, match="n2v_config.json: damaged"):
+                folder.read_info()
+        else:
+            assert folder.read_info().train.method == method  # not its file: not read

@@ -67,7 +67,7 @@ def test_motif_gives_column_width_and_sublattice_intensities():
     assert (u, v) == pytest.approx((1 / 3, 2 / 3), abs=0.03)
 
 
-def test_gain_from_the_folded_cell():
+def _gain_3_read_noise_2() -> np.ndarray:
     img, _ = simulate_lattice(
         (256, 256),
         kind="hexagonal",
@@ -78,9 +78,24 @@ def test_gain_from_the_folded_cell():
         read_noise=2.0,
         seed=1,
     )
+    return img
+
+
+def test_gain_from_the_folded_cell():
+    img = _gain_3_read_noise_2()
     noise = measure_gain(img, measure_lattice(img))
     assert noise["gain"] == pytest.approx(3.0, rel=0.1)
     assert noise["offset_variance"] == pytest.approx(4.0, rel=0.3)
+    assert noise["zero_level"] == pytest.approx(-4.0 / 3.0, abs=0.5)  # -read variance / gain
+
+
+def test_zero_level_is_the_dark_offset():
+    # a detector that adds 1000 to every count: var = 3 * (mean - 1000) + 4
+    img = _gain_3_read_noise_2() + 1000.0
+    noise = measure_gain(img, measure_lattice(img))
+    assert noise["gain"] == pytest.approx(3.0, rel=0.1)
+    assert noise["offset_variance"] < -2000  # the offset outweighs the read noise
+    assert noise["zero_level"] == pytest.approx(1000.0, rel=0.03)
 
 
 @pytest.mark.parametrize("field", ["gaussian", "poisson", "amorphous"])

@@ -81,3 +81,35 @@ def test_calibrate_inverts_an_affine_map_without_shrinking():
     back = calibrate(noisy, ref)
     assert np.std(back) > np.std(ref)  # noise kept, scale not shrunk
     assert np.mean(back) == pytest.approx(np.mean(ref), abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [101, 102])
+def test_truth_from_a_clean_reference_finds_the_columns_vacancies_and_dents(seed):
+    from napari_celldenoise.em.metrics import truth_from_reference
+    from napari_celldenoise.spots.match import match_points
+
+    img, truth = simulate_lattice(
+        (256, 256), kind="honeycomb", spacing=12, dose=20, dents=3, jitter=0.3,
+        read_noise=0.5, vacancy_rate=0.01, seed=seed,
+    )  # fmt: skip
+    found = truth_from_reference(truth.clean, pixel_size=0.0127)
+    cols = match_points(found.positions, truth.positions, tolerance=1.0)
+    assert cols.recall > 0.97 and cols.precision > 0.99 and cols.rmse < 0.1
+    vac = match_points(found.vacancies, truth.vacancies, tolerance=2.0)
+    assert vac.recall == 1.0 and vac.precision == 1.0
+    overlap = (found.dent_mask & truth.dent_mask).sum() / (found.dent_mask | truth.dent_mask).sum()
+    assert overlap > 0.3
+    # the metrics of the noisy image scored against the reference's truth are the true ones
+    true, measured = lattice_metrics(img, truth), lattice_metrics(img, found)
+    assert measured["psnr"] == pytest.approx(true["psnr"], abs=1e-6)
+    assert measured["f1"] == pytest.approx(true["f1"], abs=0.02)
+    assert measured["rmse_pm"] == pytest.approx(true["rmse_pm"], rel=0.05)
+    assert measured["vacancies_filled"] == true["vacancies_filled"]
+
+
+def test_truth_from_a_reference_without_lattice_says_so():
+    from napari_celldenoise.em.errors import LatticeNotFound
+    from napari_celldenoise.em.metrics import truth_from_reference
+
+    with pytest.raises(LatticeNotFound, match="no lattice found"):
+        truth_from_reference(np.random.default_rng(0).normal(size=(128, 128)))

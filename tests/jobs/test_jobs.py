@@ -66,15 +66,15 @@ def test_child_process_streams_events_and_result():
 
 def test_child_process_stops_cooperatively():
 
-    t0 = time.monotonic()
-    stop_at = t0 + 1.0
-    events = list(
-        run_in_process(count, 1000, delay=0.05, should_stop=lambda: time.monotonic() > stop_at)
-    )
+    steps: list[Progress] = []  # stop once the child has counted a few steps, however slow
+    events = []  # its start is (a spawned interpreter on a busy machine)
+    for event in run_in_process(count, 1000, delay=0.05, should_stop=lambda: len(steps) >= 3):
+        events.append(event)
+        if isinstance(event, Progress):
+            steps.append(event)
     last = events[-1]
     assert isinstance(last, Done) and last.stopped
-    assert 0 < last.result["reached"] < 1000
-    assert time.monotonic() - t0 < 10
+    assert 3 <= last.result["reached"] < 200  # it stopped within 10 s of steps of the request
 
 
 def test_child_that_ignores_stop_is_killed_after_grace():

@@ -19,14 +19,17 @@ from napari_celldenoise.jobs import run, run_in_process
 from napari_celldenoise.jobs.provenance import history_of, spec_of
 from napari_celldenoise.jobs.run_spec import run_spec
 from napari_celldenoise.jobs.specs import (
+    KINDS,
     CentroidTraining,
     ClassicalConfig,
     ExportSpec,
     FilterSpec,
     InputSpec,
+    NoiseConfig,
     ReadSpec,
     SpecError,
     SpotsSpec,
+    add_noise_spec,
     classical_spec,
     load_spec,
     parse_spec,
@@ -66,6 +69,7 @@ def _examples(tmp_path) -> list:
     return [
         ReadSpec(input=InputSpec(path=img, axes="ZYX"), output=out),
         classical_spec(img, out, "nlm", {"h": 3.0}, three_d=True, vst=True, noise=(1.5, 4.0)),
+        add_noise_spec(img, out, NoiseConfig(noise="gaussian", sigma=2.0, seed=3), axes="YX"),
         train_spec(img, str(tmp_path / "model"), TrainConfig(method="pg-blindspot"), channel=1),
         predict_spec(str(tmp_path / "model"), img, out, PredictConfig(tile=128, tta=False)),
         SpotsSpec(
@@ -82,7 +86,7 @@ def _examples(tmp_path) -> list:
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_every_kind_saves_and_loads_as_the_same_spec(tmp_path, suffix):
     specs = _examples(tmp_path)
-    assert [s.kind for s in specs] == ["read", "filter", "train", "predict", "spots", "export"]
+    assert [s.kind for s in specs] == [*KINDS]
     for spec in specs:
         path = save_spec(spec, tmp_path / f"{spec.kind}{suffix}")
         loaded = load_spec(path)
@@ -105,6 +109,24 @@ def test_a_spec_from_a_newer_version_or_of_an_unknown_kind_is_refused_naming_the
     path.write_text(json.dumps({**data, "config": {"method": "nlm", "params": {"h": -1}}}))
     with pytest.raises(ConfigError, match=r"config.params: h=-1 is out of range"):
         load_spec(path)
+
+
+def test_a_noise_config_needs_its_kinds_settings_and_replays_the_same_noise():
+    with pytest.raises(ValueError, match="gaussian noise needs sigma"):
+        NoiseConfig(noise="gaussian")
+    with pytest.raises(ValueError, match="poisson-gaussian noise needs a"):
+        NoiseConfig(noise="poisson-gaussian", b=2.0)
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        NoiseConfig(noise="salt-pepper", amount=1.5)
+    image = np.full((2, 16, 16), 50, np.uint16)
+    config = NoiseConfig(noise="poisson-gaussian", a=2.0, b=1.0, seed=4)
+    first, again = config.apply(image), config.apply(image)
+    assert first.dtype == np.float32 and np.array_equal(first, again)
+    assert abs(float(first.var()) - (2.0 * 50 + 1.0)) < 15  # variance = a * mean + b
+    with pytest.raises(ValueError, match="non-negative"):
+        config.apply(-image.astype(np.float32))
+    kept = NoiseConfig(noise="salt-pepper", amount=0.5, keep_dtype=True, seed=1).apply(image)
+    assert kept.dtype == np.uint16 and set(np.unique(kept)) <= {0, 50, 65535}
 
 
 def test_classical_config_checks_and_types_the_parameters():

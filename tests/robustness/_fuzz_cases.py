@@ -34,7 +34,6 @@ class CaseTimeout(Exception):
     pass
 
 
-
 def _peak_rss_kib() -> int:
     """This process's own peak RSS (KiB). ``ru_maxrss`` would not do: Linux keeps it across
     ``exec``, so a worker started from a big pytest process would report the parent's peak."""
@@ -43,6 +42,7 @@ def _peak_rss_kib() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
 
 def pristine(kind: str) -> tuple[bytes, np.ndarray | None]:
     """The intact file of ``kind`` and the pixels it holds (TZCYX 3x4x2 planes for OME and

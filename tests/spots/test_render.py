@@ -145,3 +145,30 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "o.tif").exists()
     # a table without uncertainties still renders as a histogram
     assert main(["render", str(no_sigma), "-o", out, "--method", "histogram"]) == 0
+
+
+def test_render_job_in_chunks_matches_one_render(monkeypatch):
+    """The dock's render job splats in chunks with progress; the image is the one-go render."""
+    from napari_celldenoise.jobs import Done, Progress, run
+    from napari_celldenoise.spots import render_job
+    from napari_celldenoise.spots.simulate_locs import simulate_localizations
+
+    table = simulate_localizations(field_nm=1500.0, n_frames=200, seed=0)
+    whole = run(render_job.render_table_job(table, method="gaussian", magnification=10))
+    monkeypatch.setattr(render_job, "CHUNK", 100)
+    events = list(render_job.render_table_job(table, method="gaussian", magnification=10))
+    steps = [e for e in events if isinstance(e, Progress)]
+    assert len(steps) == -(-len(table) // 100) and steps[-1].done == steps[-1].total
+    chunked = events[-1].result
+    assert isinstance(events[-1], Done) and chunked.pixel_nm == 10.0
+    np.testing.assert_allclose(chunked.image, whole.image, atol=1e-5)
+    # each adds 1 but for the part of a Gaussian cut by the frame's edge at 0 nm
+    assert 0.99 * len(table) < chunked.image.sum() <= len(table) + 1e-3
+    hist = run(render_job.render_table_job(table, method="histogram", magnification=5))
+    assert hist.image.sum() == len(table) and hist.pixel_nm == 20.0
+    stopped = list(render_job.render_table_job(table, should_stop=lambda: True))
+    assert stopped[-1].stopped and stopped[-1].result is None
+    with pytest.raises(RenderError, match="no uncertainty"):
+        run(render_job.render_table_job(table.drop(columns="uncertainty")))
+    with pytest.raises(RenderError, match="magnification"):
+        run(render_job.render_table_job(table, magnification=0))

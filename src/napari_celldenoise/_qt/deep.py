@@ -12,7 +12,7 @@ import atexit
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info
@@ -51,7 +51,11 @@ from ..jobs.placement import place
 from .axes_choice import AxesChoice
 from .extras import missing_extra_label
 from .jobs import JobPanel
+from .provenance import beside, input_axes, layer_source, spec_metadata
 from .scroll import scroll_layout
+
+if TYPE_CHECKING:
+    from ..jobs.specs import PredictSpec
 
 MASK_SIDE = 7
 
@@ -154,7 +158,8 @@ class LossPlot(QWidget):
         (self.loss_line,) = self.axes.plot([], [], "o-", label="loss", ms=3)
         (self.val_line,) = self.axes.plot([], [], "s-", label="val loss", ms=3)
         self.axes.set_xlabel("epoch")
-        self.axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 1.2"
+        self.axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no 1.2
+        self.axes.yaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
         self.axes.legend(fontsize=7)
         self.axes.tick_params(labelsize=7)
         self.hint = self.axes.text(
@@ -207,9 +212,28 @@ class LossPlot(QWidget):
             self.hint.set_visible(empty)
             self.axes.tick_params(labelleft=not empty, labelbottom=not empty)
             if not empty:
-                self.axes.relim()
-                self.axes.autoscale_view()
+                self.axes.set_xlim(min(self.epochs) - 0.5, max(self.epochs) + 0.5)
+                self.axes.set_ylim(*loss_limits(self.loss, self.val, *self.extra.values()))
         self.view.render()
+
+
+def loss_limits(*series: list[float]) -> tuple[float, float]:
+    """Y limits that hold every finite loss with room for its marker.
+
+    Matplotlib's autoscale gives one point (or a flat run) a range of +-5 % around it with
+    ticks like 0.945 ... 1.05; here a flat run gets +-25 % of its value instead, and a
+    varying one 8 % of its span on each side, so no marker is clipped at an edge."""
+    values = np.concatenate([np.asarray(s, dtype=float) for s in series])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(values.min()), float(values.max())
+    scale = max(abs(lo), abs(hi))
+    if hi - lo <= 0.05 * scale:
+        pad = 0.25 * scale if scale > 0 else 1.0
+        return lo - pad, hi + pad
+    pad = 0.08 * (hi - lo)
+    return lo - pad, hi + pad
 
 
 class DeepDenoiseWidget(QWidget):
@@ -260,6 +284,17 @@ class DeepDenoiseWidget(QWidget):
             "geometric self-ensemble: on FMD it helped PG (+0.1 to +0.2 dB) and cost N2V "
             "0.3 dB, whose noise there is correlated along rows: compare on your data"
         )
+        self.target_combo = QComboBox()
+        self.target_combo.setToolTip(
+            "CycleGAN's clean domain: synthetic targets made from a clean (simulated) image of "
+            "the crystal, any zoom and rotation, or from the lattice and motif measured on the "
+            "noisy image (auto)"
+        )
+        self.target_box = QWidget()
+        target_row = QHBoxLayout(self.target_box)
+        target_row.setContentsMargins(0, 0, 0, 0)
+        target_row.addWidget(QLabel("clean target:"))
+        target_row.addWidget(self.target_combo, 1)
         self.three_d = QCheckBox("3D network (ZYX patches; else Z slices as images)")
         self.three_d.toggled.connect(self._dims_changed)
 
@@ -324,6 +359,7 @@ class DeepDenoiseWidget(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.three_d)
         layout.addWidget(self.mask_box)
+        layout.addWidget(self.target_box)
         layout.addWidget(self.tta_box)
         layout.addWidget(self.ensemble)
         layout.addWidget(self.estimate)
@@ -381,6 +417,14 @@ class DeepDenoiseWidget(QWidget):
         self._layer_changed()
         from napari.layers import Shapes
 
+        target = self.target_combo.currentText()
+        self.target_combo.blockSignals(True)
+        self.target_combo.clear()
+        self.target_combo.addItem(AUTO_TARGET)
+        self.target_combo.addItems(names)
+        if target in names:
+            self.target_combo.setCurrentText(target)
+        self.target_combo.blockSignals(False)
         chosen = self.val_combo.currentText()
         shapes = [layer.name for layer in self.viewer.layers if isinstance(layer, Shapes)]
         self.val_combo.blockSignals(True)
@@ -400,9 +444,18 @@ class DeepDenoiseWidget(QWidget):
         self.method.setCurrentIndex(self.method.findData(get_method(name).name))
 
     def _method_changed(self, method: str) -> None:
-        options = get_method(method).dock
+        chosen = get_method(method)
+        options = chosen.dock
         self.mask_box.setVisible("mask" in options)
         self.tta_box.setVisible("tta" in options)
+        self.target_box.setVisible("reference" in chosen.optional_inputs)
+        # a method with other patch and batch defaults (CycleGAN: 256, 1) brings its own; the
+        # user's values stay between methods that share them
+        defaults = _patch_and_batch(method)
+        if defaults != _patch_and_batch(getattr(self, "_last_method", method)):
+            self.patch.setValue(defaults[0])
+            self.batch.setValue(defaults[1])
+        self._last_method = method
         self._dims_changed()
 
     def _layer_changed(self, *_: Any) -> None:
@@ -445,7 +498,15 @@ class DeepDenoiseWidget(QWidget):
             "mask": self.mask_editor.mask() if self.mask_box.isVisibleTo(self) else None,
             "dims": 3 if self.is_3d() else 2,
             "val_region": self.validation_region(),
+            **({"target": self._target()[0]} if self.target_box.isVisibleTo(self) else {}),
         }
+
+    def _target(self) -> tuple[str, dict[str, Any]]:
+        """CycleGAN's ``target`` setting and the extra images it trains on."""
+        name = self.target_combo.currentText()
+        if name == AUTO_TARGET or name not in self.viewer.layers:
+            return "auto", {}
+        return "reference", {"reference": np.asarray(self.viewer.layers[name].data)}
 
     def validation_region(self) -> list[list[int]] | None:
         """The chosen Shapes layer's first rectangle in the image's YX pixels (None: random)."""
@@ -562,10 +623,13 @@ class DeepDenoiseWidget(QWidget):
         self._source_layer = layer
         self._training_config = config
 
+        extra = self._target()[1] if "target" in type(config).model_fields else {}
+
         def factory(should_stop):
             return place(
-                "train", train, data, axes, config, folder, resume=resume, should_stop=should_stop
-            )
+                "train", train, data, axes, config, folder, resume=resume, extra=extra,
+                should_stop=should_stop,
+            )  # fmt: skip
 
         return self.panel.start(
             factory,
@@ -587,7 +651,8 @@ class DeepDenoiseWidget(QWidget):
         elif isinstance(event, Preview):
             self._show_preview(event)
         elif isinstance(event, Device):
-            self.device.setText(f"device: {event.description}")
+            self._device_note = event.note
+            self._show_device(event.description)
         elif isinstance(event, Timing):
             per = event.seconds_per_batch
             text = (
@@ -620,8 +685,13 @@ class DeepDenoiseWidget(QWidget):
         self.last_info = info
         self._update_estimate()  # the measured time, while the settings stay those trained
         if info is not None:
-            self.device.setText(f"device: {info.device}")
+            self._show_device(info.device)
             show_info(f"model saved in {self.folder.text()} ({info.epochs_done} epochs)")
+
+    def _show_device(self, description: str) -> None:
+        """The device line, with why a GPU this machine has is not used, when it is not."""
+        note = getattr(self, "_device_note", "")
+        self.device.setText(f"device: {description}" + (f"\n{note}" if note else ""))
 
     def start_predict(self) -> Any:
         """Denoise the selected layer with the model folder (child process)."""
@@ -633,6 +703,7 @@ class DeepDenoiseWidget(QWidget):
         axes, folder = self.axes(layer), self.folder.text().strip()
         config = self.predict_config()
         self._source_layer = layer
+        self._predict_spec = self.predict_spec_for(layer, axes, folder, config)
         if hasattr(layer.data, "dask"):
             return self._predict_lazy(layer, axes, folder, config)
         data = np.asarray(layer.data)
@@ -641,6 +712,19 @@ class DeepDenoiseWidget(QWidget):
             return place("predict", predict, folder, data, axes, config, should_stop=should_stop)
 
         return self.panel.start(factory, on_done=self._predict_done, label="denoising")
+
+    def predict_spec_for(
+        self, layer: Any, axes: str, folder: str, config: PredictConfig
+    ) -> PredictSpec | None:
+        """The spec that makes Denoise of ``layer`` from its file (None: no file)."""
+        from ..jobs.specs import predict_spec
+
+        path, channel = layer_source(layer)
+        if path is None or not folder:
+            return None
+        output = beside(path, "_denoised.ome.tif")
+        axes_given = input_axes(layer, axes)
+        return predict_spec(folder, path, output, config, axes=axes_given, channel=channel)
 
     def _predict_lazy(self, layer: Any, axes: str, folder: str, config: PredictConfig) -> Any:
         """A lazy layer: the child reopens its file and predicts into a memory-mapped .npy."""
@@ -704,17 +788,27 @@ class DeepDenoiseWidget(QWidget):
             "scale": src.scale,
             "translate": src.translate,
             "contrast_limits": src.contrast_limits,
+            "metadata": spec_metadata(self._predict_spec, model=self.folder.text().strip()),
         }
         for key in ("units", "axis_labels"):
             if hasattr(src, key):
                 kwargs[key] = getattr(src, key)
         if name in self.viewer.layers:
             self.viewer.layers[name].data = result
+            self.viewer.layers[name].metadata = kwargs["metadata"]
         else:
             self.viewer.add_image(result, name=name, **kwargs)
 
 
 RANDOM_SPLIT = "random split"
+
+
+def _patch_and_batch(method: str) -> tuple[int, int]:
+    fields = get_method(method).config.model_fields
+    return fields["patch"].default, fields["batch"].default
+
+
+AUTO_TARGET = "auto (from the measured lattice)"
 
 
 def _timing_key(config: TrainConfig) -> dict[str, Any]:

@@ -24,14 +24,14 @@ from qtpy.QtWidgets import (
 from ..classical.metrics import compare
 from ..classical.noise import (
     NOISE_KINDS,
-    add_gaussian,
-    add_poisson_gaussian,
-    add_salt_pepper,
     estimate_noise,
     estimate_noise_stack,
 )
+from ..io.layers import layer_axes
+from ..jobs.specs import AddNoiseSpec, NoiseConfig
 from .axes_choice import AxesChoice
 from .classical import PREVIEW, _make_canvas
+from .provenance import beside, input_axes, layer_source, spec_metadata
 from .scroll import scroll_layout
 
 
@@ -98,11 +98,24 @@ class NoiseWidget(QWidget):
         self.cmp_button = QPushButton("Compare")
         self.cmp_result = QLabel("")
         self.cmp_result.setWordWrap(True)
+        self.cmp_lattice = QCheckBox("atomic lattice (EM): columns, vacancies, dents")
+        self.cmp_lattice.setToolTip(
+            "also score what matters in an atomic-resolution image, against the columns, "
+            "vacancies and thickness map found in the (clean) reference: PSNR and SSIM after an "
+            "affine fit, column F1 within a quarter of the spacing, position RMSE and bias, the "
+            "share of the reference's vacancies the image fills, the dent-contrast error"
+        )
+        self.lattice_result = QLabel("")
+        self.lattice_result.setWordWrap(True)
+        self.last_lattice: dict[str, Any] | None = None
+        self._lattice_worker: Any = None
         cmp_box = QGroupBox("Compare with a reference (PSNR, SSIM)")
         form = QFormLayout(cmp_box)
         form.addRow("image:", self.cmp_image)
         form.addRow("reference:", self.cmp_ref)
+        form.addRow(self.cmp_lattice)
         form.addRow(self.cmp_button)
+        form.addRow(self.lattice_result)
         form.addRow(self.cmp_result)
 
         layout = scroll_layout(self)
@@ -174,38 +187,50 @@ class NoiseWidget(QWidget):
             self.canvas.draw_idle()
         return fit
 
+    def noise_config(self) -> NoiseConfig:
+        """The noise the "Add noise" button adds, from the dock's settings."""
+        kind = self.kind.currentText()
+        return NoiseConfig(
+            noise=kind,
+            sigma=self.sigma.value() if kind == "gaussian" else None,
+            a=self.gain.value() if kind == "poisson-gaussian" else None,
+            b=self.read_var.value() if kind == "poisson-gaussian" else 0.0,
+            amount=self.amount.value(),
+            seed=self.seed.value(),
+        )
+
     def add_noise(self) -> Any:
         from napari.utils.notifications import show_error
 
         layer = self._layer(self.add_layer)
         if layer is None:
             return None
-        data = np.asarray(layer.data)
-        kind = self.kind.currentText()
-        rng = np.random.default_rng(self.seed.value())
         try:
-            if kind == "gaussian":
-                noisy = add_gaussian(data, self.sigma.value(), rng=rng)
-                label = f"sigma={self.sigma.value():g}"
-            elif kind == "poisson-gaussian":
-                noisy = add_poisson_gaussian(
-                    data, self.gain.value(), self.read_var.value(), rng=rng
-                )
-                label = f"a={self.gain.value():g}, b={self.read_var.value():g}"
-            else:
-                noisy = add_salt_pepper(data, self.amount.value(), rng=rng)
-                label = f"{100 * self.amount.value():g}%"
+            config = self.noise_config()
+            noisy = config.apply(layer.data)
         except ValueError as exc:
             show_error(f"add noise: {exc}")
             return None
         return self.viewer.add_image(
             noisy,
-            name=f"{layer.name} + {kind} ({label})",
+            name=f"{layer.name} + {config.noise} ({config.label()})",
             scale=tuple(layer.scale),
             translate=tuple(layer.translate),
             units=tuple(getattr(layer, "units", ())) or None,
             axis_labels=tuple(getattr(layer, "axis_labels", ())) or None,
+            metadata=spec_metadata(self.noise_spec_for(layer, config)),
         )
+
+    def noise_spec_for(self, layer: Any, config: NoiseConfig) -> AddNoiseSpec | None:
+        """The spec that makes "Add noise" of ``layer`` from its file (None: no file)."""
+        from ..jobs.specs import add_noise_spec
+
+        path, channel = layer_source(layer)
+        if path is None:
+            return None
+        axes = input_axes(layer, layer_axes(layer))
+        output = beside(path, f"_{config.noise}.ome.tif")
+        return add_noise_spec(path, output, config, axes=axes, channel=channel)
 
     def compare(self) -> dict[str, float] | None:
         from napari.utils.notifications import show_error
@@ -224,4 +249,69 @@ class NoiseWidget(QWidget):
             f"affine-fitted PSNR {values['psnr_affine']:.2f} dB (data range "
             f"{values['data_range']:.4g})"
         )
+        if self.cmp_lattice.isChecked():
+            self.compare_lattice(image, ref)
         return values
+
+    def compare_lattice(self, image: Any, ref: Any) -> Any:
+        """The lattice metrics of the displayed plane against the reference's, in a thread."""
+        from napari.qt.threading import create_worker
+
+        from ..io.em import length_in_nm
+        from .lattice import plane_and_scale
+
+        step = tuple(self.viewer.dims.current_step)
+        out, _, _ = plane_and_scale(image, step)
+        truth_plane, scale, unit = plane_and_scale(ref, step)
+        nm, unit = length_in_nm(scale[-1], unit)
+        pixel = nm if unit == "nm" else 1e-3  # no physical size: positions in px ("pm" = px/1000)
+
+        def work():
+            from ..em.errors import LatticeNotFound
+            from ..em.metrics import lattice_metrics, truth_from_reference
+
+            try:
+                truth = truth_from_reference(truth_plane, pixel_size=pixel)
+            except (LatticeNotFound, ValueError) as exc:  # an answer, not a failure
+                return f"reference: {exc}"
+            return lattice_metrics(out, truth)
+
+        self.last_lattice = None
+        self.lattice_result.setText("measuring the lattice metrics ...")
+        self.cmp_button.setEnabled(False)
+        worker = create_worker(work)
+        worker.returned.connect(lambda res: self._lattice_done(res, unit == "nm"))
+        worker.errored.connect(lambda exc: self._lattice_done(f"lattice metrics: {exc}", True))
+        worker.finished.connect(lambda: self.cmp_button.setEnabled(True))
+        self._lattice_worker = worker
+        worker.start()
+        return worker
+
+    def _lattice_done(self, result: dict[str, Any] | str, physical: bool) -> None:
+        from napari.utils.notifications import show_warning
+
+        if isinstance(result, str):
+            self.lattice_result.setText(result)
+            show_warning(result)
+            return
+        self.last_lattice = result
+        unit = "pm" if physical else "px / 1000"
+        self.lattice_result.setText(format_lattice_metrics(result, unit))
+
+
+def format_lattice_metrics(m: dict[str, Any], unit: str = "pm") -> str:
+    """The lattice metrics (:func:`..em.metrics.lattice_metrics`) as lines for a person."""
+
+    def pct(v: float) -> str:
+        return "-" if not np.isfinite(v) else f"{100 * v:.1f} %"
+
+    return "\n".join(
+        [
+            f"lattice: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f} (after an affine fit)",
+            f"columns: F1 {m['f1']:.3f} (precision {m['precision']:.3f}, recall "
+            f"{m['recall']:.3f} of {m['columns']}), RMSE {m['rmse_pm']:.1f} {unit}, "
+            f"bias {m['bias_pm']:.1f} {unit}",
+            f"vacancies filled: {pct(m['vacancies_filled'])} of {m['vacancies']}",
+            f"dent contrast error: {pct(m['dent_contrast_error'])}",
+        ]
+    )

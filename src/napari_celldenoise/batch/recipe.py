@@ -202,6 +202,22 @@ def recipe_from_specs(specs: list[AnySpec], source: str | None = None) -> Recipe
         raise RecipeError(f"{source or 'specs'}: {format_validation_error(exc)}") from None
 
 
+def recipe_from_spec(spec: AnySpec, source: str | None = None) -> Recipe:
+    """The recipe that ends with ``spec``: the specs that made its input file (its
+    provenance, when the input is an output of an earlier job), then ``spec`` itself.
+
+    This is what a dock's output layer holds (``layer.metadata["celldenoise"]["spec"]``): the
+    job that made it from a file, which may itself be a filtered or denoised output.
+    """
+    from ..jobs.provenance import history_of
+
+    try:
+        earlier = history_of(spec.input.path)
+    except (OSError, ConfigError):  # an input gone, or without readable provenance
+        earlier = []
+    return recipe_from_specs([*earlier, spec], source=source)
+
+
 def recipe_from_output(path: str | os.PathLike) -> Recipe:
     """The recipe that made the output ``path`` (an OME-TIFF or a spot CSV).
 
@@ -249,5 +265,6 @@ __all__ = [
     "output_suffix",
     "processing",
     "recipe_from_output",
+    "recipe_from_spec",
     "recipe_from_specs",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 RETRIES = 2
 """How many times a file is re-run after its worker died."""
+
+STOP_GRACE = 60.0
+"""Seconds a stop waits for the files in progress, so that their outputs are complete and
+recorded; a file still running then is recorded as cancelled (and runs again on resume)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ def make_client(options: ClusterOptions, *, tensorflow: bool = False):
             return Client(options.scheduler, timeout="20s"), None
         except (OSError, TimeoutError) as exc:
             raise RecipeError(f"--scheduler {options.scheduler}: cannot connect ({exc})") from None
+    from ..jobs.main_guard import check_main_guard
+
+    check_main_guard()  # local workers are spawned: an unguarded script would run again there
     kwargs: dict[str, Any] = {
         "n_workers": options.workers,
         "threads_per_worker": options.threads_per_worker,
@@ -175,6 +183,7 @@ def run_batch(
         resources = _tf_resources(client) if recipe.uses_tensorflow else None
         from .task import process_file
 
+        stop_flag = f"celldenoise-stop-{uuid.uuid4().hex}"  # a dask Event: set on a stop
         futures = {}
         for i, item in enumerate(todo):
             specs = [s.to_dict() for s in recipe.plan(item.path, _out_base(outdir, item))]
@@ -183,6 +192,7 @@ def run_batch(
                 process_file,
                 specs,
                 record,
+                stop_flag,
                 key=f"celldenoise-{rhash}-{i}-{abs(hash(item.path)) % 10**8}",
                 retries=RETRIES,
                 pure=False,
@@ -211,20 +221,7 @@ def run_batch(
                 finished, total, f"{finished} of {total} files ({counts['failed']} failed)"
             )
         if stopped:
-            for fut in pending:
-                fut.cancel()
-                item = futures[fut]
-                rec = {
-                    "input": item.path,
-                    "size": item.size,
-                    "recipe_hash": rhash,
-                    "status": "cancelled",
-                    "outputs": [],
-                    "error": "stopped before it ran",
-                }
-                manifest.add(rec)
-                counts["cancelled"] += 1
-                yield FileDone(rec)
+            yield from _stop(client, stop_flag, pending, futures, rhash, manifest, counts)
     finally:
         manifest.close()
         if own:
@@ -249,6 +246,38 @@ def run_batch(
     yield Done(result, stopped=stopped)
 
 
+def _stop(client, stop_flag: str, pending, futures, rhash, manifest, counts) -> Iterator[Event]:
+    """Stop the batch: the files not started see the flag and do nothing (recorded as
+    cancelled by the task itself); those in progress finish, for :data:`STOP_GRACE` seconds
+    at most, so that every record tells what is on disk."""
+    from distributed import Event as DaskEvent
+    from distributed import wait
+
+    try:
+        DaskEvent(stop_flag, client=client).set()
+        yield Log("stopping: the files in progress finish first")
+        wait(list(pending), timeout=STOP_GRACE)
+    except (OSError, TimeoutError):  # the scheduler is gone, or a file is still running
+        pass
+    for fut in pending:
+        item = futures[fut]
+        if fut.done():
+            rec = _record_of(fut, item, rhash)
+        else:
+            fut.cancel()
+            rec = {
+                "input": item.path,
+                "size": item.size,
+                "recipe_hash": rhash,
+                "status": "cancelled",
+                "outputs": [],
+                "error": f"stopped while it ran (still running after {STOP_GRACE:g} s)",
+            }
+        manifest.add(rec)
+        counts[rec["status"]] += 1
+        yield FileDone(rec)
+
+
 def _record_of(fut, item: BatchInput, rhash: str) -> dict[str, Any]:
     try:
         return fut.result()
@@ -266,4 +295,12 @@ def _record_of(fut, item: BatchInput, rhash: str) -> dict[str, Any]:
         }
 
 
-__all__ = ["RETRIES", "BatchResult", "ClusterOptions", "FileDone", "make_client", "run_batch"]
+__all__ = [
+    "RETRIES",
+    "STOP_GRACE",
+    "BatchResult",
+    "ClusterOptions",
+    "FileDone",
+    "make_client",
+    "run_batch",
+]

@@ -88,12 +88,16 @@ def _remove_stale_parts(path: str) -> None:
             stale.unlink(missing_ok=True)
 
 
-def process_file(specs: list[dict], record: dict[str, Any]) -> dict[str, Any]:
+def process_file(
+    specs: list[dict], record: dict[str, Any], stop_flag: str | None = None
+) -> dict[str, Any]:
     """Run ``specs`` (the recipe planned for one file, as JSON data) and complete ``record``.
 
     Returns ``record`` with ``status`` ``"done"`` or ``"failed"``, ``seconds``, ``worker``,
     ``outputs``, ``error`` and the per-file summary (spot count, good fraction, median
-    uncertainty in nm, noise sigma before and after a denoising step).
+    uncertainty in nm, noise sigma before and after a denoising step). ``stop_flag`` names a
+    dask ``Event``: once it is set (the batch was stopped), a file not yet started is
+    returned ``"cancelled"`` without running, and a file in progress stops between steps.
     """
     from ..jobs import run
     from ..jobs.run_spec import run_spec
@@ -105,19 +109,34 @@ def process_file(specs: list[dict], record: dict[str, Any]) -> dict[str, Any]:
     parsed = [parse_spec(s) for s in specs]
     if any(s.kind == "predict" for s in parsed):
         install_model_cache()
+    out["status"] = "done"
     try:
-        for spec in parsed:
+        for k, spec in enumerate(parsed):
+            if _stopped(stop_flag):  # the outputs of the steps before stay listed
+                where = f"after step {k} of {len(parsed)}" if k else "before it ran"
+                out.update(status="cancelled", error=f"stopped {where}")
+                break
             for target in (spec.output, spec.output + ".provenance.json"):
                 _remove_stale_parts(target)
             result = _run_step(spec, run, run_spec)
             out["outputs"].append(spec.output)
             out.update(summarise(spec, result))
-        out["status"] = "done"
     except FILE_ERRORS as exc:  # the file's own fault: its record, and the batch goes on
         out["status"] = "failed"
         out["error"] = _one_line(exc)
     out["seconds"] = round(time.monotonic() - start, 3)
     return out
+
+
+def _stopped(stop_flag: str | None) -> bool:
+    if stop_flag is None:
+        return False
+    from distributed import Event
+
+    try:
+        return Event(stop_flag).is_set()
+    except ValueError:  # not inside a dask worker (a direct call): nothing can stop it
+        return False
 
 
 def _run_step(spec, run, run_spec) -> Any:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from ._classical import add_output_options
 from .errors import CliError
 
@@ -72,38 +70,41 @@ def _check(args: argparse.Namespace) -> None:
             raise CliError(f"--salt-fraction must be between 0 and 1, got {args.salt_fraction}")
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..classical.apply import cast_output, output_dtype
-    from ..classical.noise import add_gaussian, add_poisson_gaussian, add_salt_pepper
-    from ..io import write_ome_tiff
-    from ._classical import check_output, read
+def build_spec(args: argparse.Namespace):
+    """The :class:`AddNoiseSpec` of the command line; CliError (exit 2) for bad options."""
+    from ..jobs.specs import AddNoiseSpec, InputSpec, NoiseConfig
 
     _check(args)
-    check_output(args.output, args.overwrite, inputs=[args.input])
-    image = read(args.input, args.axes)
-    data = np.asarray(image.data)
-    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
-        raise CliError(f"{args.input}: cannot add noise to {data.dtype} data")
-    rng = np.random.default_rng(args.seed)
-    if args.kind == "gaussian":
-        noisy = add_gaussian(data, args.sigma, rng=rng)
-    elif args.kind == "poisson-gaussian":
-        if float(np.min(data)) < 0:
-            raise CliError(f"{args.input}: poisson-gaussian needs non-negative intensities")
-        noisy = add_poisson_gaussian(data, args.a, args.b, rng=rng)
-    else:
-        noisy = add_salt_pepper(
-            data,
-            args.amount,
+    return AddNoiseSpec(
+        input=InputSpec(path=args.input, axes=args.axes),
+        config=NoiseConfig(
+            noise=args.kind,
+            sigma=args.sigma,
+            a=args.a,
+            b=args.b,
+            amount=args.amount,
             salt_fraction=args.salt_fraction,
             low=args.low,
             high=args.high,
-            rng=rng,
-        )
-    dtype = output_dtype(data.dtype, args.keep_dtype)
-    out = cast_output(np.asarray(noisy), dtype)
-    written = write_ome_tiff(
-        args.output, image.with_data(out), overwrite=args.overwrite, inputs=[args.input]
+            seed=args.seed,
+            keep_dtype=bool(args.keep_dtype),
+        ),
+        output=args.output,
+        overwrite=args.overwrite,
     )
-    print(f"{written}: {args.kind} noise, {image.axes} {list(image.shape)} {out.dtype}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..jobs import run as run_job
+    from ..jobs.run_spec import run_spec
+    from ..jobs.specs import SpecError
+    from ._classical import check_output
+
+    spec = build_spec(args)
+    check_output(args.output, args.overwrite, inputs=[args.input])
+    try:
+        result = run_job(run_spec(spec))
+    except SpecError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{result.output}: {args.kind} noise, {result.axes} {list(result.shape)} {result.dtype}")
     return 0

@@ -19,7 +19,7 @@ from .progress import StderrProgress, StopOnInterrupt
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser(
         "train",
-        help="train a self-supervised denoiser (N2V, structN2V, PG blind-spot) on a noisy stack",
+        help="train a denoiser (N2V, structN2V, PG blind-spot; CycleGAN for EM) on a noisy stack",
         description="Train a denoising network on the noisy image itself (no clean data needed). "
         "IN is a TIFF stack (e.g. TYX: frames are samples; ZYX trains a 3D N2V when --dims 3). "
         "MODEL_DIR receives the config, best and last weights, noise parameters, history and "
@@ -42,8 +42,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "run's epochs (cosine): choose them for the time you have",
     )
     t.add_argument("--steps", type=int, default=100, help="batches per epoch (default 100)")
-    t.add_argument("--patch", type=int, default=64, help="patch side in pixels (default 64)")
-    t.add_argument("--batch", type=int, default=16, help="patches per batch (default 16)")
+    t.add_argument("--patch", type=int, help="patch side in pixels (default 64; cyclegan 256)")
+    t.add_argument("--batch", type=int, help="patches per batch (default 16; cyclegan 1)")
+    t.add_argument(
+        "--target",
+        metavar="REF|auto",
+        help="cyclegan's clean domain: synthetic targets made from REF, a clean (simulated) "
+        "image of the crystal at any zoom and rotation, or 'auto' from the lattice and motif "
+        "measured on IN (default auto)",
+    )
     t.add_argument(
         "--mask",
         metavar="FILE|auto",
@@ -188,14 +195,10 @@ def train_config(args: argparse.Namespace, data, axes: str):
             "--val-region: a continued run keeps the model's validation split (its best weights "
             "were chosen on it)"
         )
-    given = {
-        "epochs": args.epochs,
-        "steps": args.steps,
-        "patch": args.patch,
-        "batch": args.batch,
-        "dims": args.dims,
-        "seed": args.seed,
-    }
+    given = {"epochs": args.epochs, "steps": args.steps, "dims": args.dims, "seed": args.seed}
+    for option in ("patch", "batch"):  # the method's own default when not given
+        if getattr(args, option, None) is not None:
+            given[option] = getattr(args, option)
     # the settings of some methods only: refused for the others, as the config refuses them
     for option, field in (("learning_rate", "learning_rate"), ("structure_share",
                           "structure_share"), ("precision", "precision")):  # fmt: skip
@@ -205,6 +208,12 @@ def train_config(args: argparse.Namespace, data, axes: str):
     if args.mask and "mask" not in cls.model_fields:
         users = [n for n, m in METHODS.items() if "mask" in m.config.model_fields]
         raise CliError(f"--mask is only used with --method {' or '.join(users)}")
+    target = getattr(args, "target", None)
+    if target is not None and "target" not in cls.model_fields:
+        users = [n for n, m in METHODS.items() if "target" in m.config.model_fields]
+        raise CliError(f"--target is only used with --method {' or '.join(users)}")
+    if target is not None:
+        given["target"] = "auto" if target == "auto" else "reference"
     if args.resume:  # the folder's architecture (method, mask, dims) is kept
         from ..deep.config import resume_config
         from ..deep.model import ModelFolder
@@ -235,8 +244,14 @@ def run_train(args: argparse.Namespace) -> int:
     from ..jobs import run
     from ..jobs.specs import train_spec
 
-    spec = train_spec(args.input, args.output, config, axes=args.axes, resume=args.resume)
+    target = getattr(args, "target", None)
+    extra = {"reference": target} if target not in (None, "auto") else None
+    spec = train_spec(
+        args.input, args.output, config, axes=args.axes, resume=args.resume, extra=extra
+    )
     try:
+        if extra:
+            _read(extra["reference"], None)  # a bad reference is refused before training
         with StopOnInterrupt() as stop:
             job = run_train_spec(spec, should_stop=stop, image=image)
             info = run(job, StderrProgress())

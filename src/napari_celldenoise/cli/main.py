@@ -28,7 +28,9 @@ COMMANDS = [
     "info",
     "deep",
     "spots",
+    "simulate_smlm",  # blinking single-molecule movies with truth
     "render",  # super-resolution image from a spot table
+    "frc",  # its resolution (FRC, NeNA)
     "filter",
     "noise",
     "metrics",

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TextIO
 
-from ..jobs import Epoch, Event, Log, Progress
+from ..jobs import Device, Epoch, Event, Log, Progress
 
 
 class StderrProgress:
@@ -47,6 +47,8 @@ class StderrProgress:
                 if event.level != "info"
                 else f"{event.message}\n"
             )
+        elif isinstance(event, Device) and event.note:
+            self.stream.write(f"note: {event.note}\n")
         elif isinstance(event, Epoch):
             val = f" val_loss {event.val_loss:.5g}" if event.val_loss is not None else ""
             self.stream.write(f"epoch {event.epoch}: loss {event.loss:.5g}{val}\n")

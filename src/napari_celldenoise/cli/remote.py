@@ -14,7 +14,7 @@ import sys
 
 from .errors import CliError
 
-TRAIN_ONLY = {"input", "output", "resume", "help"}
+TRAIN_ONLY = {"input", "output", "resume", "help", "target"}  # a reference stays here
 
 
 def register(sub: argparse._SubParsersAction) -> None:

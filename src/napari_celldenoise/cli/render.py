@@ -1,4 +1,5 @@
-"""``celldenoise render LOCS.csv -o OUT.tif``: a super-resolution image from a spot table."""
+"""``celldenoise render LOCS -o OUT.tif``: a super-resolution image from a spot table (our CSV,
+ThunderSTORM's, or Picasso's HDF5)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "render",
         help="render a super-resolution image (OME-TIFF, nm scale) from a spot table",
-        description="Render the localizations of a spot CSV (ours or ThunderSTORM's) as an "
+        description="Render the localizations of a spot CSV (ours or ThunderSTORM's) or of a "
+        "Picasso .hdf5 as an "
         "OME-TIFF whose pixel is the camera pixel / MAGNIFICATION, its physical size in nm. "
         "histogram: localizations per pixel; gaussian: each localization a normalised "
         "Gaussian of its own uncertainty (at least half a render pixel). The image starts at "
         "0 nm, the camera frame's corner.",
     )
-    p.add_argument("input", metavar="LOCS.csv", help="spot table (x [nm], y [nm], ...)")
+    p.add_argument(
+        "input", metavar="LOCS", help="spot table: CSV (x [nm], y [nm], ...) or Picasso .hdf5"
+    )
     p.add_argument("-o", "--output", metavar="OUT.tif", required=True, help="OME-TIFF to write")
     p.add_argument(
         "--magnification",
@@ -32,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--camera-pixel",
         type=float,
         metavar="NM",
-        help="camera pixel in nm (default: the table's, from its x [nm] / x [px] columns, "
-        "else 100)",
+        help="camera pixel in nm (default: the table's, from its x [nm] / x [px] columns or "
+        "a Picasso file's Pixelsize, else 100)",
     )
     p.add_argument(
         "--method",
@@ -53,59 +57,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..io import ImageData, write_ome_tiff
-    from ..io.spots_csv import SpotTableError, read_spots_csv
     from ..jobs.provenance import SOFTWARE
-    from ..spots.render import RenderError, render_gaussian, render_histogram
+    from ..spots.render import RenderError, render_table
     from ._classical import check_output
+    from ._locs import check_positive, good_rows, read_table
 
     m = args.magnification
     if not np.isfinite(m) or m <= 0:
         raise CliError(f"--magnification must be a positive number, got {m:g}")
-    if args.camera_pixel is not None and not (
-        np.isfinite(args.camera_pixel) and args.camera_pixel > 0
-    ):
-        raise CliError(f"--camera-pixel must be a positive size in nm, got {args.camera_pixel:g}")
+    check_positive(args.camera_pixel, "--camera-pixel")
     check_output(args.output, args.overwrite, inputs=[args.input])
-    try:
-        table = read_spots_csv(args.input)
-    except SpotTableError as exc:
-        raise CliError(str(exc)) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        raise CliError(f"{args.input}: cannot read ({exc.strerror})") from None
-    total = len(table)
-    if not args.include_bad and "class" in table:
-        table = table[table["class"].astype(str) == "good"]
-    if len(table) == 0:
-        which = "no localizations" if total == 0 else f"none of its {total} localizations is good"
-        raise CliError(f"{args.input}: {which}; nothing to render")
-    ps = float(table.attrs["pixel_size"])
-    camera = float(args.camera_pixel or ps)
+    table = read_table(args.input, camera_pixel=args.camera_pixel)
+    table = good_rows(table, args.input, include_bad=args.include_bad, what="render")
+    camera = float(args.camera_pixel or table.attrs["pixel_size"])
     pixel_nm = camera / m
-    x_nm = (table["x"].to_numpy(float) + 0.5) * ps
-    y_nm = (table["y"].to_numpy(float) + 0.5) * ps
+    if args.method == "gaussian" and "uncertainty" not in table:
+        raise CliError(
+            f"{args.input}: no 'uncertainty [nm]' column for the gaussian render "
+            "(use --method histogram)"
+        )
     try:
-        if args.method == "gaussian":
-            if "uncertainty" not in table:
-                raise CliError(
-                    f"{args.input}: no 'uncertainty [nm]' column for the gaussian render "
-                    "(use --method histogram)"
-                )
-            sigma_nm = table["uncertainty"].to_numpy(float) * ps
-            rendered = render_gaussian(x_nm, y_nm, sigma_nm, pixel_nm=pixel_nm)
-        else:
-            rendered = render_histogram(x_nm, y_nm, pixel_nm=pixel_nm)
+        rendered = render_table(table, magnification=m, method=args.method, camera_pixel=camera)
     except RenderError as exc:
         raise CliError(f"{args.input}: {exc}") from None
-    image = ImageData(
-        rendered.image,
-        "YX",
-        scale={"Y": pixel_nm, "X": pixel_nm},
-        units={"Y": "nm", "X": "nm"},
-    )
-    write_ome_tiff(
+    write_render(
         args.output,
-        image,
+        rendered,
         overwrite=args.overwrite,
         inputs=[args.input],
         provenance={"history": _history(args.input), "software": SOFTWARE},
@@ -116,6 +93,18 @@ def run(args: argparse.Namespace) -> int:
         f"{rows} x {cols} px at {pixel_nm:g} nm (camera {camera:g} nm / {m:g})"
     )
     return 0
+
+
+def write_render(path, rendered, **write_options) -> None:
+    """Write a :class:`~..spots.render.Rendered` as a YX OME-TIFF with its pixel in nm
+    (``write_options`` go to :func:`~..io.write_ome_tiff`)."""
+    from ..io import ImageData, write_ome_tiff
+
+    pixel_nm = rendered.pixel_nm
+    image = ImageData(
+        rendered.image, "YX", scale={"Y": pixel_nm, "X": pixel_nm}, units={"Y": "nm", "X": "nm"}
+    )
+    write_ome_tiff(path, image, **write_options)
 
 
 def _history(path: str) -> list:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import _smlm
 from .errors import CliError
 
 
@@ -18,7 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "classify them good/bad and write a CSV (frame 1-based, nm = (px + 0.5) * pixel size).",
     )
     p.add_argument("input", metavar="IN", help="TIFF/OME-TIFF/PNG frame or stack (YX, TYX, ZYX)")
-    p.add_argument("-o", "--output", metavar="OUT.csv", required=True, help="CSV to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.csv",
+        required=True,
+        help="CSV to write (OUT.hdf5: Picasso's localization file and its .yaml)",
+    )
     p.add_argument("--fit", choices=["lsq", "mle"], default="mle", help="estimator (default mle)")
     p.add_argument("--offset", type=float, metavar="ADU", help="camera offset (default 100)")
     p.add_argument(
@@ -97,6 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--centroid-epochs", type=int, default=20, metavar="N", help="network epochs (20)"
     )
+    _smlm.add_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
 
@@ -124,6 +132,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar=("LO", "HI"),
         help="photons per px, drawn per frame",
     )
+    add_simulation_camera(s)
+    s.set_defaults(func=run_simulate)
+
+
+def add_simulation_camera(s: argparse.ArgumentParser) -> None:
+    """The camera, pixel size, seed and overwrite options of the simulators."""
     s.add_argument("--offset", type=float, default=100.0, metavar="ADU")
     s.add_argument("--sensitivity", type=float, default=0.5, metavar="E_PER_ADU")
     s.add_argument("--read-noise", type=float, default=1.6, metavar="E")
@@ -132,7 +146,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--pixel-size", type=float, default=100.0, metavar="NM")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--overwrite", action="store_true")
-    s.set_defaults(func=run_simulate)
 
 
 def build_config(args: argparse.Namespace, pixel_size: float):
@@ -167,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.output, args.overwrite, inputs=[args.input])
     _check_classifier(args)
     _check_centroid_options(args)
+    _smlm.check(args)
     spec = build_spec(args)
     try:
         result = run_job(run_spec(spec), on_event=StderrProgress(quiet=args.quiet))
@@ -180,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if result.centroid_line is not None:
         print(result.centroid_line, file=sys.stderr)
+    _smlm.report(args, result)
     if not args.quiet:
         if len(result.table) == 0:
             print(
@@ -229,6 +244,7 @@ def build_spec(args: argparse.Namespace):
         classify=args.classify,
         centroid=args.centroid,
         train_centroid=training,
+        smlm=_smlm.steps(args),
         output=args.output,
         overwrite=args.overwrite,
     )

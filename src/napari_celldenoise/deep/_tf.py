@@ -141,6 +141,19 @@ def device_description() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
+def unusable_gpu() -> str:
+    """Why an NVIDIA GPU that this machine has is not used, and what to install ("" when
+    TensorFlow uses it, or when there is none: ``nvidia-smi`` and ``/dev/nvidia0`` are absent)."""
+    import shutil
+
+    if not (shutil.which("nvidia-smi") or os.path.exists("/dev/nvidia0")) or gpus():
+        return ""
+    return (
+        "an NVIDIA GPU is present but TensorFlow cannot use it (no CUDA libraries it loads): "
+        "pip install 'napari-celldenoise[gpu]' (tensorflow[and-cuda], no system CUDA needed)"
+    )
+
+
 BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 

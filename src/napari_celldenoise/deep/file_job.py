@@ -53,14 +53,19 @@ def run_train_spec(
 ) -> Iterator[Event]:
     """Train ``spec.config`` on ``spec.input`` into the model folder ``spec.output``.
 
-    ``image`` is the input when the caller has opened it already (``read_input(spec.input)``).
+    ``image`` is the input when the caller has opened it already (``read_input(spec.input)``);
+    the images of ``spec.extra`` (a CycleGAN's reference) are read here.
     ``Done`` carries the folder's ``ModelInfo``; the folder keeps its config, best and last
     weights (see :func:`.api.train`).
     """
     from .api import train
 
     data, axes = strip_singleton_channel(image if image is not None else read_input(spec.input))
-    job = train(data, axes, spec.config, spec.output, resume=spec.resume, should_stop=should_stop)
+    extra = {name: strip_singleton_channel(read_input(src))[0] for name, src in spec.extra.items()}
+    job = train(
+        data, axes, spec.config, spec.output, resume=spec.resume, extra=extra,
+        should_stop=should_stop,
+    )  # fmt: skip
     yield from job
 
 

@@ -74,6 +74,12 @@ class DeepMethod:
     extra_inputs
         Names of images it trains on besides the noisy one (a CycleGAN's target domain):
         given to :func:`.api.train` as ``extra``.
+    side_files
+        JSON files its model folders hold beside the weights (n2v's network description),
+        parsed when a folder is opened so that a damaged one is reported before any work.
+    optional_inputs
+        Names of images it may train on besides the noisy one (a CycleGAN's clean reference:
+        without it the targets are drawn from the measured motif).
     losses
         Names in :attr:`~napari_celldenoise.jobs.Epoch.metrics` that the loss plot draws
         (``loss`` and ``val_loss`` are the epoch's own).
@@ -92,14 +98,16 @@ class DeepMethod:
     three_d: bool = True
     dock: frozenset[str] = frozenset()
     extra_inputs: tuple[str, ...] = ()
+    side_files: tuple[str, ...] = ()
+    optional_inputs: tuple[str, ...] = ()
     losses: tuple[str, ...] = ("loss", "val_loss")
     order: int = 100
 
     def check_extra(self, extra: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The method's extra inputs from ``extra``: each required, no others."""
-        extra = dict(extra or {})
+        """The method's extra inputs from ``extra``: each required one, optional ones, no others."""
+        extra = {n: v for n, v in dict(extra or {}).items() if v is not None}
         missing = [n for n in self.extra_inputs if n not in extra]
-        unknown = [n for n in extra if n not in self.extra_inputs]
+        unknown = [n for n in extra if n not in (*self.extra_inputs, *self.optional_inputs)]
         if missing or unknown:
             from .data import DeepInputError
 

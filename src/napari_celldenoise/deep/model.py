@@ -124,9 +124,12 @@ class ModelFolder:
         if self.file(NOISE).is_file() or (getattr(info.train, "vst", False) and self.has_weights()):
             if self.read_noise() is None:
                 raise ModelFolderError(f"{self.path}: a vst model without {NOISE}")
-        if info.train.method in ("n2v", "structn2v") and self.has_weights():
-            if not isinstance(self.read_json(N2V_CONFIG), dict):
-                raise ModelFolderError(f"{self.file(N2V_CONFIG)}: not a network description")
+        from .registry import method_of
+
+        if self.has_weights():
+            for name in method_of(info.train).side_files:
+                if not isinstance(self.read_json(name), dict):
+                    raise ModelFolderError(f"{self.file(name)}: not a network description")
         if self.file(CALIBRATION).is_file():
             lines = self.read_json(CALIBRATION)
             if not (isinstance(lines, dict) and all(_is_line(v) for v in lines.values())):

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from ..jobs import Calibration, Device, Event, Log
-from ._tf import device_description, import_n2v, import_tensorflow, quiet_stdout
+from ._tf import (
+    device_description,
+    import_n2v,
+    import_tensorflow,
+    quiet_stdout,
+    unusable_gpu,
+)
 from .calibration import CALIBRATION, describe, read_lines
 from .config import TrainConfig
 from .data import DeepInputError, augment, draw_seed, validation_subset
@@ -173,7 +179,7 @@ def train_n2v(
     device = device_description()
     info = info.model_copy(update={"mean": mean, "std": std, "device": device})
     folder.write_info(info)
-    yield Device(device)
+    yield Device(device, note=unusable_gpu())
     yield Log(
         f"training {config.method} on {device}: {len(x)} training, {len(val)} validation patches"
     )

@@ -35,7 +35,13 @@ from typing import Any
 import numpy as np
 
 from ..jobs import Calibration, Device, Event, Log, Progress, ShouldStop, never_stop
-from ._tf import compute_precision, device_description, import_tensorflow, keras
+from ._tf import (
+    compute_precision,
+    device_description,
+    import_tensorflow,
+    keras,
+    unusable_gpu,
+)
 from .calibration import CALIBRATION, describe, fit_affine, read_lines
 from .config import PredictConfig, TrainConfig
 from .data import augment, check_finite, draw_seed, structure_weights, validation_subset
@@ -374,7 +380,7 @@ def train_pg(
     device = device_description() + (" in bfloat16" if precision != "float32" else "")
     info = info.model_copy(update={"mean": mean, "std": std, "device": device})
     folder.write_info(info)
-    yield Device(device)
+    yield Device(device, note=unusable_gpu())
     yield Log(
         f"training {config.method} on {device}: noise var = max({a:.4g} x + {b:.4g}, {floor:.4g})"
     )

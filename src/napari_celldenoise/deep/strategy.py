@@ -146,15 +146,11 @@ def pick(choice: str | None = None) -> Placement:
 
 def why_no_gpu() -> str:
     """Why TensorFlow has no GPU here, and what to install."""
-    import shutil
+    from ._tf import unusable_gpu
 
-    if shutil.which("nvidia-smi") or os.path.exists("/dev/nvidia0"):
-        return (
-            "an NVIDIA GPU is present but TensorFlow cannot use it (no CUDA libraries it "
-            "loads): pip install 'napari-celldenoise[gpu]' (tensorflow[and-cuda], no system CUDA "
-            "needed)"
-        )
-    return "TensorFlow sees no GPU on this machine (no NVIDIA driver: nvidia-smi is missing)"
+    return unusable_gpu() or (
+        "TensorFlow sees no GPU on this machine (no NVIDIA driver: nvidia-smi is missing)"
+    )
 
 
 @contextlib.contextmanager

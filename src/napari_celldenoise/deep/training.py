@@ -45,21 +45,26 @@ def cosine_rate(peak: float, step: int, total_steps: int) -> float:
     return peak * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
-def cosine_schedule(learning_rate: float, total_steps: int) -> Any:
-    """A Keras callback setting the :func:`cosine_rate` of each batch before it runs."""
+def rate_schedule(rate: Callable[[int], float]) -> Any:
+    """A Keras callback setting the learning rate ``rate(step)`` of each batch before it runs
+    (``step`` counts this run's batches from 0)."""
     k = keras()
 
-    class _Cosine(k.callbacks.Callback):
+    class _Schedule(k.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
             self.step = 0
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            rate = cosine_rate(learning_rate, self.step, total_steps)
-            self.model.optimizer.learning_rate.assign(rate)
+            self.model.optimizer.learning_rate.assign(rate(self.step))
             self.step += 1
 
-    return _Cosine()
+    return _Schedule()
+
+
+def cosine_schedule(learning_rate: float, total_steps: int) -> Any:
+    """A Keras callback setting the :func:`cosine_rate` of each batch before it runs."""
+    return rate_schedule(lambda step: cosine_rate(learning_rate, step, total_steps))
 
 
 def fit_events(

@@ -570,6 +570,13 @@ def measure_gain(image: np.ndarray, lattice: Lattice | None = None) -> dict[str,
     by the project's robust variance-curve fit (:func:`..classical.noise.fit_variance_curve`).
     Without one, the single-image estimate of :func:`..classical.noise.estimate_noise`
     (smooth regions, which an atomic-resolution image hardly has).
+
+    ``zero_level = -offset_variance / gain`` is the mean at which the fitted variance reaches
+    zero: the detector's dark offset. A detector that adds a constant ``c`` to every count
+    records ``var = gain * (mean - c) + read_variance``, so the fitted offset variance is
+    ``read_variance - gain * c`` and is negative whenever the offset outweighs the read noise
+    (then the zero level is about ``c``; without an offset it is ``-read_variance / gain``,
+    slightly below 0). NaN when the gain is not positive.
     """
     from ..classical.noise import estimate_noise, fit_variance_curve
 
@@ -580,9 +587,11 @@ def measure_gain(image: np.ndarray, lattice: Lattice | None = None) -> dict[str,
         fit = fit_variance_curve(mean[ok], var[ok], count[ok], source="lattice fold")
     else:
         fit = estimate_noise(np.asarray(image, dtype=np.float32))
+    gain, offset_variance = float(fit.a), float(fit.b)
     return {
-        "gain": float(fit.a),
-        "offset_variance": float(fit.b),
+        "gain": gain,
+        "offset_variance": offset_variance,
+        "zero_level": -offset_variance / gain if gain > 0 else float("nan"),
         "sigma": float(fit.sigma),
         "r2": float(fit.r2),
         "model": fit.model,
@@ -631,4 +640,6 @@ def format_report(out: dict) -> str:
         f"noise         gain {noise['gain']:.4g}, offset variance {noise['offset_variance']:.4g}"
         f" ({noise['model']}, from the {noise['source']})"
     )
+    if "zero_level" in noise:
+        lines.append(f"zero level    {noise['zero_level']:.4g} (the dark offset: variance 0 there)")
     return "\n".join(lines)

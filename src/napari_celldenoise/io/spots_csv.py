@@ -48,8 +48,14 @@ HEADER = [
 ]
 """The first columns of every table we write, in this order."""
 
-# table column -> (csv name, kind): "pos" nm = (px + 0.5) * ps, "len" nm = px * ps, "raw"
+# table column -> (csv name, kind): "pos" nm = (px + 0.5) * ps, "len" nm = px * ps,
+# "frame" 1-based, "raw"
 _EXTRA = {
+    "x_raw": ("x_raw [nm]", "pos"),  # before drift correction (spots/drift.py)
+    "y_raw": ("y_raw [nm]", "pos"),
+    "x_sample": ("x_sample [nm]", "pos"),  # simulated truth without drift (spots/smlm_simulate.py)
+    "y_sample": ("y_sample [nm]", "pos"),
+    "last_frame": ("last_frame", "frame"),  # of a molecule merged from blinks (spots/merge.py)
     "z": ("z [slice]", "raw"),
     "sigma_x": ("sigma_x [nm]", "len"),
     "sigma_y": ("sigma_y [nm]", "len"),
@@ -120,6 +126,10 @@ def _convert(table: pd.DataFrame, col: str, kind: str, ps: float, n: int) -> np.
     values = table[col].to_numpy()
     if kind == "len":
         return values.astype(float) * ps
+    if kind == "pos":
+        return (values.astype(float) + 0.5) * ps
+    if kind == "frame":
+        return values + 1
     return values
 
 
@@ -256,6 +266,10 @@ def from_csv_frame(
         col, kind = inverse.get(name, (name, "raw"))
         if kind == "len":
             table[col] = num(name) / ps
+        elif kind == "pos":
+            table[col] = num(name) / ps - 0.5
+        elif kind == "frame":
+            table[col] = num(name).astype(np.int64) - 1
         else:
             table[col] = raw[name].to_numpy()
     if "z" in table:

@@ -77,9 +77,14 @@ class Epoch:
 
 @dataclass(frozen=True)
 class Device:
-    """Where a job computes, as people read it (``"CPU (16 cores)"``, ``"GPU (NVIDIA H200)"``)."""
+    """Where a job computes, as people read it (``"CPU (16 cores)"``, ``"GPU (NVIDIA H200)"``).
+
+    ``note`` says, when there is one, why it is not a faster device that this machine has (an
+    NVIDIA GPU that TensorFlow cannot use) and what to install.
+    """
 
     description: str
+    note: str = ""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from .specs import AnySpec, ReadSpec
 RUNNERS: dict[str, str] = {
     "read": ".run_spec:run_read_spec",
     "filter": "..classical.file_job:run_filter_spec",
+    "add-noise": "..classical.noise_job:run_add_noise_spec",
     "train": "..deep.file_job:run_train_spec",
     "predict": "..deep.file_job:run_predict_spec",
     "spots": "..spots.file_job:run_spots_spec",
@@ -31,16 +32,17 @@ spec class in :mod:`.specs` and one entry here."""
 def run_spec(spec: AnySpec, should_stop: ShouldStop = never_stop) -> Iterator[Event]:
     """Run ``spec``; yields its events, ``Done`` (with the job's typed result) last.
 
-    ========  ==============================================  ==============================
-    kind      runs                                            ``Done.result``
-    ========  ==============================================  ==============================
-    read      :func:`run_read_spec`                           ``ImageData`` or the path
-    filter    :func:`..classical.file_job.run_filter_spec`    ``FilterResult``
-    train     :func:`..deep.file_job.run_train_spec`          the folder's ``ModelInfo``
-    predict   :func:`..deep.file_job.run_predict_spec`        the output path
-    spots     :func:`..spots.file_job.run_spots_spec`         ``SpotsResult``
-    export    :func:`..deep.file_job.run_export_spec`         ``(path, report)``
-    ========  ==============================================  ==============================
+    =========  ================================================  ==========================
+    kind       runs                                              ``Done.result``
+    =========  ================================================  ==========================
+    read       :func:`run_read_spec`                             ``ImageData`` or the path
+    filter     :func:`..classical.file_job.run_filter_spec`      ``FilterResult``
+    add-noise  :func:`..classical.noise_job.run_add_noise_spec`  ``NoiseResult``
+    train      :func:`..deep.file_job.run_train_spec`            the folder's ``ModelInfo``
+    predict    :func:`..deep.file_job.run_predict_spec`          the output path
+    spots      :func:`..spots.file_job.run_spots_spec`           ``SpotsResult``
+    export     :func:`..deep.file_job.run_export_spec`           ``(path, report)``
+    =========  ================================================  ==========================
 
     The job runs where :func:`.placement.runs_in_child` says for ``spec.kind``; an extra that
     it or one of its sub-jobs needs is checked first, before anything is read.

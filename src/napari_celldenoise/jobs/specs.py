@@ -145,6 +145,72 @@ class ClassicalConfig(Config):
         return self
 
 
+class NoiseConfig(Config):
+    """Noise to add to an image (the Noise dock's "Add noise", ``celldenoise add-noise``).
+
+    gaussian: ``+ N(0, sigma**2)``; poisson-gaussian: ``a * Poisson(x / a) + N(0, b)``;
+    salt-pepper: a fraction ``amount`` of the pixels set to ``high`` or ``low`` (defaults: the
+    integer dtype's range, or the data's min and max). With ``seed`` the noise is reproducible.
+    """
+
+    noise: Literal["gaussian", "poisson-gaussian", "salt-pepper"]
+    sigma: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    a: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    b: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    amount: float = Field(default=0.05, ge=0, le=1)
+    salt_fraction: float = Field(default=0.5, ge=0, le=1)
+    low: float | None = Field(default=None, allow_inf_nan=False)
+    high: float | None = Field(default=None, allow_inf_nan=False)
+    seed: int | None = None
+    keep_dtype: bool = Field(default=False, description="keep an integer input's dtype")
+
+    @model_validator(mode="after")
+    def _needed(self) -> NoiseConfig:
+        if self.noise == "gaussian" and self.sigma is None:
+            raise ValueError("gaussian noise needs sigma > 0")
+        if self.noise == "poisson-gaussian" and self.a is None:
+            raise ValueError("poisson-gaussian noise needs a > 0")
+        return self
+
+    def label(self) -> str:
+        """The settings in a few characters, for a layer name: ``sigma=5``, ``a=2, b=1``."""
+        if self.noise == "gaussian":
+            return f"sigma={self.sigma:g}"
+        if self.noise == "poisson-gaussian":
+            return f"a={self.a:g}, b={self.b:g}"
+        return f"{100 * self.amount:g}%"
+
+    def apply(self, data: Any) -> Any:
+        """``data`` with this noise, as the output dtype (float32 for integers unless kept).
+
+        Raises ``ValueError`` for data the noise cannot take (negative intensities for
+        poisson-gaussian).
+        """
+        import numpy as np
+
+        from ..classical.apply import cast_output, output_dtype
+        from ..classical.noise import add_gaussian, add_poisson_gaussian, add_salt_pepper
+
+        data = np.asarray(data)
+        rng = np.random.default_rng(self.seed)
+        if self.noise == "gaussian":
+            noisy = add_gaussian(data, self.sigma, rng=rng)
+        elif self.noise == "poisson-gaussian":
+            if data.size and float(np.min(data)) < 0:
+                raise ValueError("poisson-gaussian noise needs non-negative intensities")
+            noisy = add_poisson_gaussian(data, self.a, self.b, rng=rng)
+        else:
+            noisy = add_salt_pepper(
+                data,
+                self.amount,
+                salt_fraction=self.salt_fraction,
+                low=self.low,
+                high=self.high,
+                rng=rng,
+            )
+        return cast_output(np.asarray(noisy), output_dtype(data.dtype, self.keep_dtype))
+
+
 class _Spec(Config):
     """Fields every job spec has."""
 
@@ -176,6 +242,16 @@ class FilterSpec(_Spec):
     overwrite: bool = False
 
 
+class AddNoiseSpec(_Spec):
+    """Add noise to an image into an OME-TIFF (same shape, axes and scale)."""
+
+    kind: Literal["add-noise"] = "add-noise"
+    input: InputSpec
+    config: NoiseConfig
+    output: str = Field(min_length=1, description="OME-TIFF to write")
+    overwrite: bool = False
+
+
 class TrainSpec(_Spec):
     """Train a self-supervised network on a noisy image into a model folder.
 
@@ -188,6 +264,11 @@ class TrainSpec(_Spec):
     config: TrainConfig
     output: str = Field(min_length=1, description="model folder (new or empty unless resume)")
     resume: bool = False
+    extra: dict[str, InputSpec] = Field(
+        default_factory=dict,
+        description="images the method trains on besides the input, by name (a CycleGAN's "
+        "clean reference)",
+    )
 
 
 class PredictSpec(_Spec):
@@ -210,12 +291,24 @@ class CentroidTraining(Config):
     output: str = Field(min_length=1, description="model file (.npz) to write")
 
 
+class SmlmSteps(Config):
+    """After the fit: drift correction and merging of blinks (``celldenoise spots --drift
+    RCC --merge 50:1``). The drift is estimated from the good localizations and subtracted
+    from all (the raw positions kept); blinks merge within ``merge_radius_nm`` over gaps of
+    ``merge_gap`` frames, good with good and bad with bad."""
+
+    drift: Literal["none", "rcc", "fiducials"] = "none"
+    merge_radius_nm: float | None = Field(default=None, gt=0, description="merge radius (nm)")
+    merge_gap: int = Field(default=1, ge=0, description="frames a molecule may be missing")
+
+
 class SpotsSpec(_Spec):
     """Detect, fit and classify spots into a spot table (CSV).
 
     ``pixel_size`` (nm) is taken from the image's scale when None (100 without one); it
     replaces ``config.pixel_size``. ``classify`` is a classifier or rules file applied after
-    the fit; ``centroid`` a centroid model that localises instead of fitting.
+    the fit; ``centroid`` a centroid model that localises instead of fitting; ``smlm`` the
+    drift correction and merging of blinks applied to the table before it is written.
     """
 
     kind: Literal["spots"] = "spots"
@@ -225,6 +318,7 @@ class SpotsSpec(_Spec):
     classify: str | None = Field(default=None, description="classifier (.joblib) or rules (.yaml)")
     centroid: str | None = Field(default=None, description="centroid model (.npz) to localise")
     train_centroid: CentroidTraining | None = None
+    smlm: SmlmSteps | None = None
     output: str = Field(min_length=1, description="CSV to write")
     overwrite: bool = False
 
@@ -251,13 +345,13 @@ class ExportSpec(_Spec):
     overwrite: bool = False
 
 
-AnySpec = ReadSpec | FilterSpec | TrainSpec | PredictSpec | SpotsSpec | ExportSpec
+AnySpec = ReadSpec | FilterSpec | AddNoiseSpec | TrainSpec | PredictSpec | SpotsSpec | ExportSpec
 """The type of any spec (for annotations)."""
 
 JobSpec = Annotated[AnySpec, Field(discriminator="kind")]
 """Any job spec, told apart by ``kind`` (a pydantic field type: validates to the right class)."""
 
-KINDS: tuple[str, ...] = ("read", "filter", "train", "predict", "spots", "export")
+KINDS: tuple[str, ...] = ("read", "filter", "add-noise", "train", "predict", "spots", "export")
 
 _ADAPTER: TypeAdapter = TypeAdapter(JobSpec)
 
@@ -371,6 +465,20 @@ def classical_spec(
     )
 
 
+def add_noise_spec(
+    path: str,
+    output: str,
+    config: NoiseConfig,
+    *,
+    axes: str | None = None,
+    channel: int | None = None,
+) -> AddNoiseSpec:
+    """The spec of the Noise dock's "Add noise" on the layer read from ``path``."""
+    return AddNoiseSpec(
+        input=InputSpec(path=path, axes=axes, channel=channel), config=config, output=output
+    )
+
+
 def train_spec(
     path: str,
     output: str,
@@ -379,13 +487,16 @@ def train_spec(
     axes: str | None = None,
     channel: int | None = None,
     resume: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> TrainSpec:
-    """The spec of the Deep dock's Train on the layer read from ``path`` into ``output``."""
+    """The spec of the Deep dock's Train on the layer read from ``path`` into ``output``;
+    ``extra``: the paths of the method's other images, by name."""
     return TrainSpec(
         input=InputSpec(path=path, axes=axes, channel=channel),
         config=config,
         output=output,
         resume=resume,
+        extra={name: InputSpec(path=p) for name, p in (extra or {}).items()},
     )
 
 
@@ -435,6 +546,7 @@ def spots_spec(
 
 __all__ = [
     "KINDS",
+    "AddNoiseSpec",
     "AnySpec",
     "CentroidTraining",
     "ClassicalConfig",
@@ -442,11 +554,14 @@ __all__ = [
     "FilterSpec",
     "InputSpec",
     "JobSpec",
+    "NoiseConfig",
     "PredictSpec",
     "ReadSpec",
+    "SmlmSteps",
     "SpecError",
     "SpotsSpec",
     "TrainSpec",
+    "add_noise_spec",
     "classical_spec",
     "load_spec",
     "parse_spec",

@@ -1,4 +1,5 @@
-"""napari reader for spot tables: our CSV and ThunderSTORM's open as Points layers with scale.
+"""napari reader for spot tables: our CSV, ThunderSTORM's and Picasso's HDF5 open as Points
+layers with scale.
 
 ``napari_get_reader`` returns None for anything that is not a spot table (another CSV, a
 missing file, a folder, a list with a non-table) and never raises.
@@ -15,7 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..io.spots_csv import SpotTableError, is_spot_table, read_spots_csv
+from ..io.locs import read_localizations
+from ..io.picasso_hdf5 import is_picasso_file
+from ..io.spots_csv import SpotTableError, is_spot_table
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +28,15 @@ CLASS_COLORS = {"good": "#33dd55", "bad": "#ff4040"}
 
 
 def napari_get_reader(path: str | list[str]) -> Callable[[Any], LayerData] | None:
-    """A reader for ``path`` if it is a CSV spot table (or a list of them), else None."""
+    """A reader for ``path`` if it is a CSV spot table or a Picasso HDF5 (or a list of them),
+    else None."""
     try:
         paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
         if not paths:
             return None
         for p in paths:
+            if is_picasso_file(p):
+                continue
             if not str(p).lower().endswith(".csv") or not Path(p).is_file():
                 return None
             if not is_spot_table(p):
@@ -48,7 +54,7 @@ def read_spot_layers(path: str | list[str]) -> LayerData:
     layers: LayerData = []
     for p in paths:
         try:
-            table = read_spots_csv(p)
+            table = read_localizations(p)
         except SpotTableError as exc:
             notify_error(str(exc))
             continue

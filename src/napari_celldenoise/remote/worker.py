@@ -193,6 +193,7 @@ class Worker:
 
     def _fit(self, info, model_dir: Path, done: int, total: int, *, resume: bool) -> bool:
         from ..deep import strategy
+        from ..deep._tf import unusable_gpu
         from ..deep.file_job import run_train_spec
 
         config = info.spec.config.model_copy(update={"epochs": total - done})
@@ -201,13 +202,16 @@ class Worker:
         )
         placement = strategy.pick(self.devices)
         self.say(f"training on {placement.description}")
+        note = unusable_gpu() if placement.kind == "cpu" else ""
+        if note:
+            self.say(note)
         if placement.kind == "tpu" and config.batch % (8 * placement.replicas):
             self.say(
                 f"batch {config.batch} is not a multiple of 8 per TPU core "
                 f"({8 * placement.replicas} for {placement.replicas} cores): the TPU runs below "
                 "its speed"
             )
-        self.emit(Device(placement.description))
+        self.emit(Device(placement.description, note=note))
         self.update(state="running", message="training", device=placement.description)
         stopped = False
         with strategy.using(placement):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from ..jobs import Done, Event, ShouldStop, never_stop
 from ..jobs.compose import forward
 from ..jobs.specs import CentroidTraining, SpecError, SpotsSpec
 from .config import SpotsConfig
+
+if TYPE_CHECKING:
+    from .drift import Drift
 
 _UNIT_NM = {"nm": 1.0, "µm": 1000.0, "um": 1000.0, "mm": 1e6}
 
@@ -35,6 +39,9 @@ class SpotsResult:
         The image's pixel size (nm) when it was implausible and 100 nm was used instead.
     centroid_line
         The trained centroid model's report, when one was trained.
+    drift, smlm_lines
+        The drift subtracted (nm per frame), and the report of the drift correction and
+        merging, when the spec asked for them.
     """
 
     output: str
@@ -42,6 +49,8 @@ class SpotsResult:
     pixel_size: float
     ignored_pixel_size: float | None = None
     centroid_line: str | None = None
+    drift: Drift | None = None
+    smlm_lines: tuple[str, ...] = ()
 
     @property
     def n_good(self) -> int:
@@ -85,7 +94,7 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
         classifier that cannot be used; :class:`~..io.errors.ImageReadError` for a bad file.
     """
     from ..io import read_image
-    from ..io.spots_csv import write_spots_csv
+    from ..io.locs import write_localizations
     from ..jobs.provenance import provenance_for
     from .expr import ExpressionError
     from .pipeline import find_spots
@@ -120,6 +129,7 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
         return
     table = done.result
     line = None
+    lines: tuple[str, ...] = ()
     if spec.train_centroid is not None:
         line = yield from _train_centroid(spec.train_centroid, stack, axes, table, config)
         if line is None:
@@ -133,14 +143,40 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
             table = apply_classifier(table, spec.classify, frames=stack, box=config.box, axes=axes)
         except (ValueError, OSError, KeyError) as exc:
             raise SpecError(f"classify: {exc}", option="classify") from None
-    write_spots_csv(
+    drift = None
+    if spec.smlm is not None:
+        table, drift, lines = yield from _smlm_steps(spec, table, stack, axes, should_stop)
+        if table is None:
+            yield Done(None, stopped=True)
+            return
+    write_localizations(  # CSV, or Picasso's HDF5 for an output named .hdf5
         spec.output,
         table,
         pixel_size=pixel_size,
         overwrite=spec.overwrite,
         provenance=provenance_for(spec, source),
+        frame_shape=stack.shape[-2:],
+        n_frames=stack.shape[axes.index("T")] if "T" in axes else 1,
     )
-    yield Done(SpotsResult(spec.output, table, pixel_size, ignored, line))
+    yield Done(SpotsResult(spec.output, table, pixel_size, ignored, line, drift, lines))
+
+
+def _smlm_steps(spec: SpotsSpec, table, stack, axes: str, should_stop) -> Iterator[Event]:
+    """Drift correction and merging (``spec.smlm``); returns ``(table, drift, lines)``, the
+    table None when stopped."""
+    from .drift import DriftError
+    from .smlm_steps import drift_and_merge
+
+    n_frames = stack.shape[axes.index("T")] if "T" in axes else 1
+    try:
+        outcome = yield from drift_and_merge(
+            table, spec.smlm, n_frames=n_frames, should_stop=should_stop
+        )
+    except DriftError as exc:
+        raise SpecError(f"drift: {exc}", option="drift") from None
+    if outcome.stopped:
+        return None, None, ()
+    return outcome.table, outcome.drift, outcome.lines
 
 
 def _load_centroid(path: str | None):

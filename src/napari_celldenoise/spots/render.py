@@ -185,3 +185,35 @@ def _finite_positions(x_nm: np.ndarray, y_nm: np.ndarray) -> tuple[np.ndarray, n
         raise RenderError(f"x and y differ in length ({x.size} and {y.size})")
     keep = np.isfinite(x) & np.isfinite(y)
     return x[keep], y[keep]
+
+
+def render_table(
+    table, *, magnification: float, method: str = "gaussian", camera_pixel: float | None = None
+) -> Rendered:
+    """A spot table's render at ``magnification`` (render pixel = camera pixel /
+    magnification): ``"histogram"`` or ``"gaussian"`` (each localization's own
+    ``uncertainty``). Positions go to nm as the CSV has them (``(px + 0.5) * pixel_size``);
+    ``camera_pixel`` (nm) replaces ``attrs["pixel_size"]`` for the render pixel only.
+
+    Raises
+    ------
+    RenderError
+        A bad magnification or method, a gaussian render without uncertainties, no
+        localization.
+    """
+    if not np.isfinite(magnification) or magnification <= 0:
+        raise RenderError(f"the magnification must be a positive number, got {magnification:g}")
+    if method not in ("histogram", "gaussian"):
+        raise RenderError(f"the render method must be histogram or gaussian, got {method!r}")
+    ps = float(table.attrs.get("pixel_size", 100.0))
+    pixel_nm = float(camera_pixel or ps) / magnification
+    x_nm = (table["x"].to_numpy(float) + 0.5) * ps
+    y_nm = (table["y"].to_numpy(float) + 0.5) * ps
+    if method == "histogram":
+        return render_histogram(x_nm, y_nm, pixel_nm=pixel_nm)
+    if "uncertainty" not in table:
+        raise RenderError(
+            "no 'uncertainty [nm]' column for the gaussian render (use the histogram render)"
+        )
+    sigma_nm = table["uncertainty"].to_numpy(float) * ps
+    return render_gaussian(x_nm, y_nm, sigma_nm, pixel_nm=pixel_nm)

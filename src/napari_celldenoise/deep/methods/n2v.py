@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from ..config import TrainConfig
 from ..method import DeepMethod, ExportSupport
+from ..model import N2V_CONFIG
 
 
 class N2VConfig(TrainConfig):
@@ -145,5 +146,6 @@ METHOD = DeepMethod(
         "Images, CVPR 2019, pp. 2129-2137",
         "10.1109/CVPR.2019.00223",
     ),
+    side_files=(N2V_CONFIG,),
     order=0,
 )

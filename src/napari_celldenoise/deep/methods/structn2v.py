@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from ..method import DeepMethod
+from ..model import N2V_CONFIG
 from .n2v import N2VConfig, export_support, predictor, receptive_radius, train
 
 
@@ -80,6 +81,7 @@ METHOD = DeepMethod(
         "with Self-Supervised Blind-Spot Networks, ISBI 2020, pp. 159-163",
         "10.1109/ISBI45749.2020.9098336",
     ),
+    side_files=(N2V_CONFIG,),
     dock=frozenset({"mask"}),
     order=1,
 )

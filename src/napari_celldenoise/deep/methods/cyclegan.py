@@ -1,0 +1,118 @@
+"""Unpaired CycleGAN (Zhu, Park, Isola and Efros, "Unpaired Image-to-Image Translation using
+Cycle-Consistent Adversarial Networks", ICCV 2017) towards synthetic clean targets of the
+user's crystal, for atomic-resolution electron micrographs (:mod:`..cyclegan`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from ..config import TrainConfig
+from ..method import DeepMethod
+
+
+class CycleGANConfig(TrainConfig):
+    """The CycleGAN's settings: the networks, the loss weights and the target domain."""
+
+    # measured here: a step on one 256 x 256 crop costs about as much as an n2v step on 16
+    # patches of 64 x 64 (four networks, forward and backward, at 2 x the work per pixel)
+    EPOCH_COST: ClassVar[float] = 8.0
+    NEUTRAL: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "target": ("auto",),
+        "res_blocks": (6,),
+        "cycle_weight": (10.0,),
+        "identity_weight": (0.5,),
+        "lowpass_weight": (10.0,),
+        "lowpass_sigma": (None,),
+    }
+    KEPT_ON_RESUME: ClassVar[tuple[str, ...]] = ("res_blocks", "target")
+
+    method: Literal["cyclegan"] = "cyclegan"
+    patch: int = Field(
+        default=256,
+        ge=32,
+        le=512,
+        description="training crop side (pixels) at the image's own pixel size; a ResNet "
+        "generator sees ~170 px, so crops of 256 px or more (smaller only for tests)",
+    )
+    batch: int = Field(default=1, ge=1, le=64, description="crops per batch (Zhu et al.: 1)")
+    learning_rate: float = Field(default=2e-4, gt=0, le=1.0, description="Adam, beta1 0.5")
+    res_blocks: int = Field(default=6, ge=1, le=9, description="residual blocks per generator")
+    target: Literal["auto", "reference"] = Field(
+        default="auto",
+        description="clean domain: synthetic targets from the user's clean reference image "
+        "('reference') or from the lattice and motif measured on the noisy image ('auto')",
+    )
+    cycle_weight: float = Field(default=10.0, ge=0, le=100, description="cycle-consistency")
+    identity_weight: float = Field(
+        default=0.5, ge=0, le=10, description="identity loss, as a share of the cycle weight"
+    )
+    lowpass_weight: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description="low-pass consistency: the output keeps the input's thickness map",
+    )
+    lowpass_sigma: float | None = Field(
+        default=None, gt=0, le=100, description="its Gaussian (px); None: the lattice spacing"
+    )
+
+    @model_validator(mode="after")
+    def _two_d(self) -> CycleGANConfig:
+        if self.dims == 3:
+            raise ValueError("cyclegan is 2D: Z slices are trained as separate images")
+        return self
+
+
+def train(
+    patches: Any, config: CycleGANConfig, folder: Any, info: Any, *, resume: bool,
+    should_stop: Any, extra: dict[str, Any],
+) -> Iterator[Any]:  # fmt: skip
+    import numpy as np
+
+    from ..cyclegan import train_cyclegan
+
+    reference = extra.get("reference")
+    if reference is not None:
+        reference = np.squeeze(np.asarray(reference, np.float32))
+    return (
+        yield from train_cyclegan(
+            patches.train, patches.val, config, folder, info, reference=reference,
+            resume=resume, should_stop=should_stop,
+        )
+    )  # fmt: skip
+
+
+def predictor(
+    folder: Any, info: Any, config: Any, samples: Any, *, should_stop: Any
+) -> Iterator[Any]:
+    """The noisy -> clean generator, on data normalised as in training."""
+    from ..cyclegan import generator_from_folder
+    from ..predictors import KerasPredictor
+
+    yield from ()
+    return KerasPredictor(generator_from_folder(folder, info, config.weights), info.mean, info.std)
+
+
+def receptive_radius(depth: int) -> int:
+    from ..cyclegan import receptive_radius as radius
+
+    return radius(depth)
+
+
+METHOD = DeepMethod(
+    name="cyclegan",
+    title="cyclegan (EM)",
+    summary="unpaired CycleGAN towards synthetic clean targets of the crystal; for "
+    "atomic-resolution electron micrographs (keeps dents and vacancies)",
+    config=CycleGANConfig,
+    train=train,
+    predictor=predictor,
+    receptive_radius=receptive_radius,
+    three_d=False,
+    optional_inputs=("reference",),
+    losses=("loss", "val_loss", "generator", "discriminator", "cycle", "lowpass"),
+    order=3,
+)
