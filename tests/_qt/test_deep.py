@@ -328,7 +328,7 @@ def test_the_loss_plot_of_one_epoch_has_plain_ticks_and_room_for_its_marker(qtbo
     plot = LossPlot()
     qtbot.addWidget(plot)
     plot.add(Epoch(1, 1.0, 0.98))
-    plot.canvas.draw()
+    assert plot.view.wait()  # drawn in a worker thread
     x0, x1 = plot.axes.get_xlim()
     y0, y1 = plot.axes.get_ylim()
     assert x0 <= 0.6 and x1 >= 1.4  # the marker is not cut at the left or right edge

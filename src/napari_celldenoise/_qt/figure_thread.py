@@ -143,7 +143,10 @@ class ThreadedFigure(QLabel):
             except Exception:  # a drawing bug must not kill the thread silently
                 logger.exception("drawing a figure failed")
                 continue
-            relay.pixels.emit(ref, pixels)
+            try:
+                relay.pixels.emit(ref, pixels)
+            except RuntimeError:  # the application is shutting down
+                return
 
     def _show(self, pixels: np.ndarray) -> None:
         height, width = pixels.shape[:2]

@@ -13,9 +13,7 @@ range sliders. The groups are sub-widgets: :mod:`.spots_detect`, :mod:`.spots_ca
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,19 +72,6 @@ def layer_pixel_size_nm(layer: Any) -> float | None:
 def points_name(image: str) -> str:
     """The spots layer of ``image``: "cells spots", but "spots (found)" for an image "spots"."""
     return f"{image} (found)" if "spot" in image.lower() else f"{image} spots"
-
-
-@contextlib.contextmanager
-def one_refresh(layer: Any) -> Iterator[None]:
-    """Set several properties of a napari layer with one redraw at the end instead of one
-    per property (napari's own ``_block_refresh``, where this napari version has it)."""
-    block = getattr(layer, "_block_refresh", None)
-    if block is None:
-        yield
-        return
-    with block():
-        yield
-    layer.refresh()
 
 
 def is_preview_layer(name: str) -> bool:
@@ -472,9 +457,8 @@ class SpotsWidget(QWidget):
             return None
         layer.selected_data = set()
         static = ("scale", "units", "face_color", "border_width", "border_width_is_relative")
-        with one_refresh(layer):
-            for key in (*static, "out_of_slice_display", "metadata"):
-                setattr(layer, key, meta[key])
+        for key in (*static, "out_of_slice_display", "metadata"):
+            setattr(layer, key, meta[key])
         if layer.name != name:
             if name in self.viewer.layers:  # of another dimensionality: replaced
                 self.viewer.layers.remove(name)
@@ -487,12 +471,11 @@ class SpotsWidget(QWidget):
         if self.points is None or self.state.table is None:
             return
         table = self.state.shown_table()
-        with one_refresh(self.points):
-            self.points.selected_data = set()
-            self.points.data = self.state.coords(table)
-            self.points.features = table
-            self.points.border_color = class_colors(table["class"].to_numpy())
-            self.points.size = point_sizes(table)
+        self.points.selected_data = set()
+        self.points.data = self.state.coords(table)
+        self.points.features = table
+        self.points.border_color = class_colors(table["class"].to_numpy())
+        self.points.size = point_sizes(table)
 
     def _refresh_views(self) -> None:
         state = self.state
