@@ -105,10 +105,11 @@ def test_train_in_child_updates_plot_and_preview_then_denoise(dock, qtbot, fake_
         return any(t.label1.get_visible() for t in w.plot.axes.yaxis.get_major_ticks())
 
     # before the first epoch: a hint, and no made-up axis values
-    assert w.plot.hint.get_visible() and not loss_values_shown()
+    assert w.plot.view.wait() and w.plot.hint.get_visible() and not loss_values_shown()
     w.epochs.setValue(2)
     with qtbot.waitSignal(w.panel.finished, timeout=180_000):
         assert w.start_training() is not None
+    assert w.plot.view.wait()  # the plot is drawn in a worker thread
     assert w.plot.epochs == [1, 2] and len(w.plot.loss_line.get_xdata()) == 2
     assert not w.plot.hint.get_visible() and loss_values_shown()
     ticks = w.plot.axes.get_xticks()
@@ -327,7 +328,7 @@ def test_the_loss_plot_of_one_epoch_has_plain_ticks_and_room_for_its_marker(qtbo
     plot = LossPlot()
     qtbot.addWidget(plot)
     plot.add(Epoch(1, 1.0, 0.98))
-    plot.canvas.draw()
+    assert plot.view.wait()  # drawn in a worker thread
     x0, x1 = plot.axes.get_xlim()
     y0, y1 = plot.axes.get_ylim()
     assert x0 <= 0.6 and x1 >= 1.4  # the marker is not cut at the left or right edge

@@ -320,7 +320,7 @@ def test_whole_stack_spots_run_stays_responsive_and_a_full_disk_is_one_notificat
     path = widget.save_csv(str(tmp_path / "spots.csv"))  # the dock goes on
     assert len(pd.read_csv(path, comment="#")) == n_spots
     if showing >= MAX_STALL_S:
-        pytest.xfail(f"showing the result stalls the viewer {ms(showing)} (napari layer swap)")
+        pytest.xfail(f"showing the result stalls the viewer {ms(showing)} (napari layer updates)")
 
 
 # --------------------------------------------------------------------------- training child

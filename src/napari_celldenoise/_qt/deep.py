@@ -32,6 +32,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+# the job functions the child processes run: imported with the dock (no TensorFlow in them),
+# not on the first click, where importing them held the viewer for 0.1-0.45 s
+from ..deep.api import predict, predict_file, train
 from ..deep.config import (
     PredictConfig,
     TrainConfig,
@@ -40,6 +43,7 @@ from ..deep.config import (
     train_config_from_widget,
 )
 from ..deep.masks import MIN_MASK_CORRELATION
+from ..deep.model import ModelFolder
 from ..deep.registry import METHODS, get_method
 from ..io.layers import layer_axes
 from ..jobs import Device, Epoch, Event, Preview, Timing
@@ -142,12 +146,14 @@ class LossPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
 
-        self.figure = Figure(figsize=(3.2, 2.0), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        from .figure_thread import ThreadedFigure
+
+        # drawn in a worker thread: the first draw of this figure held the viewer ~1 s here
+        self.view = ThreadedFigure((3.2, 2.0), 100, "white")
+        self.figure = self.view.figure
+        self.figure.set_layout_engine("tight")
         self.axes = self.figure.add_subplot(111)
         (self.loss_line,) = self.axes.plot([], [], "o-", label="loss", ms=3)
         (self.val_line,) = self.axes.plot([], [], "s-", label="val loss", ms=3)
@@ -162,7 +168,7 @@ class LossPlot(QWidget):
         )  # fmt: skip
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
+        layout.addWidget(self.view)
         self.setMinimumHeight(160)
         self.clear()
 
@@ -176,14 +182,15 @@ class LossPlot(QWidget):
     def set_losses(self, names: tuple[str, ...]) -> None:
         """Draw these :attr:`Epoch.metrics` too (a method with several losses, e.g. a GAN's);
         ``loss`` and ``val_loss`` are the epoch's own and always drawn."""
-        for line in getattr(self, "lines", {}).values():
-            line.remove()
-        self.lines = {
-            name: self.axes.plot([], [], ".-", label=name.replace("_", " "), ms=3)[0]
-            for name in names
-            if name not in ("loss", "val_loss")
-        }
-        self.axes.legend(fontsize=7)
+        with self.view.lock:
+            for line in getattr(self, "lines", {}).values():
+                line.remove()
+            self.lines = {
+                name: self.axes.plot([], [], ".-", label=name.replace("_", " "), ms=3)[0]
+                for name in names
+                if name not in ("loss", "val_loss")
+            }
+            self.axes.legend(fontsize=7)
         self.clear()
 
     def add(self, event: Epoch) -> None:
@@ -195,18 +202,19 @@ class LossPlot(QWidget):
         self._redraw()
 
     def _redraw(self) -> None:
-        self.loss_line.set_data(self.epochs, self.loss)
-        self.val_line.set_data(self.epochs, self.val)
-        for name, line in getattr(self, "lines", {}).items():
-            line.set_data(self.epochs, self.extra.get(name, []))
-        empty = not self.epochs
-        # no made-up axis values (matplotlib's -0.05..0.05) before the first epoch
-        self.hint.set_visible(empty)
-        self.axes.tick_params(labelleft=not empty, labelbottom=not empty)
-        if not empty:
-            self.axes.set_xlim(min(self.epochs) - 0.5, max(self.epochs) + 0.5)
-            self.axes.set_ylim(*loss_limits(self.loss, self.val, *self.extra.values()))
-        self.canvas.draw_idle()
+        with self.view.lock:  # the worker may be drawing the previous state
+            self.loss_line.set_data(self.epochs, self.loss)
+            self.val_line.set_data(self.epochs, self.val)
+            for name, line in getattr(self, "lines", {}).items():
+                line.set_data(self.epochs, self.extra.get(name, []))
+            empty = not self.epochs
+            # no made-up axis values (matplotlib's -0.05..0.05) before the first epoch
+            self.hint.set_visible(empty)
+            self.axes.tick_params(labelleft=not empty, labelbottom=not empty)
+            if not empty:
+                self.axes.set_xlim(min(self.epochs) - 0.5, max(self.epochs) + 0.5)
+                self.axes.set_ylim(*loss_limits(self.loss, self.val, *self.extra.values()))
+        self.view.render()
 
 
 def loss_limits(*series: list[float]) -> tuple[float, float]:
@@ -525,7 +533,6 @@ class DeepDenoiseWidget(QWidget):
 
     def _resume_config(self, folder: str) -> TrainConfig:
         """The folder's architecture (method, mask, dims...) and this run's epochs/steps/batch."""
-        from ..deep.model import ModelFolder
 
         saved = ModelFolder(folder).read_info().train
         run = {
@@ -589,8 +596,6 @@ class DeepDenoiseWidget(QWidget):
 
     def start_training(self, *, resume: bool = False) -> Any:
         """Train (or continue) in a child process; returns the worker (None if refused)."""
-        from ..deep.api import train
-        from ..deep.model import ModelFolder
 
         layer = self.selected_layer()
         if layer is None:
@@ -690,7 +695,6 @@ class DeepDenoiseWidget(QWidget):
 
     def start_predict(self) -> Any:
         """Denoise the selected layer with the model folder (child process)."""
-        from ..deep.api import predict
 
         layer = self.selected_layer()
         if layer is None:
@@ -724,7 +728,6 @@ class DeepDenoiseWidget(QWidget):
 
     def _predict_lazy(self, layer: Any, axes: str, folder: str, config: PredictConfig) -> Any:
         """A lazy layer: the child reopens its file and predicts into a memory-mapped .npy."""
-        from ..deep.api import predict_file
 
         path = getattr(layer.source, "path", None)
         if not path:

@@ -81,8 +81,17 @@ class FeatureTable(QTableWidget):
         return item.text() if item is not None else ""
 
 
+Panel = tuple[str, list[tuple[np.ndarray, np.ndarray, str]] | None]
+"""One histogram: its label and ``(counts, bin edges, colour)`` per class (None: no data)."""
+
+
 class Histograms(QWidget):
-    """Photons, uncertainty and sigma histograms of the good and bad spots."""
+    """Photons, uncertainty and sigma histograms of the good and bad spots.
+
+    The counts are computed here (numpy, milliseconds); the figure is drawn in a worker
+    thread (:class:`.figure_thread.ThreadedFigure`), so that a whole-stack result does not
+    hold the viewer while matplotlib lays out and rasterises it.
+    """
 
     FEATURES = (
         ("photons", "photons", 1.0),
@@ -92,50 +101,64 @@ class Histograms(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
+        from .figure_thread import ThreadedFigure
 
-        self.figure = Figure(figsize=(4.2, 1.6), dpi=90, tight_layout=True)
-        self.figure.patch.set_facecolor("#262930")
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(140)
-        self.axes = self.figure.subplots(1, 3)
-        for ax, (_, label, _) in zip(self.axes, self.FEATURES):
-            draw_empty(ax, f"{label}\n{NO_DATA}", color="0.7")
+        self.view = ThreadedFigure((4.2, 1.6), 90, BACKGROUND)
+        self.view.setMinimumHeight(140)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas)
+        layout.addWidget(self.view)
         self.counts: dict[str, int] = {}
+        self.panels: list[Panel] = [(label, None) for _, label, _ in self.FEATURES]
+        self.view.render(draw_histograms, self.panels)
 
     def show_table(
         self, table: pd.DataFrame, pixel_size: float, shown: np.ndarray | None = None
     ) -> None:
         cls = table["class"].astype(str).to_numpy() if "class" in table else np.array([])
         keep = np.ones(len(table), bool) if shown is None else shown
-        for ax, (col, label, factor) in zip(self.axes, self.FEATURES):
-            ax.clear()
-            ax.set_facecolor("#262930")
-            ax.tick_params(colors="white", labelsize=6)
-            ax.set_title(label, color="white", fontsize=7)
+        panels: list[Panel] = []
+        for col, label, factor in self.FEATURES:
             if col not in table or len(table) == 0:
-                draw_empty(ax, f"{label}\n{NO_DATA}", color="0.7")
+                panels.append((label, None))
                 continue
             v = pd.to_numeric(table[col], errors="coerce").to_numpy(float)
             v = v * (factor if factor is not None else pixel_size)
             ok = np.isfinite(v) & keep
             if not ok.any():
-                draw_empty(ax, f"{label}\n{NO_DATA}", color="0.7")
+                panels.append((label, None))
                 continue
             hi = np.percentile(v[ok], 99) if ok.sum() > 5 else v[ok].max()
             bins = np.linspace(v[ok].min(), max(hi, v[ok].min() + 1e-9), 30)
+            classes = []
             for name, colour in (("good", "#33dd55"), ("bad", "#ff4040")):
                 sel = ok & (cls == name)
-                if sel.any():  # one filled outline per class: ax.hist's 30 bar patches
-                    # each took the viewer ~0.5 s to build after a whole-stack run
+                if sel.any():
                     counts, _ = np.histogram(np.clip(v[sel], bins[0], bins[-1]), bins)
-                    ax.stairs(counts, bins, fill=True, color=colour, alpha=0.7)
+                    classes.append((counts, bins, colour))
+            panels.append((label, classes))
+        self.panels = panels
         self.counts = {name: int((cls[keep] == name).sum()) for name in ("good", "bad")}
-        self.canvas.draw_idle()
+        self.view.render(draw_histograms, panels)
+
+
+BACKGROUND = "#262930"  # napari's dark theme
+
+
+def draw_histograms(figure: Any, panels: list[Panel]) -> None:
+    """One axes per panel, one filled outline per class (``ax.hist``'s 30 bar patches per
+    class were several times slower to draw)."""
+    axes = figure.subplots(1, len(panels))
+    for ax, (label, classes) in zip(np.atleast_1d(axes), panels):
+        if classes is None:
+            draw_empty(ax, f"{label}\n{NO_DATA}", color="0.7")
+            continue
+        ax.set_facecolor(BACKGROUND)
+        ax.tick_params(colors="white", labelsize=6)
+        ax.set_title(label, color="white", fontsize=7)
+        for counts, bins, colour in classes:
+            ax.stairs(counts, bins, fill=True, color=colour, alpha=0.7)
+    figure.tight_layout()
 
 
 class FeatureFilter(QWidget):
