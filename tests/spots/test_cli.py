@@ -199,3 +199,18 @@ def test_train_the_network_on_simulated_spots_in_a_child_process(tmp_path, capsy
     import sys
 
     assert "tensorflow" not in sys.modules  # trained in the child, predicted with numpy
+
+
+def test_an_offset_far_below_the_dark_level_is_said_with_the_estimate(tmp_path, capsys, caplog):
+    from napari_celldenoise.spots.simulate import simulate_spots
+
+    frames, _ = simulate_spots(1, (64, 64), n_spots=6, background=(5.0, 20.0), seed=2)
+    path = tmp_path / "dark1000.tif"
+    tifffile.imwrite(path, (frames + 900).astype(np.uint16))  # a camera with a 1000 ADU offset
+    assert main(["spots", str(path), "-o", str(tmp_path / "a.csv"), "-q"]) == 0  # default 100
+    said = capsys.readouterr().err + caplog.text
+    assert "offset 100 is far below the image's dark level" in said
+    assert "the image suggests 1000" in said  # the dark level of the background
+    caplog.clear()
+    assert main(["spots", str(path), "-o", str(tmp_path / "b.csv"), "--offset", "995", "-q"]) == 0
+    assert "offset" not in capsys.readouterr().err + caplog.text  # a fitting offset: nothing

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..jobs import Done, Event, Progress, ShouldStop, never_stop
+from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
 from ..jobs.compose import forward
 from ..jobs.specs import CentroidTraining, SpecError, SpotsSpec
 from .config import SpotsConfig
@@ -153,6 +153,16 @@ def frames_of(image, channel: int) -> tuple[np.ndarray, str]:
     return data, axes
 
 
+def _offset_warning(stack, offset: float) -> str:
+    """What is wrong with the camera offset for the first frame ("" when it fits): the CLI
+    and a batch log say it, as the Spots dock shows it beside its camera fields."""
+    from .camera import check_offset
+
+    first = np.asarray(stack[(0,) * (stack.ndim - 2)], dtype=np.float64)  # one frame, lazily
+    message = check_offset(first, offset).message
+    return f"{message} (set the camera offset)" if message else ""
+
+
 def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> Iterator[Event]:
     """Run ``spec``; yields progress, ``Done(SpotsResult)`` last (nothing written if stopped).
 
@@ -184,6 +194,9 @@ def run_spots_spec(spec: SpotsSpec, *, should_stop: ShouldStop = never_stop) -> 
             f"{source}: frames of {stack.shape[-2]}x{stack.shape[-1]} px are "
             f"smaller than the {config.box}x{config.box} fit box"
         )
+    offset = _offset_warning(stack, config.offset)
+    if offset:
+        yield Log(offset, level="warning")
     model = _load_centroid(spec.centroid)
     from ..io.picasso_hdf5 import is_picasso_path
 
