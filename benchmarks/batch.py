@@ -153,7 +153,10 @@ def main() -> None:
         f"2 workers against 1: {rows[1][2] / rows[2][2]:.2f}x. The overhead per file is the "
         "batch's time above the serial loop's, divided by the files (scheduling, the manifest, "
         f"the per-file summary that reads each output again); 1 worker ran at {one:.2f}x and "
-        f"2 workers at {two:.2f}x the serial loop's speed.",
+        f"2 workers at {two:.2f}x the serial loop's speed. A negative overhead means the "
+        "worker was faster than the loop: dask limits each worker's numeric libraries to its "
+        "threads, the loop's process is not limited, and the shared machine's load varies "
+        "within a run.",
     ]
     text = "\n".join(lines)
     print(text)
