@@ -181,7 +181,9 @@ def run_batch(
             f"{n_workers} workers (recipe {rhash})"
         )
         resources = _tf_resources(client) if recipe.uses_tensorflow else None
-        from .task import process_file
+        from .task import process_file, storage_env
+
+        env = storage_env()
 
         stop_flag = f"celldenoise-stop-{uuid.uuid4().hex}"  # a dask Event: set on a stop
         futures = {}
@@ -193,6 +195,7 @@ def run_batch(
                 specs,
                 record,
                 stop_flag,
+                env,
                 key=f"celldenoise-{rhash}-{i}-{abs(hash(item.path)) % 10**8}",
                 retries=RETRIES,
                 pure=False,

@@ -86,8 +86,23 @@ def _remove_stale_parts(path: str) -> None:
             stale.unlink(missing_ok=True)
 
 
+STORAGE_ENV = ("STORAGE_EMULATOR_HOST", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT")
+"""Settings of the submitting process that point gcsfs at a storage server (a local GCS
+emulator): a task takes them along, since workers started before they were set (or on other
+machines) would otherwise ask the real GCS, which they may never reach (the task hangs on its
+first ``gs://`` read)."""
+
+
+def storage_env() -> dict[str, str]:
+    """The :data:`STORAGE_ENV` settings of this process that are set."""
+    return {k: os.environ[k] for k in STORAGE_ENV if k in os.environ}
+
+
 def process_file(
-    specs: list[dict], record: dict[str, Any], stop_flag: str | None = None
+    specs: list[dict],
+    record: dict[str, Any],
+    stop_flag: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run ``specs`` (the recipe planned for one file, as JSON data) and complete ``record``.
 
@@ -96,7 +111,9 @@ def process_file(
     uncertainty in nm, noise sigma before and after a denoising step). ``stop_flag`` names a
     dask ``Event``: once it is set (the batch was stopped), a file not yet started is
     returned ``"cancelled"`` without running, and a file in progress stops between steps.
+    ``env`` is the submitting process's :func:`storage_env`, set here before any read.
     """
+    os.environ.update(env or {})
     from ..jobs import run
     from ..jobs.run_spec import run_spec
     from ..jobs.specs import parse_spec

@@ -119,6 +119,74 @@ def run_filter_spec(spec: FilterSpec, *, should_stop: ShouldStop = never_stop) -
         curve = ", ".join(f"{_fmt(v)}:{loss:.4g}" for v, loss in zip(tune.values, tune.losses))
         yield Log(f"loss curve ({tune.param}:loss): {curve}")
     out_dtype = output_dtype(image.dtype, cfg.keep_dtype)
+    provenance = provenance_for(spec, source)
+    sigma = 1.0 if gat is not None and not method.impulse else info.sigma
+    if image.lazy and image.axes.endswith("YX"):  # block by block into the file
+        from .stream import FilteredPlanes, write_streamed
+
+        planes = FilteredPlanes(
+            image.data,
+            image.axes,
+            plan,
+            method,
+            method.resolve(given, sigma=sigma),
+            gat=gat,
+            noise=info,
+            dtype=out_dtype,
+            scale=image.scale,
+            should_stop=should_stop,
+        )
+        if cfg.three_d and len(plan.block_axes) < 3:
+            yield Log("no Z or T axis: filtering the image in 2D", "warning")
+        if gat is not None:
+            yield Log(f"VST: generalized Anscombe with a={gat.a:.4g}, b={gat.b:.4g}")
+        yield Log(f"{source}: opened lazily, filtered and written block by block")
+        done = yield from forward(
+            write_streamed(
+                lambda: write_ome_tiff(
+                    spec.output,
+                    image.with_data(planes, lazy=True),
+                    overwrite=spec.overwrite,
+                    inputs=[source],
+                    provenance=provenance,
+                ),
+                planes,
+                method.name,
+            )
+        )
+        if done.stopped:
+            yield Done(None, stopped=True)
+            return
+        written = done.result
+    else:
+        written = yield from _filter_in_memory(
+            spec, image, method, given, gat, info, out_dtype, provenance, should_stop
+        )
+        if written is None:
+            yield Done(None, stopped=True)
+            return
+    yield Done(
+        FilterResult(
+            output=written,
+            method=method.name,
+            params=method.resolve(given, sigma=sigma),
+            gat=gat,
+            three_d=bool(cfg.three_d and len(plan.block_axes) == 3),
+            tune=tune,
+            noise_sigma=info.sigma,
+            shape=image.shape,
+            axes=image.axes,
+            dtype=out_dtype,
+            seconds=time.monotonic() - start,
+        )
+    )
+
+
+def _filter_in_memory(spec, image, method, given, gat, info, out_dtype, provenance, should_stop):
+    """Filter the whole image, then write it; the path written (None when stopped)."""
+    from ..io import write_ome_tiff
+
+    cfg = spec.config
     done = yield from forward(
         denoise_job(
             image.data,
@@ -134,30 +202,13 @@ def run_filter_spec(spec: FilterSpec, *, should_stop: ShouldStop = never_stop) -
         )
     )
     if done.stopped:  # no half-filtered file
-        yield Done(None, stopped=True)
-        return
-    written = write_ome_tiff(
+        return None
+    return write_ome_tiff(
         spec.output,
         image.with_data(done.result),
         overwrite=spec.overwrite,
-        inputs=[source],
-        provenance=provenance_for(spec, source),
-    )
-    sigma = 1.0 if gat is not None and not method.impulse else info.sigma
-    yield Done(
-        FilterResult(
-            output=written,
-            method=method.name,
-            params=method.resolve(given, sigma=sigma),
-            gat=gat,
-            three_d=bool(cfg.three_d and len(plan.block_axes) == 3),
-            tune=tune,
-            noise_sigma=info.sigma,
-            shape=image.shape,
-            axes=image.axes,
-            dtype=out_dtype,
-            seconds=time.monotonic() - start,
-        )
+        inputs=[spec.input.path],
+        provenance=provenance,
     )
 
 
