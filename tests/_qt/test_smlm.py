@@ -220,3 +220,22 @@ def test_cancel_stops_the_resolution_and_keeps_the_dock_usable(dock, qtbot):
     assert widget.frc is None and widget.jobs.status.text() == "stopped"
     _wait(widget, qtbot, widget.measure_resolution)
     assert widget.frc is not None
+
+
+def test_a_layer_renamed_or_given_its_table_is_listed_under_its_new_name(dock, table):
+    """The Spots dock turns its "preview" layer into the result: a rename and new features,
+    no new layer."""
+    from napari_celldenoise.plugin.spots_reader import table_to_points
+
+    viewer, widget = dock
+    preview = viewer.add_points(np.zeros((3, 3)), name="spots preview")  # no table yet
+    listed = lambda: [widget.source_combo.itemText(i) for i in range(widget.source_combo.count())]  # noqa: E731
+    assert "spots preview" not in listed()
+    data, meta, _ = table_to_points(table.head(50), name="unused")
+    preview.data = data
+    preview.features = meta["features"]
+    preview.name = "spots (found)"
+    assert "spots (found)" in listed()
+    widget.set_source("spots (found)")
+    good = int((table.head(50)["class"] == "good").sum())  # "good spots only" is ticked
+    assert f"{good} localizations" in widget.source_label.text()

@@ -18,11 +18,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .spots_demo import step_spots
+from .spots_demo import step_spots, step_super_resolution
 
 PLUGIN = "napari-celldenoise"
 SAMPLES = ["noisy_cells", "spot_movie"]
-DOCKS = ["Stack info", "Deep denoise", "Spots", "Classical denoise", "Noise"]
+DOCKS = [
+    "Stack info",
+    "Deep denoise",
+    "Spots",
+    "Super-resolution",
+    "Classical denoise",
+    "Noise",
+    "Lattice",
+    "Batch",
+]
 
 
 def open_samples(viewer: Any) -> None:
@@ -85,7 +94,7 @@ def step_classical(viewer: Any, out: Path, docks: dict[str, Any]) -> dict[str, A
 
 
 Step = Callable[[Any, Path, dict[str, Any]], dict[str, Any]]
-STEPS: list[Step] = [step_stack_info, step_deep, step_spots, step_classical]
+STEPS: list[Step] = [step_stack_info, step_deep, step_spots, step_super_resolution, step_classical]
 
 
 def _settle(viewer: Any, seconds: float = 0.5) -> None:

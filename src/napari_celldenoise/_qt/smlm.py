@@ -277,7 +277,10 @@ class SuperResolutionWidget(QWidget):
             signal.connect(self._schedule_live)
         self.jobs.finished.connect(self._job_finished)
         self.viewer.layers.events.inserted.connect(self._refresh_sources)
+        self.viewer.layers.events.inserted.connect(lambda event: self._follow(event.value))
         self.viewer.layers.events.removed.connect(self._refresh_sources)
+        for layer in self.viewer.layers:
+            self._follow(layer)
         self._refresh_sources()
 
     # ------------------------------------------------------------------ sources
@@ -289,6 +292,13 @@ class SuperResolutionWidget(QWidget):
             for layer in self.viewer.layers
             if isinstance(layer, Points) and {"x", "y"} <= set(layer.features.columns)
         ]
+
+    def _follow(self, layer: Any) -> None:
+        """List a layer again when it is renamed or gets its table: the Spots dock turns its
+        preview layer into the result ("spots preview" becomes "spots (found)")."""
+        layer.events.name.connect(self._refresh_sources)
+        if hasattr(layer.events, "features"):
+            layer.events.features.connect(self._refresh_sources)
 
     def _refresh_sources(self, event: Any = None) -> None:
         # the table last chosen, back when its layer is: a rerun of Spots replaces its layer
