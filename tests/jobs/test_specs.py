@@ -177,7 +177,7 @@ def test_a_table_written_again_without_a_spec_loses_the_old_one(tmp_path, frames
     spec = spots_spec(frames, out, SpotsConfig(pixel_size=100.0))
     result = run(run_spec(spec))
     assert spec_of(out) == spec and result.pixel_size == 100.0
-    write_spots_csv(out, result.table, overwrite=True)  # e.g. the table edited in napari
+    write_spots_csv(out, result.read_table(), overwrite=True)  # e.g. edited in napari
     assert spec_of(out) is None
 
 

@@ -7,6 +7,7 @@ recorded by the Spots dock replays.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -270,6 +271,10 @@ def _smlm_steps(spec: SpotsSpec, table, stack, axes: str, should_stop) -> Iterat
     return outcome.table, outcome.drift, outcome.lines
 
 
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""Write errors of a full disk or a file size limit."""
+
+
 def _run_streamed(
     spec: SpotsSpec, stack, axes: str, config: SpotsConfig, ignored, should_stop: ShouldStop
 ) -> Iterator[Event]:
@@ -292,6 +297,10 @@ def _run_streamed(
             )
         except ExpressionError as exc:
             raise SpecError(str(exc)) from None
+        except OSError as exc:  # the parts lie beside the output: a full disk is the output's
+            if exc.errno not in FULL_DISK:
+                raise
+            raise OSError(exc.errno, exc.strerror, spec.output) from None
         if done.stopped:
             yield Done(None, stopped=True)
             return
