@@ -16,7 +16,7 @@ from .progress import StderrProgress, StopOnInterrupt
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
-        help="run a saved job spec (filter, spots, train, predict, read, export)",
+        help="run a saved job spec (read, filter, add-noise, train, predict, spots, export)",
         description="Run the job described by SPEC (a YAML or JSON job spec, as saved by "
         "napari-celldenoise or found in an output file's provenance).",
     )
