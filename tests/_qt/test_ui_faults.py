@@ -288,16 +288,17 @@ def test_whole_stack_spots_run_stays_responsive_and_a_full_disk_is_one_notificat
     shows: list[tuple[float, float]] = []
     timed(monkeypatch, widget, ["_show_result"], shows)
     stalls = []
-    for _ in range(2):  # a second run only when the first stalled: one pause of the machine
-        shows.clear()  # (another process, a collection) is not the dock's doing; two are
+    for _ in range(3):  # a rerun only when a run stalled: one pause of the machine (another
+        shows.clear()  # process, a collection) is not the dock's doing; three in a row are
         with StallMeter() as meter, qtbot.waitSignal(widget.jobs.finished, timeout=120_000):
             assert widget.run() is not None
         working, showing = meter.split(shows)
         print(f"spots run: longest stall {ms(working)} while working, {ms(showing)} showing")
-        assert len(shows) == 1 and len(meter.ticks) > 10
-        stalls.append(working)
-        if working < MAX_STALL_S:
+        assert len(shows) == 1 and len(meter.ticks) >= 3  # the timer ran through the run
+        stalls.append(max(working, showing))
+        if stalls[-1] < MAX_STALL_S:
             break
+    # the first run turns the preview into the result layer, a rerun updates its own layer
     assert min(stalls) < MAX_STALL_S, [ms(s) for s in stalls]
     n_spots = len(viewer.layers["movie spots"].data)
     assert n_spots > 50
@@ -319,8 +320,6 @@ def test_whole_stack_spots_run_stays_responsive_and_a_full_disk_is_one_notificat
     assert not widget.jobs.running
     path = widget.save_csv(str(tmp_path / "spots.csv"))  # the dock goes on
     assert len(pd.read_csv(path, comment="#")) == n_spots
-    if showing >= MAX_STALL_S:
-        pytest.xfail(f"showing the result stalls the viewer {ms(showing)} (napari layer updates)")
 
 
 # --------------------------------------------------------------------------- training child

@@ -70,6 +70,25 @@ def layer_pixel_size_nm(layer: Any) -> float | None:
     return nm if 1.0 <= nm <= 100_000.0 else None  # some TIFFs claim picometre pixels
 
 
+def set_if_changed(layer: Any, key: str, value: Any) -> None:
+    """Set a layer property only when it differs: napari refreshes the layer (and the
+    viewer's dimensions, for ``scale``) on every assignment, also of the same value."""
+    current = getattr(layer, key)
+    try:
+        if key == "metadata":
+            same = current == value
+        elif isinstance(value, str) and key.endswith("color"):  # a colour for every point
+            from napari.utils.colormaps.standardize_color import transform_color
+
+            same = len(current) > 0 and bool(np.all(current == transform_color(value)))
+        else:
+            same = bool(np.array_equal(current, value))
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        setattr(layer, key, value)
+
+
 def points_name(image: str) -> str:
     """The spots layer of ``image``: "cells spots", but "spots (found)" for an image "spots"."""
     return f"{image} (found)" if "spot" in image.lower() else f"{image} spots"
@@ -460,10 +479,12 @@ class SpotsWidget(QWidget):
                 break
         else:
             return None
-        layer.selected_data = set()
         static = ("scale", "units", "face_color", "border_width", "border_width_is_relative")
-        for key in (*static, "out_of_slice_display", "metadata"):
-            setattr(layer, key, meta[key])
+        with layer._block_refresh():  # one refresh, in _render_points
+            layer.selected_data = set()
+            for key in (*static, "metadata"):
+                set_if_changed(layer, key, meta[key])
+            layer.out_of_slice_display = meta["out_of_slice_display"]  # its getter warns
         if layer.name != name:
             if name in self.viewer.layers:  # of another dimensionality: replaced
                 self.viewer.layers.remove(name)
@@ -476,11 +497,16 @@ class SpotsWidget(QWidget):
         if self.points is None or self.state.table is None:
             return
         table = self.state.layer_table()
-        self.points.selected_data = set()
-        self.points.data = self.state.coords(table)
-        self.points.features = table
-        self.points.border_color = class_colors(table["class"].to_numpy())
-        self.points.size = point_sizes(table)
+        layer = self.points
+        # napari refreshes (slices, redraws, updates the thumbnail) after each of these
+        # setters; with a whole stack's spots that is several 10 ms each: refresh once
+        with layer._block_refresh():
+            layer.selected_data = set()
+            layer.data = self.state.coords(table)
+            layer.features = table
+            layer.border_color = class_colors(table["class"].to_numpy())
+            layer.size = point_sizes(table)
+        layer.refresh()
 
     def _refresh_views(self) -> None:
         state = self.state

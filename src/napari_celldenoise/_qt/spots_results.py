@@ -67,14 +67,18 @@ class FeatureTable(QTableWidget):
             self.setColumnCount(len(columns))
             self.setHorizontalHeaderLabels(columns)
         n = min(len(table), MAX_ROWS)
-        self.setRowCount(n)
-        for j, col in enumerate(columns):
-            values = table[col].to_numpy()[:n] if col in table else [""] * n
-            if col in ONE_BASED and col in table:
-                values = np.asarray(values, int) + 1
-            for i, v in enumerate(values):
-                text = f"{v:.4g}" if isinstance(v, float | np.floating) else str(v)
-                self.setItem(i, j, QTableWidgetItem(text))
+        self.setUpdatesEnabled(False)  # one repaint for all cells, not one per cell
+        try:
+            self.setRowCount(n)
+            for j, col in enumerate(columns):
+                values = table[col].to_numpy()[:n] if col in table else [""] * n
+                if col in ONE_BASED and col in table:
+                    values = np.asarray(values, int) + 1
+                for i, v in enumerate(values):
+                    text = f"{v:.4g}" if isinstance(v, float | np.floating) else str(v)
+                    self.setItem(i, j, QTableWidgetItem(text))
+        finally:
+            self.setUpdatesEnabled(True)
 
     def cell_text(self, row: int, column: str) -> str:
         item = self.item(row, self.columns.index(column))
