@@ -2,13 +2,15 @@
 
 The file that appears has the mode an ordinary ``open(path, "w")`` would give it: a new file
 ``0o666`` less the user's umask (``0644`` under ``022``), a replaced file the mode it had. The
-temporary name starts with a dot and ends in ``.part`` (hidden, never mistaken for a result);
-a process killed mid-write can leave one behind, never a half-written target.
+temporary name starts with a dot and holds ``.part`` (hidden, never mistaken for a result);
+a process killed mid-write can leave one behind, never a half-written target. The name also
+names its owner (:func:`owner_tag`), so that the next write into that folder removes the
+parts of processes that are gone (:func:`remove_stale_temporaries`).
 
 Jobs that need room beside their output (a memory-mapped result bigger than memory) take a
 hidden scratch folder, :func:`scratch_folder`, whose name names the process that made it. A
 process killed with SIGKILL cannot remove its folder; the next write into that folder (any
-:func:`atomic_path`, any scratch folder) removes the folders whose owner is dead.
+:func:`atomic_path`, any scratch folder) removes the folders and parts whose owner is dead.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 TEMP_PREFIX = "."
@@ -62,7 +64,7 @@ def atomic_path(
     if not path.parent.exists():
         raise FileNotFoundError(f"{path.parent}: no such folder")
     keep_mode = _existing_mode(path)
-    remove_stale_scratch(path.parent)
+    remove_stale_temporaries(path.parent)
     tmp_path = _create_temp(path, suffix)
     try:
         if keep_mode is not None:
@@ -89,9 +91,10 @@ def _create_temp(path: Path, suffix: str) -> Path:
     the umask is never changed, not even briefly, and threads are safe.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    owner = owner_tag()
     for _ in range(100):
         tail = TEMP_MARK if suffix == TEMP_MARK else TEMP_MARK + suffix
-        tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(4)}{tail}"
+        tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{owner}-{secrets.token_hex(4)}{tail}"
         try:
             fd = os.open(tmp, flags, 0o666)
         except FileExistsError:
@@ -126,16 +129,58 @@ def scratch_folder(parent: str | os.PathLike | None = None) -> Iterator[Path]:
     killed right after creating it leaves nothing anonymous). Stale folders of dead processes
     in ``parent`` are removed first.
     """
-    if parent is not None:
-        remove_stale_scratch(parent)
+    folder = make_scratch_folder(parent, clean=parent is not None)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def make_scratch_folder(parent: str | os.PathLike | None = None, *, clean: bool = True) -> Path:
+    """A new scratch folder named as :func:`scratch_folder`'s, which the caller removes.
+
+    ``clean`` first removes the stale scratch folders of dead processes in ``parent`` (the
+    system's temporary folder when None)."""
+    where = Path(tempfile.gettempdir() if parent is None else parent)
+    if clean:
+        remove_stale_scratch(where)
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{owner_tag()}-", dir=where))
+
+
+def owner_tag() -> str:
+    """``PID-START-HOST``: this process's id and start time and a hash of this host's name,
+    as temporary names carry them (a later process tells a dead owner's from a live one's)."""
     pid = os.getpid()
     start = _start_time(pid)
-    prefix = f"{SCRATCH_PREFIX}{pid}-{'x' if start is None else start}-{_host_tag()}-"
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as tmp:
-        yield Path(tmp)
+    return f"{pid}-{'x' if start is None else start}-{_host_tag()}"
 
 
-_SCRATCH_NAME = re.compile(re.escape(SCRATCH_PREFIX) + r"(\d+)-(\d+|x)-([0-9a-f]{8})-")
+_OWNER = r"(\d+)-(\d+|x)-([0-9a-f]{8})-"
+_SCRATCH_NAME = re.compile(re.escape(SCRATCH_PREFIX) + _OWNER)
+_PART_OWNER = re.compile(r"\." + _OWNER + r"[0-9a-z_]+" + re.escape(TEMP_MARK))
+
+
+def remove_stale_temporaries(parent: str | os.PathLike) -> list[Path]:
+    """Remove what dead processes left in ``parent``: scratch folders and ``.part`` files
+    and folders (:func:`remove_stale_scratch`, :func:`remove_stale_parts`)."""
+    return remove_stale_scratch(parent) + remove_stale_parts(parent)
+
+
+def remove_stale_parts(parent: str | os.PathLike) -> list[Path]:
+    """Remove the temporary parts in ``parent`` (files of :func:`atomic_path`, folders of
+    streamed parts) whose owner is gone; returns them.
+
+    The owner is the :func:`owner_tag` in the name. Parts of live processes, of other
+    hosts, and temporary names without an owner (older versions) are left as they are.
+    """
+
+    def owner(entry: os.DirEntry) -> tuple[str, ...] | None:
+        if not is_temporary(entry.name):
+            return None
+        owners = _PART_OWNER.findall(entry.name)  # the last: a target's name may hold one
+        return owners[-1] if owners else None
+
+    return _remove_stale(parent, owner, "a part a process that ended was writing")
 
 
 def remove_stale_scratch(parent: str | os.PathLike) -> list[Path]:
@@ -146,20 +191,37 @@ def remove_stale_scratch(parent: str | os.PathLike) -> list[Path]:
     shared network folder), of live processes, with other names and entries that cannot be
     removed are left as they are.
     """
+
+    def owner(entry: os.DirEntry) -> tuple[str, ...] | None:
+        found = _SCRATCH_NAME.match(entry.name)
+        return found.groups() if found and entry.is_dir(follow_symlinks=False) else None
+
+    return _remove_stale(parent, owner, "the scratch folder of a process that ended")
+
+
+def _remove_stale(
+    parent: str | os.PathLike,
+    owner: Callable[[os.DirEntry], tuple[str, ...] | None],
+    what: str,
+) -> list[Path]:
+    """Remove the entries of ``parent`` whose ``owner`` (``PID, START, HOST``) is stale."""
     removed: list[Path] = []
     try:
-        entries = [e for e in os.scandir(parent) if e.name.startswith(SCRATCH_PREFIX)]
+        entries = list(os.scandir(parent))
     except OSError:
         return removed
     for entry in entries:
-        owner = _SCRATCH_NAME.match(entry.name)
         try:
-            if not (owner and entry.is_dir(follow_symlinks=False) and _is_stale(*owner.groups())):
+            tag = owner(entry)
+            if tag is None or not _is_stale(*tag):
                 continue
-            shutil.rmtree(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
         except OSError:
             continue
-        log.info("removed %s, the scratch folder of a process that ended", entry.path)
+        log.info("removed %s, %s", entry.path, what)
         removed.append(Path(entry.path))
     return removed
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -77,13 +78,19 @@ def _worker_name() -> str:
 
 
 def _remove_stale_parts(path: str) -> None:
-    """Delete temporary files a killed worker left beside ``path`` (``.NAME.*.part``)."""
+    """Delete the temporary parts that killed workers left beside ``path``: those whose
+    owner is dead (:func:`..atomic.remove_stale_temporaries`, any target in that folder),
+    and this target's parts that name no owner (written by older versions)."""
+    from ..atomic import remove_stale_temporaries
+
     if is_remote(path):
         return
     p = Path(path)
     if p.parent.is_dir():
+        remove_stale_temporaries(p.parent)
         for stale in p.parent.glob(f".{p.name}.*.part"):
-            stale.unlink(missing_ok=True)
+            if re.fullmatch(rf"\.{re.escape(p.name)}\.[0-9a-f]{{8}}\.part", stale.name):
+                stale.unlink(missing_ok=True)
 
 
 STORAGE_ENV = ("STORAGE_EMULATOR_HOST", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT")

@@ -72,21 +72,24 @@ class PartStore:
 
     @classmethod
     def beside(cls, path: str | os.PathLike) -> PartStore:
-        """A new hidden folder beside ``path`` (a temporary name of :mod:`..atomic`)."""
-        from ..atomic import TEMP_MARK, TEMP_PREFIX
+        """A new hidden folder beside ``path``, a temporary name of :mod:`..atomic` that names
+        this process; the parts dead processes left there are removed first."""
+        from ..atomic import TEMP_MARK, TEMP_PREFIX, owner_tag, remove_stale_temporaries
 
         target = Path(path)
         if not target.parent.is_dir():
             raise FileNotFoundError(f"{target.parent}: no such folder")
-        folder = tempfile.mkdtemp(
-            prefix=f"{TEMP_PREFIX}{target.name}.", suffix=f"{TEMP_MARK}s", dir=target.parent
-        )
-        return cls(folder)
+        remove_stale_temporaries(target.parent)
+        prefix = f"{TEMP_PREFIX}{target.name}.{owner_tag()}-"
+        return cls(tempfile.mkdtemp(prefix=prefix, suffix=f"{TEMP_MARK}s", dir=target.parent))
 
     @classmethod
     def temporary(cls) -> PartStore:
-        """A new folder in the system's temporary folder."""
-        return cls(tempfile.mkdtemp(prefix="celldenoise-spots-"))
+        """A new scratch folder in the system's temporary folder (:mod:`..atomic`'s names:
+        a killed run's folder goes with the next run)."""
+        from ..atomic import make_scratch_folder
+
+        return cls(make_scratch_folder())
 
     def __enter__(self) -> PartStore:
         return self
