@@ -7,7 +7,6 @@ import ctypes
 import hashlib
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -149,19 +148,21 @@ def kill_series(
     target = folder / f"result{Path(name).suffix}"
     outcomes = []
     plan = ([rng.uniform(*delays)] if delays else []) + [None] * triggered
+    earlier: list[Path] = []  # what the runs before left (their processes are dead)
     for delay in plan:
         target.write_bytes(old_bytes)
         old = digest(target)
         how = run_and_kill(make_args(target), target, delay=delay, rng=rng)
         outcomes.append((how, check_target(target, old, is_complete_new)))
         assert visible_files(folder) in expected_visible, visible_files(folder)
-        left = [p for p in folder.iterdir() if p.name.startswith(".")]
+        if delay is None:  # it reached its write: it removed what the killed runs left
+            assert not [p for p in earlier if p.exists()], earlier
+        left = [p for p in folder.iterdir() if p.name.startswith(".") and p not in earlier]
         # hidden temporary files of the atomic writes, and predict's hidden scratch folder
         assert all(is_temporary(p.name) or p.name.startswith(SCRATCH) for p in left), left
         if any(is_temporary(p.name) and p.name.startswith(f".{target.name}.") for p in left):
             assert outcomes[-1][1] == "old"  # killed mid-write: the old file survived
             outcomes[-1] = (*outcomes[-1], "mid-write")
-        for p in left:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        earlier += left
     print(f"{name}: kills: {outcomes}")
     return outcomes

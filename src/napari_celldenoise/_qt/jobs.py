@@ -22,6 +22,12 @@ from ..jobs.errors import one_line
 JobFactory = Callable[[ShouldStop], Iterator[Event]]
 
 
+def drain(steps: Iterator[Any]) -> None:
+    """Run every step of a step generator now (see :meth:`JobPanel.start`'s ``on_done``)."""
+    for _ in steps:
+        pass
+
+
 class _Failed:
     """An exception raised by a job, carried to the main thread as a yielded value."""
 
@@ -36,6 +42,10 @@ class JobPanel(QWidget):
     generator; events arrive in the main thread (``on_event``), the ``Done`` result goes to
     ``on_done``, errors become napari notifications. Cancel asks the job to stop
     cooperatively; it yields a ``Done(stopped=True)`` when it has saved what it should.
+
+    An ``on_done`` that returns an iterator (a generator that yields between its steps)
+    runs one step per turn of the event loop, so that the viewer repaints and answers
+    between them; ``finished`` follows its last step.
     """
 
     started = Signal()
@@ -63,10 +73,12 @@ class JobPanel(QWidget):
         self._on_event: Callable[[Event], Any] | None = None
         self._on_done: Callable[[Any], Any] | None = None
         self.failed: str | None = None  # the last job's error, None when it did not fail
+        self._steps: Iterator[Any] | None = None  # on_done's steps still to run
+        self._finish_after_steps = False
 
     @property
     def running(self) -> bool:
-        return self._worker is not None
+        return self._worker is not None or self._steps is not None
 
     def start(
         self,
@@ -126,7 +138,10 @@ class JobPanel(QWidget):
         elif isinstance(event, Done):
             self.status.setText("stopped" if event.stopped else "done")
             if self._on_done is not None:
-                self._on_done(event.result)
+                steps = self._on_done(event.result)
+                if isinstance(steps, Iterator):
+                    self._steps = steps
+                    self._step()
         if self._on_event is not None:
             self._on_event(event)
 
@@ -136,8 +151,34 @@ class JobPanel(QWidget):
         self.status.setText(f"failed: {message}")
         show_error(message)
 
+    def _step(self) -> None:
+        """Run on_done's next step; the one after it in the next turn of the event loop."""
+        from qtpy.QtCore import QTimer
+
+        if self._steps is None:
+            return
+        try:
+            next(self._steps)
+        except StopIteration:
+            self._end_steps()
+            return
+        except Exception as exc:  # a failed step ends the job like a failed job
+            self._end_steps()
+            self._error(exc)
+            return
+        QTimer.singleShot(0, self._step)
+
+    def _end_steps(self) -> None:
+        self._steps = None
+        if self._finish_after_steps:
+            self._finish()
+
     def _finish(self) -> None:
         self._worker = None
+        if self._steps is not None:  # the worker ended before the result was shown
+            self._finish_after_steps = True
+            return
+        self._finish_after_steps = False
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if not (self._stop.is_set() or self.failed) else 0)

@@ -14,6 +14,7 @@ range sliders. The groups are sub-widgets: :mod:`.spots_detect`, :mod:`.spots_ca
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from ..spots.pipeline import find_spots, plane_indices
 from ..spots.stream import SERIAL_BELOW, find_spots_streamed
 from ..spots.zmerge import merged_in_z
 from .extras import missing_extra_label
-from .jobs import JobPanel
+from .jobs import JobPanel, drain
 from .provenance import beside, input_axes, layer_source, spec_metadata
 from .scroll import scroll_layout
 from .spots_camera import CameraBox
@@ -409,7 +410,7 @@ class SpotsWidget(QWidget):
             return merged_in_z(events, distance=cfg.merge_distance) if merge else events
 
         return self.jobs.start(
-            factory, on_done=lambda t: self._show_result(t, source, spec), label="finding spots"
+            factory, on_done=lambda t: self._result_steps(t, source, spec), label="finding spots"
         )
 
     def spec_for(self, layer: Any, axes: str, cfg: SpotsConfig) -> SpotsSpec | None:
@@ -425,6 +426,15 @@ class SpotsWidget(QWidget):
     def _show_result(
         self, table: pd.DataFrame | None, source: SourceSnapshot, spec: SpotsSpec | None = None
     ) -> None:
+        drain(self._result_steps(table, source, spec))
+
+    def _result_steps(
+        self, table: pd.DataFrame | None, source: SourceSnapshot, spec: SpotsSpec | None = None
+    ) -> Iterator[None]:
+        """Show a run's result in steps (a job's ``on_done``: one per event-loop turn).
+
+        Each step is one napari update (the layer, its points, its features, its colours)
+        or one view; a whole stack's spots at once held the viewer for over 100 ms."""
         if table is None:
             return
         psf = table.attrs.get("psf_sigma")
@@ -432,9 +442,13 @@ class SpotsWidget(QWidget):
         self.spec, self.spec_matches = spec, spec is not None
         if psf:  # the rules the pipeline applied, around the PSF width the data show
             self.rules_edit.setPlainText(default_rules(float(psf)).to_yaml())
-        self._update_points()
+        yield
+        yield from self._points_steps()
 
     def _update_points(self) -> None:
+        drain(self._points_steps())
+
+    def _points_steps(self) -> Iterator[None]:
         state = self.state
         assert state.table is not None and state.source is not None
         source = state.source
@@ -454,9 +468,11 @@ class SpotsWidget(QWidget):
             self.points = self.viewer.add_points(state.coords(table), name=layer_name, **meta)
         self.points.bind_key("g", lambda _layer: self.mark_selected("good"), overwrite=True)
         self.points.bind_key("b", lambda _layer: self.mark_selected("bad"), overwrite=True)
+        yield
         self.filter.set_table(state.table)
         state.ranges = dict(self.filter.ranges)
-        self._refresh_views()
+        yield
+        yield from self._view_steps()
         # the results replace the preview; ticking the box brings it back
         self.preview_check.setChecked(False)
         self._remove_preview()
@@ -468,7 +484,7 @@ class SpotsWidget(QWidget):
         Reusing a layer keeps the viewer responsive: napari takes ~0.3-0.5 s (on a 2-core
         machine with software OpenGL) to add a layer and as long to remove one (a full
         ``gc.collect()`` per removal). The data, features, colours and sizes follow in
-        :meth:`_render_points`.
+        :meth:`_render_steps`.
         """
         from napari.layers import Points
 
@@ -480,7 +496,7 @@ class SpotsWidget(QWidget):
         else:
             return None
         static = ("scale", "units", "face_color", "border_width", "border_width_is_relative")
-        with layer._block_refresh():  # one refresh, in _render_points
+        with layer._block_refresh():  # its data follow (and refresh it) in _render_steps
             layer.selected_data = set()
             for key in (*static, "metadata"):
                 set_if_changed(layer, key, meta[key])
@@ -491,7 +507,7 @@ class SpotsWidget(QWidget):
             layer.name = name
         return layer
 
-    def _render_points(self) -> None:
+    def _render_steps(self) -> Iterator[None]:
         """The points layer holds the shown rows only: napari draws every point of a layer
         whose dimensions are all displayed, whatever ``shown`` says."""
         if self.points is None or self.state.table is None:
@@ -499,24 +515,31 @@ class SpotsWidget(QWidget):
         table = self.state.layer_table()
         layer = self.points
         # napari refreshes (slices, redraws, updates the thumbnail) after each of these
-        # setters; with a whole stack's spots that is several 10 ms each: refresh once
-        with layer._block_refresh():
-            layer.selected_data = set()
-            layer.data = self.state.coords(table)
-            layer.features = table
-            layer.border_color = class_colors(table["class"].to_numpy())
-            layer.size = point_sizes(table)
-        layer.refresh()
+        # setters, several 10 ms each with a whole stack's spots: one per step. (Blocking
+        # the refreshes is no way out: napari's drawing then reads a stale slice.)
+        layer.selected_data = set()
+        layer.data = self.state.coords(table)
+        yield
+        layer.features = table
+        yield
+        layer.border_color = class_colors(table["class"].to_numpy())
+        yield
+        layer.size = point_sizes(table)
 
     def _refresh_views(self) -> None:
+        drain(self._view_steps())
+
+    def _view_steps(self) -> Iterator[None]:
         state = self.state
         if state.table is None or state.source is None:
             return
         shown = self.filter.mask(state.table)
-        self._render_points()
+        yield from self._render_steps()
+        yield
         note = state.layer_note()
         self.summary.setText(f"{state.summary()}. {note}" if note else state.summary())
         self.table_view.show_table(state.layer_table(), volume=state.source.is_volume)
+        yield
         self.histograms.show_table(state.table, state.source.pixel_size, shown)
 
     def _filter_points(self) -> None:
@@ -671,7 +694,7 @@ class SpotsWidget(QWidget):
             return locate_with_model(stack, model, cfg, axes=axes, should_stop=should_stop)
 
         return self.jobs.start(
-            factory, on_done=lambda t: self._show_result(t, source), label="ML centroids"
+            factory, on_done=lambda t: self._result_steps(t, source), label="ML centroids"
         )
 
     def save_classifier(self, path: str) -> Path:
