@@ -89,9 +89,12 @@ def digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def run_and_kill(args, target: Path, *, delay: float | None, rng: random.Random) -> str:
+def run_and_kill(
+    args, target: Path, *, delay: float | None, rng: random.Random, earlier: Sequence[Path] = ()
+) -> str:
     """Start the command; SIGKILL it after ``delay`` s, or (None) as soon as its temporary
-    file appears plus a random few ms. Returns what happened: killed or finished."""
+    file appears (not one of ``earlier``, left by killed runs) plus a random few ms.
+    Returns what happened: killed or finished."""
     proc = subprocess.Popen(
         cli_command(args), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -103,6 +106,7 @@ def run_and_kill(args, target: Path, *, delay: float | None, rng: random.Random)
             if delay is None and any(
                 is_temporary(p.name) and p.name.startswith(f".{target.name}.")
                 for p in target.parent.iterdir()
+                if p not in earlier
             ):
                 time.sleep(rng.uniform(0, 0.01))
                 break
@@ -152,7 +156,7 @@ def kill_series(
     for delay in plan:
         target.write_bytes(old_bytes)
         old = digest(target)
-        how = run_and_kill(make_args(target), target, delay=delay, rng=rng)
+        how = run_and_kill(make_args(target), target, delay=delay, rng=rng, earlier=earlier)
         outcomes.append((how, check_target(target, old, is_complete_new)))
         assert visible_files(folder) in expected_visible, visible_files(folder)
         if delay is None:  # it reached its write: it removed what the killed runs left
