@@ -322,6 +322,37 @@ def test_whole_stack_spots_run_stays_responsive_and_a_full_disk_is_one_notificat
     assert len(pd.read_csv(path, comment="#")) == n_spots
 
 
+def test_a_result_shown_in_steps_lets_the_event_loop_turn_and_finishes_after_them(qtbot, notes):
+    from qtpy.QtCore import QTimer
+
+    from napari_celldenoise._qt.jobs import JobPanel
+    from napari_celldenoise.jobs import Done
+
+    panel = JobPanel()
+    qtbot.addWidget(panel)
+    order: list = []
+    panel.finished.connect(lambda: order.append("finished"))
+
+    def show(result, fail=False):
+        for k in range(3):
+            order.append((k, result))
+            QTimer.singleShot(0, lambda k=k: order.append(f"turn after {k}"))
+            if fail and k == 1:
+                raise ValueError("the layer went away")
+            yield
+
+    with qtbot.waitSignal(panel.finished, timeout=20_000):
+        panel.start(lambda stop: iter([Done(7)]), on_done=show)
+    qtbot.waitUntil(lambda: "turn after 2" in order, timeout=5_000)
+    assert order[:6] == [(0, 7), "turn after 0", (1, 7), "turn after 1", (2, 7), "turn after 2"]
+    assert order.index("finished") > order.index((2, 7)) and not panel.running
+    order.clear()
+    with qtbot.waitSignal(panel.finished, timeout=20_000):
+        panel.start(lambda stop: iter([Done(8)]), on_done=lambda r: show(r, fail=True))
+    assert (2, 8) not in order and not panel.running
+    assert _errors(notes) == ["the layer went away"] and "failed" in panel.status.text()
+
+
 # --------------------------------------------------------------------------- training child
 
 
