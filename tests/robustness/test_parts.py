@@ -212,6 +212,7 @@ def test_a_batch_step_removes_the_parts_of_a_killed_worker(tmp_path):
                   CELLDENOISE_LAZY_LIMIT="0")  # fmt: skip
     parts = _kill_when_parts_appear(proc, out)
     assert all(p.exists() for p in parts)
+    (out / ".f.ome.tif.0123abcd.part").write_bytes(b"?")  # an older version's: no owner
     record = process_file([spec.model_dump(mode="json")], {"file": "in.ome.tif"})
     assert record["status"] == "done", record
     assert hidden(out) == []
