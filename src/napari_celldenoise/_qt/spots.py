@@ -463,6 +463,9 @@ class SpotsWidget(QWidget):
         if kind:  # placed by an ML model: its own layer, beside the fitted one
             layer_name = f"{source.name} {kind} centroids"
         meta["metadata"] = spec_metadata(self.spec if not kind else None)
+        # the results replace the preview (ticking the box brings it back): unticked now,
+        # so that no preview is drawn between the steps below
+        self.preview_check.setChecked(False)
         self.points = self._reuse_points_layer(layer_name, meta)
         if self.points is None:
             self.points = self.viewer.add_points(state.coords(table), name=layer_name, **meta)
@@ -473,8 +476,6 @@ class SpotsWidget(QWidget):
         state.ranges = dict(self.filter.ranges)
         yield
         yield from self._view_steps()
-        # the results replace the preview; ticking the box brings it back
-        self.preview_check.setChecked(False)
         self._remove_preview()
 
     def _reuse_points_layer(self, name: str, meta: dict[str, Any]) -> Any:
