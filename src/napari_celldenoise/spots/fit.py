@@ -665,6 +665,7 @@ def fit_boxes(
     max_iter: int = 100,
     tol: float = 1e-3,
     threads: int | None = None,
+    fitter: str = "cpu",
 ) -> FitResult:
     """Fit pixel-integrated Gaussians to ``boxes`` (``(n, b, b)``, photoelectrons).
 
@@ -690,6 +691,10 @@ def fit_boxes(
     threads
         Number of threads (default: numba's, i.e. all cores). Blocks of :data:`BLOCK` spots
         are handed to the threads as they come free.
+    fitter
+        ``cpu`` (numba), ``gpu`` or ``auto``: the batched TensorFlow fitter
+        (:mod:`.fit_tf`) where TensorFlow has a GPU and no viewer shares the process, else
+        the CPU with a one-line message (see :func:`.fit_tf.use_gpu`).
 
     Returns
     -------
@@ -707,6 +712,19 @@ def fit_boxes(
         return FitResult(
             z, z.copy(), np.empty(0), np.empty(0), np.empty(0, np.int32), np.empty(0, bool)
         )
+    if fitter != "cpu":
+        from . import fit_tf
+
+        if fit_tf.use_gpu(fitter, symmetric=not (elliptical or fixed_sigma)):
+            return fit_tf.fit_boxes_tf(
+                boxes,
+                method=method,
+                sigma=sigma,
+                read_var=read_var,
+                em_gain=em_gain,
+                max_iter=max_iter,
+                tol=tol,
+            )
     n_threads = numba.get_num_threads() if threads is None else max(1, int(threads))
     params = np.empty((n, 6))
     crlb = np.empty((n, 6))
