@@ -61,6 +61,25 @@ def precision(xy: np.ndarray, truth: np.ndarray, bound: np.ndarray) -> tuple[flo
     return rmse, rmse / float(np.sqrt(np.mean(bound[ok] ** 2)))
 
 
+def tf_fitter(boxes: np.ndarray, rv: float, m: int) -> dict:
+    """The batched TensorFlow fitter (spots.fit_tf) on the first ``m`` boxes, in this process
+    (TensorFlow cannot share the peer venv): name -> (fits/s wall, fits/s CPU, x, y, device)."""
+    import time
+
+    from napari_celldenoise.spots.fit_tf import fit_boxes_tf, has_gpu
+
+    device = "GPU" if has_gpu() else "CPU"
+    out = {}
+    for method in ("lsq", "mle"):
+        fit_boxes_tf(boxes[:m], method=method, read_var=rv)  # builds the graph
+        c0, t0 = time.process_time(), time.perf_counter()
+        res = fit_boxes_tf(boxes[:m], method=method, read_var=rv)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        name = f"ours TF batched {method.upper()} on the {device}, tol 0.001 ({m} boxes)"
+        out[name] = (m / wall, m / cpu, res.params[:, :2], device)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer boxes and rounds")
@@ -88,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         with np.load(dst) as d:
             info = json.loads(str(d["info"]))
             xy = {k.split("|", 1)[1]: d[k] for k in d.files if k.startswith("xy|")}
+    tf_rows = tf_fitter(boxes, rv, min(n, 4000))
     load1 = os.getloadavg()
 
     wall = {k: n / float(np.median(v)) for k, v in info["wall"].items()}
@@ -115,8 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in info["wall"]:
         rmse, ratio = precision(xy[name], truth, bound)
         one = info["threads"][name] == 1
-        cpu_txt = f"{cpu[name]:,.0f}" if one else "-"
+        cpu_txt = f"{cpu[name]:,.0f}" + ("" if one else " (both threads' CPU seconds)")
         lines.append(f"| {name} | {wall[name]:,.0f} | {cpu_txt} | {rmse:.4f} | {ratio:.3f} |")
+    for name, (w, c, xy_tf, _) in tf_rows.items():
+        m = len(xy_tf)
+        rmse, ratio = precision(xy_tf, truth[:m], bound[:m])
+        lines.append(f"| {name} | {w:,.0f} | {c:,.0f} | {rmse:.4f} | {ratio:.3f} |")
 
     def ratio(a: str, b: str, table: dict) -> str:
         return f"{table[a] / table[b]:.2f}x"
@@ -132,7 +156,18 @@ def main(argv: list[str] | None = None) -> int:
             f"ours {ratio(f'ours {m}, tol 0.001, 2 thread', a, wall)}, Picasso "
             f"{ratio(f'Picasso gaussfit {m}, tol 1e-2, 2 thread', b, wall)}."
         )
-    lines += ["", f"Peer: picassosr {info['picasso']}."]
+    device = next(iter(tf_rows.values()))[3]
+    lines += [
+        "",
+        f"The TF batched rows ran TensorFlow on the {device}"
+        + (
+            " (this machine has no GPU: the row shows the batched code runs and agrees, not "
+            "its GPU rate; `benchmarks/gpu_fit_check.py` measures 1e6 boxes on a GPU)."
+            if device == "CPU"
+            else "."
+        ),
+        f"Peer: picassosr {info['picasso']}.",
+    ]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

@@ -109,6 +109,22 @@ def test_model_axis_matches_the_direct_formula(centre, sigma):
     np.testing.assert_allclose(ds, c / sigma * (lo * g_lo - hi * g_hi), rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.parametrize("centre", [-30.0, -1.0, 0.2, 3.4, 9.0])
+@pytest.mark.parametrize("sigma", [0.3, 1.3, 4.0])
+def test_fast_axis_is_within_the_erf_approximation_bound(centre, sigma):
+    """The fitter's axis (A&S 7.1.26 erf) against the libm one: the integrated Gaussian
+    within the approximation's 1.5e-7, the derivatives (exact Gaussians) to rounding."""
+    from napari_celldenoise.spots.fit import _axis, _axis_fast
+
+    ref = [np.empty(7) for _ in range(3)]
+    fast = [np.empty(7) for _ in range(3)]
+    _axis(7, centre, sigma, *ref)
+    _axis_fast(7, centre, sigma, *fast)
+    np.testing.assert_allclose(fast[0], ref[0], rtol=0, atol=1.5e-7)
+    np.testing.assert_allclose(fast[1], ref[1], rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(fast[2], ref[2], rtol=1e-12, atol=1e-300)
+
+
 def test_vectorised_log_matches_numpy():
     from numba import njit
 

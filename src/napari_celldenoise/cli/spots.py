@@ -27,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CSV to write (OUT.hdf5: Picasso's localization file and its .yaml)",
     )
     p.add_argument("--fit", choices=["lsq", "mle"], default="mle", help="estimator (default mle)")
+    p.add_argument(
+        "--fitter",
+        choices=["cpu", "gpu", "auto"],
+        default="cpu",
+        help="cpu (numba, default), gpu (batched TensorFlow) or auto (the GPU when there is "
+        "one); without a GPU it says so and fits on the CPU",
+    )
     p.add_argument("--offset", type=float, metavar="ADU", help="camera offset (default 100)")
     p.add_argument(
         "--sensitivity",
@@ -154,6 +161,7 @@ def build_config(args: argparse.Namespace, pixel_size: float):
 
     values: dict = {
         "fit": args.fit,
+        "fitter": args.fitter,
         "pixel_size": pixel_size,
         "elliptical": args.elliptical,
         "merge_z": not args.no_merge_z,

@@ -57,6 +57,11 @@ class SpotsConfig(Config):
     )
     classify: bool = Field(True, description="set 'class' with the default rules")
     duplicate_distance: float = Field(0.5, ge=0, description="px: closer fits are one spot")
+    fitter: Literal["cpu", "gpu", "auto"] = Field(
+        "cpu",
+        description="cpu: numba on the cores; gpu: batched TensorFlow fitter (outside the "
+        "viewer); auto: the GPU when TensorFlow has one, else the CPU with a message",
+    )
     max_iter: int = Field(100, ge=1, le=10000)
     tol: float = Field(1e-3, gt=0, le=1.0, description="stop when every step is smaller")
     offset: float = Field(100.0, ge=0, description="camera offset (ADU)")

@@ -55,6 +55,7 @@ def fit_frame(frame, electrons, coords, config: SpotsConfig, rvar: float, thresh
             em_gain=camera.em_gain,
             max_iter=config.max_iter,
             tol=config.tol,
+            fitter=config.fitter,
         )
 
     if config.fit == "lsq" and config.subtract_neighbours:
