@@ -15,7 +15,12 @@ resident memory is summed over the tree and sampled every 0.2 s (psutil):
 
 Writes the ``smlm-movie`` section of docs/benchmarks.md.
 
-Usage: python benchmarks/smlm_movie.py [--frames 10000] [--dir DIR] [--dock] [--no-picasso]
+Usage: python benchmarks/smlm_movie.py [--frames 10000] [--dir DIR] [--no-dock] [--no-picasso]
+[--only cli,picasso,dock]
+
+Each tool's row is kept in ``DIR/rows-FRAMES.json`` as it is measured; ``--only`` measures the
+tools named again and writes the table with the rows kept of the others (a long benchmark is
+redone one tool at a time).
 """
 
 from __future__ import annotations
@@ -274,6 +279,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--no-dock", action="store_true", help="skip the Spots dock run")
     parser.add_argument("--no-picasso", action="store_true")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write the docs")
+    parser.add_argument(
+        "--only", help="measure only these (comma-separated: cli, picasso, dock), keep the rest"
+    )
     args = parser.parse_args([] if argv is None else argv)
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -283,22 +291,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(
         f"movie {movie} ({movie.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t0:.0f} s"
     )
-    runs = [("ours: `celldenoise spots` (MLE)", lambda: run_ours(movie, folder / "ours.csv"))]
+    only = set(args.only.split(",")) if args.only else {"cli", "picasso", "dock"}
+    cli = "ours: `celldenoise spots` (MLE)"
+    runs = [("cli", cli, lambda: run_ours(movie, folder / "ours.csv"))]
     if not args.no_picasso and PEER.exists():
         name = f"Picasso {peer_version()} `localize` (MLE)"
-        runs.append((name, lambda: run_picasso(movie, args.per_frame)))
+        runs.append(("picasso", name, lambda: run_picasso(movie, args.per_frame)))
     if not args.no_dock and shutil.which("xvfb-run"):
-        runs.append(("ours: the Spots dock in napari (MLE)", lambda: run_dock(movie, folder)))
-    rows: list[dict] = []
-    for tool, fn in runs:
+        dock = "ours: the Spots dock in napari (MLE)"
+        runs.append(("dock", dock, lambda: run_dock(movie, folder)))
+    kept = folder / f"rows-{args.frames}.json"
+    old = json.loads(kept.read_text()) if args.only and kept.exists() else {}
+    done: dict[str, dict] = {}
+    for key, tool, fn in runs:
+        if key not in only:
+            if key in old:
+                done[key] = old[key]
+            continue
         r = {"tool": tool, **fn()}
-        rows.append(r)
+        done[key] = r
         print(tool, {k: v for k, v in r.items() if k != "tail"}, flush=True)
         if r["rc"] != 0:
             print(r["tail"], flush=True)
+        kept.write_text(json.dumps(done))
+        rows = [done[k] for k, _, _ in runs if k in done]
         if not args.no_doc:  # after each run: a long benchmark cut short keeps what it measured
             write_section("smlm-movie", _markdown(rows, facts, args.frames * args.per_frame))
-    return rows
+    return [done[k] for k, _, _ in runs if k in done]
 
 
 def _markdown(rows: list[dict], facts: dict, emitted: int) -> str:

@@ -41,7 +41,8 @@ def local_maxima(
     if image.size == 0 or min(image.shape) < 3:
         return np.empty((0, 2), np.intp)
     thr = np.broadcast_to(np.asarray(threshold, np.float64), image.shape)
-    coords = _maxima_above(np.ascontiguousarray(image), np.ascontiguousarray(thr), max(int(border), 0))
+    border = max(int(border), 0)
+    coords = _maxima_above(np.ascontiguousarray(image), np.ascontiguousarray(thr), border)
     if len(coords) == 0:
         return np.empty((0, 2), np.intp)
     values = image[coords[:, 0], coords[:, 1]]

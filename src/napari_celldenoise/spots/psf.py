@@ -49,8 +49,8 @@ def _render(canvas, yx, photons, sx, sy):  # pragma: no cover - numba
     root2 = math.sqrt(2.0)
     for s in range(len(yx)):
         y, x = yx[s, 0], yx[s, 1]
-        r = int(math.ceil(4 * sy[s])) + 1
-        c = int(math.ceil(4 * sx[s])) + 1
+        r = math.ceil(4 * sy[s]) + 1
+        c = math.ceil(4 * sx[s]) + 1
         iy, ix = int(y), int(x)  # towards zero
         if iy + r < 0 or iy - r >= rows or ix + c < 0 or ix - c >= cols:
             continue
