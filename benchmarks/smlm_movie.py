@@ -18,9 +18,9 @@ Writes the ``smlm-movie`` section of docs/benchmarks.md.
 Usage: python benchmarks/smlm_movie.py [--frames 10000] [--dir DIR] [--no-dock] [--no-picasso]
 [--only cli,picasso,dock]
 
-Each tool's row is kept in ``DIR/rows-FRAMES.json`` as it is measured; ``--only`` measures the
-tools named again and writes the table with the rows kept of the others (a long benchmark is
-redone one tool at a time).
+Each tool's row is kept in ``DIR/row-FRAMES-TOOL.json`` as it is measured; ``--only`` measures
+the tools named and writes the table with the rows kept of the others (a long benchmark is
+redone one tool at a time; ``--only ""`` rewrites the section from the kept rows).
 """
 
 from __future__ import annotations
@@ -280,7 +280,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--no-picasso", action="store_true")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write the docs")
     parser.add_argument(
-        "--only", help="measure only these (comma-separated: cli, picasso, dock), keep the rest"
+        "--only",
+        help="measure only these (comma-separated: cli, picasso, dock; empty: none), the "
+        "others' rows as kept from earlier runs",
+    )
+    parser.add_argument(
+        "--order", default="one after the other", help="how the runs overlapped, for the text"
     )
     args = parser.parse_args([] if argv is None else argv)
     folder = Path(args.dir)
@@ -291,7 +296,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(
         f"movie {movie} ({movie.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t0:.0f} s"
     )
-    only = set(args.only.split(",")) if args.only else {"cli", "picasso", "dock"}
+    only = set(args.only.split(",")) if args.only is not None else {"cli", "picasso", "dock"}
+    emitted = args.frames * args.per_frame
     cli = "ours: `celldenoise spots` (MLE)"
     runs = [("cli", cli, lambda: run_ours(movie, folder / "ours.csv"))]
     if not args.no_picasso and PEER.exists():
@@ -300,27 +306,32 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not args.no_dock and shutil.which("xvfb-run"):
         dock = "ours: the Spots dock in napari (MLE)"
         runs.append(("dock", dock, lambda: run_dock(movie, folder)))
-    kept = folder / f"rows-{args.frames}.json"
-    old = json.loads(kept.read_text()) if args.only and kept.exists() else {}
-    done: dict[str, dict] = {}
+
+    def kept(key: str) -> Path:
+        return folder / f"row-{args.frames}-{key}.json"
+
     for key, tool, fn in runs:
         if key not in only:
-            if key in old:
-                done[key] = old[key]
             continue
         r = {"tool": tool, **fn()}
-        done[key] = r
         print(tool, {k: v for k, v in r.items() if k != "tail"}, flush=True)
         if r["rc"] != 0:
             print(r["tail"], flush=True)
-        kept.write_text(json.dumps(done))
-        rows = [done[k] for k, _, _ in runs if k in done]
+        kept(key).write_text(json.dumps(r))
         if not args.no_doc:  # after each run: a long benchmark cut short keeps what it measured
-            write_section("smlm-movie", _markdown(rows, facts, args.frames * args.per_frame))
-    return [done[k] for k, _, _ in runs if k in done]
+            write_section("smlm-movie", _markdown(_rows(runs, kept), facts, args, emitted))
+    rows = _rows(runs, kept)
+    if not args.no_doc:
+        write_section("smlm-movie", _markdown(rows, facts, args, emitted))
+    return rows
 
 
-def _markdown(rows: list[dict], facts: dict, emitted: int) -> str:
+def _rows(runs: list, kept) -> list[dict]:
+    """The rows measured so far, this run's and the kept ones of earlier runs, in order."""
+    return [json.loads(kept(k).read_text()) for k, _, _ in runs if kept(k).exists()]
+
+
+def _markdown(rows: list[dict], facts: dict, args, emitted: int) -> str:
     lines = [
         "## A long SMLM movie end to end (`benchmarks/smlm_movie.py`)",
         "",
@@ -329,7 +340,7 @@ def _markdown(rows: list[dict], facts: dict, emitted: int) -> str:
         f"{facts['per_frame']} blinking emitters per frame ({emitted:,} in all; "
         f"{PHOTONS[0]:.0f}-{PHOTONS[1]:.0f} photons, sigma {SIGMA} px, {BACKGROUND:.0f} "
         "photons/px background), an OME BigTIFF written frame by frame. Each tool runs as a "
-        "fresh process tree, one after the other; CPU time is user + system over the whole tree "
+        f"fresh process tree, {args.order}; CPU time is user + system over the whole tree "
         "(it depends less than wall time on what else the machine runs); peak memory is the "
         "resident memory summed over the tree, sampled every 0.2 s.",
         "",
