@@ -15,7 +15,12 @@ resident memory is summed over the tree and sampled every 0.2 s (psutil):
 
 Writes the ``smlm-movie`` section of docs/benchmarks.md.
 
-Usage: python benchmarks/smlm_movie.py [--frames 10000] [--dir DIR] [--dock] [--no-picasso]
+Usage: python benchmarks/smlm_movie.py [--frames 10000] [--dir DIR] [--no-dock] [--no-picasso]
+[--only cli,picasso,dock]
+
+Each tool's row is kept in ``DIR/row-FRAMES-TOOL.json`` as it is measured; ``--only`` measures
+the tools named and writes the table with the rows kept of the others (a long benchmark is
+redone one tool at a time; ``--only ""`` rewrites the section from the kept rows).
 """
 
 from __future__ import annotations
@@ -274,6 +279,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--no-dock", action="store_true", help="skip the Spots dock run")
     parser.add_argument("--no-picasso", action="store_true")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write the docs")
+    parser.add_argument(
+        "--only",
+        help="measure only these (comma-separated: cli, picasso, dock; empty: none), the "
+        "others' rows as kept from earlier runs",
+    )
+    parser.add_argument(
+        "--order", default="one after the other", help="how the runs overlapped, for the text"
+    )
+    parser.add_argument("--note", default="", help="a closing paragraph (what the run was)")
     args = parser.parse_args([] if argv is None else argv)
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -283,25 +297,42 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(
         f"movie {movie} ({movie.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t0:.0f} s"
     )
-    runs = [("ours: `celldenoise spots` (MLE)", lambda: run_ours(movie, folder / "ours.csv"))]
+    only = set(args.only.split(",")) if args.only is not None else {"cli", "picasso", "dock"}
+    emitted = args.frames * args.per_frame
+    cli = "ours: `celldenoise spots` (MLE)"
+    runs = [("cli", cli, lambda: run_ours(movie, folder / "ours.csv"))]
     if not args.no_picasso and PEER.exists():
         name = f"Picasso {peer_version()} `localize` (MLE)"
-        runs.append((name, lambda: run_picasso(movie, args.per_frame)))
+        runs.append(("picasso", name, lambda: run_picasso(movie, args.per_frame)))
     if not args.no_dock and shutil.which("xvfb-run"):
-        runs.append(("ours: the Spots dock in napari (MLE)", lambda: run_dock(movie, folder)))
-    rows: list[dict] = []
-    for tool, fn in runs:
+        dock = "ours: the Spots dock in napari (MLE)"
+        runs.append(("dock", dock, lambda: run_dock(movie, folder)))
+
+    def kept(key: str) -> Path:
+        return folder / f"row-{args.frames}-{key}.json"
+
+    for key, tool, fn in runs:
+        if key not in only:
+            continue
         r = {"tool": tool, **fn()}
-        rows.append(r)
         print(tool, {k: v for k, v in r.items() if k != "tail"}, flush=True)
         if r["rc"] != 0:
             print(r["tail"], flush=True)
+        kept(key).write_text(json.dumps(r))
         if not args.no_doc:  # after each run: a long benchmark cut short keeps what it measured
-            write_section("smlm-movie", _markdown(rows, facts, args.frames * args.per_frame))
+            write_section("smlm-movie", _markdown(_rows(runs, kept), facts, args, emitted))
+    rows = _rows(runs, kept)
+    if not args.no_doc:
+        write_section("smlm-movie", _markdown(rows, facts, args, emitted))
     return rows
 
 
-def _markdown(rows: list[dict], facts: dict, emitted: int) -> str:
+def _rows(runs: list, kept) -> list[dict]:
+    """The rows measured so far, this run's and the kept ones of earlier runs, in order."""
+    return [json.loads(kept(k).read_text()) for k, _, _ in runs if kept(k).exists()]
+
+
+def _markdown(rows: list[dict], facts: dict, args, emitted: int) -> str:
     lines = [
         "## A long SMLM movie end to end (`benchmarks/smlm_movie.py`)",
         "",
@@ -310,12 +341,13 @@ def _markdown(rows: list[dict], facts: dict, emitted: int) -> str:
         f"{facts['per_frame']} blinking emitters per frame ({emitted:,} in all; "
         f"{PHOTONS[0]:.0f}-{PHOTONS[1]:.0f} photons, sigma {SIGMA} px, {BACKGROUND:.0f} "
         "photons/px background), an OME BigTIFF written frame by frame. Each tool runs as a "
-        "fresh process tree, one after the other; CPU time is user + system over the whole tree "
+        f"fresh process tree, {args.order}; CPU time is user + system over the whole tree "
         "(it depends less than wall time on what else the machine runs); peak memory is the "
         "resident memory summed over the tree, sampled every 0.2 s.",
         "",
-        "| tool | localizations | wall (s) | frames/s | CPU time (s) | peak memory (MB) | |",
-        "|---|---|---|---|---|---|---|",
+        "| tool | localizations | wall (s) | frames/s | CPU time (s) | CPU per frame (ms) "
+        "| peak memory (MB) | |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         n = r.get("locs")
@@ -330,7 +362,8 @@ def _markdown(rows: list[dict], facts: dict, emitted: int) -> str:
         rate = f"{facts['frames'] / r['wall_s']:.1f}" if n is not None else "-"
         lines.append(
             f"| {r['tool']} | {'-' if n is None else f'{n:,}'} | {r['wall_s']:.0f} | {rate} "
-            f"| {r['cpu_s']:.0f} | {r['peak_mb']:.0f} | {note} |"
+            f"| {r['cpu_s']:.0f} | {1000 * r['cpu_s'] / facts['frames']:.1f} "
+            f"| {r['peak_mb']:.0f} | {note} |"
         )
     lines += [
         "",
@@ -339,8 +372,12 @@ def _markdown(rows: list[dict], facts: dict, emitted: int) -> str:
         "frames in one worker process per "
         "core (`spots/stream.py`); each chunk's localizations go to a part on disk and the CSV "
         "is written part by part at the end, so memory does not grow with the movie. The dock "
-        "keeps the whole table (for its histograms, filters and export) and shows an evenly "
-        "spaced subsample of at most 200,000 as a points layer.",
+        "holds the whole table once (for its histograms, filters and export; pandas' "
+        "copy-on-write shares its columns with the run's result) and shows an evenly spaced "
+        "subsample of at most 200,000 as a points layer. CPU per frame includes each tool's "
+        "start (imports, numba's compiled kernels loaded, Picasso's calibration is not "
+        "counted).",
+        *(["", args.note] if args.note else []),
     ]
     return "\n".join(lines)
 

@@ -84,3 +84,15 @@ def test_the_points_layer_holds_an_evenly_spaced_subsample_of_a_long_movie():
     assert note.startswith("The points layer shows 1 in 4 spots (250 of 1,000)")
     s.ranges = {"photons": (0.0, 50_000.0)}  # the filter first, then the subsample
     np.testing.assert_array_equal(s.layer_rows(max_points=300), np.arange(0, 500, 2))
+
+
+def test_a_result_is_held_without_a_copy_and_marks_leave_the_callers_table_as_it_was():
+    s = _state("TYX", (3, 32, 32))
+    t = pd.DataFrame({"x": np.arange(4.0), "class": ["good"] * 4})
+    s.set_result(s.source, t)
+    # a million spots are held once: the columns are the caller's own
+    assert np.shares_memory(s.table["x"].to_numpy(), t["x"].to_numpy())
+    s.set_classes(np.array(["bad", "bad"]), rows=np.array([1, 2]), user=True)
+    assert list(s.table["class"]) == ["good", "bad", "bad", "good"]
+    assert list(s.table["user"]) == [False, True, True, False]
+    assert list(t["class"]) == ["good"] * 4 and "user" not in t

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,31 @@ def test_localnoise_follows_the_local_noise_and_ignores_spots():
     # a flat image's map is its global robust noise
     flat = rng.normal(0, 2.0, (64, 64))
     assert np.allclose(evaluate("localnoise(I)", {"I": flat}), 2.0, rtol=0.15)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (40, 23), (8, 70)])
+def test_localnoise_map_is_the_bilinear_interpolation_of_the_block_noise(shape):
+    """The block noise grid brought to the pixels as scipy's linear map_coordinates does."""
+    from scipy import ndimage as ndi
+
+    from napari_celldenoise.spots.expr import _local_noise
+
+    rng = np.random.default_rng(shape[1])
+    image = rng.normal(0, 1, shape) * np.linspace(1, 3, shape[1])
+    got = _local_noise(image, 8)
+    ny, nx = max(shape[0] // 8, 1), max(shape[1] // 8, 1)
+    ry = np.linspace(0, shape[0], ny + 1).astype(int)
+    rx = np.linspace(0, shape[1], nx + 1).astype(int)
+    grid = np.array(
+        [[1.4826 * _mad(image[a:b, c:d]) for c, d in pairwise(rx)] for a, b in pairwise(ry)]
+    )
+    if min(ny, nx) >= 3:
+        grid = ndi.median_filter(grid, size=3, mode="nearest")
+    yy = np.interp(np.arange(shape[0]), (ry[:-1] + ry[1:] - 1) / 2, np.arange(ny))
+    xx = np.interp(np.arange(shape[1]), (rx[:-1] + rx[1:] - 1) / 2, np.arange(nx))
+    want = ndi.map_coordinates(grid, np.meshgrid(yy, xx, indexing="ij"), order=1, mode="nearest")
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def _mad(a):
+    return np.median(np.abs(a - np.median(a)))

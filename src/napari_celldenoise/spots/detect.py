@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
+from numba import njit
 from scipy.spatial import cKDTree
 
 from .expr import threshold_value
@@ -40,13 +40,9 @@ def local_maxima(
         raise ValueError(f"local_maxima takes a 2D frame, got shape {image.shape}")
     if image.size == 0 or min(image.shape) < 3:
         return np.empty((0, 2), np.intp)
-    footprint = np.ones((3, 3), bool)
-    maxed = ndi.maximum_filter(image, footprint=footprint, mode="nearest")
-    peaks = (image >= maxed) & (image > threshold)
-    if border > 0:
-        peaks[:border] = peaks[-border:] = False
-        peaks[:, :border] = peaks[:, -border:] = False
-    coords = np.argwhere(peaks)
+    thr = np.broadcast_to(np.asarray(threshold, np.float64), image.shape)
+    border = max(int(border), 0)
+    coords = _maxima_above(np.ascontiguousarray(image), np.ascontiguousarray(thr), border)
     if len(coords) == 0:
         return np.empty((0, 2), np.intp)
     values = image[coords[:, 0], coords[:, 1]]
@@ -68,6 +64,39 @@ def local_maxima(
                         keep[j] = False
         coords = coords[keep]
     return coords.astype(np.intp)
+
+
+@njit(cache=True)
+def _maxima_above(image, threshold, border):  # pragma: no cover - numba
+    """(row, col) of the pixels above ``threshold`` and not below any of their 8 neighbours
+    inside the image, at least ``border`` px from the edge, in row-major order."""
+    rows, cols = image.shape
+    found = np.empty((rows * cols, 2), np.intp)
+    n = 0
+    for i in range(border, rows - border):
+        for j in range(border, cols - border):
+            v = image[i, j]
+            if not v > threshold[i, j]:
+                continue
+            peak = True
+            for di in range(-1, 2):
+                r = i + di
+                if r < 0 or r >= rows:
+                    continue
+                for dj in range(-1, 2):
+                    c = j + dj
+                    if c < 0 or c >= cols or (di == 0 and dj == 0):
+                        continue
+                    if image[r, c] > v:
+                        peak = False
+                        break
+                if not peak:
+                    break
+            if peak:
+                found[n, 0] = i
+                found[n, 1] = j
+                n += 1
+    return found[:n].copy()
 
 
 def detect_frame(

@@ -92,8 +92,12 @@ class SpotsDockState:
 
     # ------------------------------------------------------------------ results
     def set_result(self, source: SourceSnapshot, table: pd.DataFrame) -> None:
-        """A new table from ``source``; the user's marks start empty."""
-        table = table.copy()
+        """A new table from ``source``; the user's marks start empty.
+
+        The table is not copied: pandas' copy-on-write copies a column of it only when the
+        dock changes one (``class``), so a long movie's million spots are held once, and the
+        caller's table stays as it was."""
+        table = table.copy(deep=False)
         table["user"] = False
         self.source = source
         self.table = table.reset_index(drop=True)

@@ -61,9 +61,20 @@ def _local_noise(a: np.ndarray, block: float = 16) -> np.ndarray:
     # block centres -> pixels, bilinear, constant beyond the outer centres
     cy = (ry[:-1] + ry[1:] - 1) / 2
     cx = (rx[:-1] + rx[1:] - 1) / 2
-    yy = np.interp(np.arange(a.shape[0]), cy, np.arange(ny))
-    xx = np.interp(np.arange(a.shape[1]), cx, np.arange(nx))
-    return ndi.map_coordinates(grid, np.meshgrid(yy, xx, indexing="ij"), order=1, mode="nearest")
+    # linear along y, then along x: the bilinear interpolation, separable
+    return _lerp(_lerp(grid, a.shape[0], cy).T, a.shape[1], cx).T
+
+
+def _lerp(values: np.ndarray, n: int, centres: np.ndarray) -> np.ndarray:
+    """The rows of ``values`` (one per centre) interpolated linearly to the pixels
+    ``0..n-1``, constant beyond the outer centres."""
+    m = len(centres)
+    if m == 1:
+        return np.repeat(values, n, axis=0)
+    pos = np.interp(np.arange(n), centres, np.arange(m))
+    i0 = np.minimum(pos.astype(int), m - 2)
+    f = (pos - i0)[:, None]
+    return values[i0] * (1.0 - f) + values[i0 + 1] * f
 
 
 FUNCTIONS: dict[str, Callable[..., float | np.ndarray]] = {

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 from scipy import ndimage as ndi
 
 FILTERS = ("wavelet", "dog", "log", "none")
@@ -51,17 +52,54 @@ def bspline_kernel(order: int = 3, scale: float = 2.0) -> np.ndarray:
     return k / k.sum()
 
 
-def _dilate(kernel: np.ndarray, level: int) -> np.ndarray:
-    """Insert ``2**(level-1) - 1`` zeros between the taps (the "holes" of a trous)."""
-    step = 2 ** (level - 1)
-    out = np.zeros((len(kernel) - 1) * step + 1)
-    out[::step] = kernel
+@njit(cache=True, inline="always")
+def _mirror(i: int, n: int) -> int:
+    """Index ``i`` reflected into ``[0, n)`` about the edge pixels' centres (``d c b | a b c d
+    | c b a``, scipy.ndimage's ``mirror`` mode)."""
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    i = i % period
+    return i if i < n else period - i
+
+
+@njit(cache=True)
+def _holes_both(image, kernel, step, tmp, out):  # pragma: no cover - numba
+    """``out = image`` correlated with ``kernel`` along the rows, then the columns, its taps
+    ``step`` px apart, the holes between them skipped (``tmp``: the row pass)."""
+    rows, cols = image.shape
+    h = len(kernel) // 2
+    reach = h * step
+    pad = np.empty(cols + 2 * reach)
+    for i in range(rows):
+        for j in range(-reach, cols + reach):
+            pad[j + reach] = image[i, _mirror(j, cols)]
+        for j in range(cols):
+            tmp[i, j] = 0.0
+        for k in range(len(kernel)):
+            w = kernel[k]
+            off = k * step
+            for j in range(cols):
+                tmp[i, j] += w * pad[j + off]
+    for i in range(rows):
+        for j in range(cols):
+            out[i, j] = 0.0
+        for k in range(len(kernel)):
+            src = _mirror(i + (k - h) * step, rows)
+            w = kernel[k]
+            for j in range(cols):
+                out[i, j] += w * tmp[src, j]
+
+
+def _smooth(image: np.ndarray, kernel: np.ndarray, step: int = 1) -> np.ndarray:
+    """``image`` correlated along both axes with ``kernel``, its taps ``step`` px apart
+    (mirror boundaries): the a trous smoothing of one level, without multiplying the zeros
+    of the dilated kernel (numba, float64)."""
+    image = np.ascontiguousarray(image, np.float64)
+    tmp = np.empty_like(image)
+    out = np.empty_like(image)
+    _holes_both(image, np.ascontiguousarray(kernel, np.float64), int(step), tmp, out)
     return out
-
-
-def _smooth(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    out = ndi.correlate1d(image, kernel, axis=-1, mode="mirror")
-    return ndi.correlate1d(out, kernel, axis=-2, mode="mirror")
 
 
 def wavelet_filter(
@@ -84,7 +122,7 @@ def wavelet_filter(
     v_prev = np.asarray(image, np.float64)
     images: dict[str, np.ndarray] = {"I": v_prev}
     for lev in range(1, max(level, 2) + 1):
-        v = _smooth(v_prev, _dilate(base, lev))
+        v = _smooth(v_prev, base, 2 ** (lev - 1))
         images[f"Wave.V{lev}"] = v
         images[f"Wave.F{lev}"] = v_prev - v
         v_prev = v

@@ -21,7 +21,6 @@ from ..jobs import run as run_job
 from .classify import default_rules
 from .config import SpotsConfig
 from .detect import detect_frame
-from .filters import apply_filter
 from .fit import extract_boxes, read_variance, to_photoelectrons
 from .psf import model_boxes
 from .refit import fit_frame
@@ -218,14 +217,8 @@ def locate_frame(
     else:
         coords, res, boxes = fit_frame(frame, electrons, coords, config, rvar, thr)
         n = len(coords)
-        if n and coords.shape[0] != len(peak):
-            filtered_all = apply_filter(
-                frame if detect_on is None else detect_on,
-                config.filter,
-                sigma=config.sigma,
-                **config.filter_options(),
-            ).F
-            peak = filtered_all[coords[:, 0], coords[:, 1]]
+        if n and coords.shape[0] != len(peak):  # the refits changed the candidates
+            peak = filtered[coords[:, 0], coords[:, 1]]
         p, c = res.params, res.crlb
         qe = camera.qe
         out["y"] = coords[:, 0] - half + p[:, 1]

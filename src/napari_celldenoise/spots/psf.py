@@ -7,7 +7,10 @@ column j), ``Ex(j) = (erf((j - x + 0.5) / (sqrt(2) sx)) - erf((j - x - 0.5) / (s
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 from scipy.special import erf
 
 
@@ -30,24 +33,39 @@ def render_spots(
     yx = np.asarray(yx, float).reshape(-1, 2)
     if len(yx) == 0:
         return
-    rows, cols = image.shape
-    photons = np.asarray(photons, float)
-    sx, sy = np.asarray(sx, float), np.asarray(sy, float)
-    ra = np.ceil(4 * sy).astype(int) + 1
-    ca = np.ceil(4 * sx).astype(int) + 1
-    canvas = np.zeros(rows * cols)
-    iy, ix = yx[:, 0].astype(int), yx[:, 1].astype(int)  # int(): towards zero, as before
-    inside = (iy + ra >= 0) & (iy - ra < rows) & (ix + ca >= 0) & (ix - ca < cols)
-    for r, c in set(zip(ra[inside].tolist(), ca[inside].tolist())):
-        sel = np.flatnonzero(inside & (ra == r) & (ca == c))
-        rr = iy[sel, None] + np.arange(-r, r + 1)  # (m, 2r+1) rows
-        cc = ix[sel, None] + np.arange(-c, c + 1)
-        y, x = yx[sel, 0:1], yx[sel, 1:2]
-        b, a = np.sqrt(2) * sy[sel, None], np.sqrt(2) * sx[sel, None]
-        ey = 0.5 * (erf((rr - y + 0.5) / b) - erf((rr - y - 0.5) / b))
-        ex = 0.5 * (erf((cc - x + 0.5) / a) - erf((cc - x - 0.5) / a))
-        patches = photons[sel, None, None] * ey[:, :, None] * ex[:, None, :]
-        keep = ((rr >= 0) & (rr < rows))[:, :, None] & ((cc >= 0) & (cc < cols))[:, None, :]
-        flat = rr[:, :, None] * cols + cc[:, None, :]
-        np.add.at(canvas, flat[keep], patches[keep])
-    image += canvas.reshape(rows, cols)
+    n = len(yx)
+    photons = np.broadcast_to(np.asarray(photons, float), n)
+    sx = np.broadcast_to(np.asarray(sx, float), n)
+    sy = np.broadcast_to(np.asarray(sy, float), n)
+    canvas = np.zeros(image.shape)
+    _render(canvas, np.ascontiguousarray(yx), *(np.ascontiguousarray(a) for a in (photons, sx, sy)))
+    image += canvas
+
+
+@njit(cache=True)
+def _render(canvas, yx, photons, sx, sy):  # pragma: no cover - numba
+    """Add each spot of :func:`render_spots` to ``canvas`` (zeros, float64), in order."""
+    rows, cols = canvas.shape
+    root2 = math.sqrt(2.0)
+    for s in range(len(yx)):
+        y, x = yx[s, 0], yx[s, 1]
+        r = math.ceil(4 * sy[s]) + 1
+        c = math.ceil(4 * sx[s]) + 1
+        iy, ix = int(y), int(x)  # towards zero
+        if iy + r < 0 or iy - r >= rows or ix + c < 0 or ix - c >= cols:
+            continue
+        b, a = root2 * sy[s], root2 * sx[s]
+        ex = np.empty(2 * c + 1)
+        for q in range(2 * c + 1):
+            cc = ix - c + q
+            ex[q] = 0.5 * (math.erf((cc - x + 0.5) / a) - math.erf((cc - x - 0.5) / a))
+        for p in range(2 * r + 1):
+            rr = iy - r + p
+            if rr < 0 or rr >= rows:
+                continue
+            ey = 0.5 * (math.erf((rr - y + 0.5) / b) - math.erf((rr - y - 0.5) / b))
+            w = photons[s] * ey
+            for q in range(2 * c + 1):
+                cc = ix - c + q
+                if 0 <= cc < cols:
+                    canvas[rr, cc] += w * ex[q]
