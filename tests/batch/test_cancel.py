@@ -24,7 +24,8 @@ from .conftest import SRC, write_frames
 pytestmark = pytest.mark.slow
 
 PLANES = 40
-"""BM3D takes about 2 s a 128 x 128 plane here: the whole step would run over a minute."""
+"""BM3D takes about 2 s a 128 x 128 plane here (idle): the whole step runs over a minute,
+several on a loaded machine; a stop must end it within seconds."""
 
 
 def _slow_file(folder: Path) -> Path:
@@ -49,8 +50,8 @@ def test_a_stop_ends_the_step_in_progress_within_seconds(client, tmp_path):
     start = time.monotonic()
     asked: list[float] = []
 
-    def stop() -> bool:  # the dock's Cancel, pressed 4 s after Start
-        if time.monotonic() - start > 4 and not asked:
+    def stop() -> bool:  # the dock's Cancel, pressed 8 s after Start
+        if time.monotonic() - start > 8 and not asked:
             asked.append(time.monotonic())
         return bool(asked)
 
@@ -60,7 +61,7 @@ def test_a_stop_ends_the_step_in_progress_within_seconds(client, tmp_path):
         on_event=lambda e: records.append(e.record) if isinstance(e, FileDone) else None,
     )
     waited = time.monotonic() - asked[0]
-    assert waited < 15, f"the step ran on for {waited:.1f} s after the stop"
+    assert waited < 30, f"the step ran on for {waited:.1f} s after the stop"
     assert result.cancelled == 1 and result.done == 0
     assert records[0]["status"] == "cancelled"
     assert records[0]["error"] == "stopped in step 1 of 1 (filter)"  # inside, not before it
@@ -91,7 +92,7 @@ def test_ctrl_c_on_the_batch_command_stops_the_step_in_progress(tmp_path):
             line = proc.stderr.readline()
             assert line, seen + (proc.stderr.read() or "")
             seen += line
-        time.sleep(6)  # the worker imports the filters and starts on the file
+        time.sleep(10)  # the worker imports the filters and starts on the file
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole group, workers too
         t0 = time.monotonic()
         stdout, stderr = proc.communicate(timeout=60)
@@ -100,7 +101,7 @@ def test_ctrl_c_on_the_batch_command_stops_the_step_in_progress(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, stderr
-    assert waited < 20, f"{waited:.1f} s from Ctrl-C to the end"
+    assert waited < 30, f"{waited:.1f} s from Ctrl-C to the end"
     assert "0 done, 0 failed, 0 skipped, 1 cancelled" in stdout
     m = pd.read_csv(out / "manifest.csv")
     assert list(m["status"]) == ["cancelled"] and m["input"][0] == str(big)

@@ -196,25 +196,40 @@ def process_file(
     out["status"] = "done"
     stop = StopFlag(stop_flag)
     try:
-        for k, spec in enumerate(parsed):
-            if stop.now():  # the outputs of the steps before stay listed
-                where = f"after step {k} of {len(parsed)}" if k else "before it ran"
-                out.update(status="cancelled", error=f"stopped {where}")
-                break
-            for target in (spec.output, spec.output + ".provenance.json"):
-                _remove_stale_parts(target)
-            result, stopped = _run_step(spec, run_spec, stop)
-            if stopped:  # the step wrote nothing
-                where = f"in step {k + 1} of {len(parsed)} ({spec.kind})"
-                out.update(status="cancelled", error=f"stopped {where}")
-                break
-            out["outputs"].append(spec.output)
-            out.update(summarise(spec, result))
+        with _local_dask():
+            _run_steps(parsed, out, stop, run_spec)
     except FILE_ERRORS as exc:  # the file's own fault: its record, and the batch goes on
         out["status"] = "failed"
         out["error"] = _one_line(exc)
     out["seconds"] = round(time.monotonic() - start, 3)
     return out
+
+
+def _local_dask():
+    """A lazily read (dask) image computes here, in this worker's thread: inside a dask worker
+    dask would otherwise send each plane's read to the scheduler as a graph of its own (which
+    cannot even be serialised, and would hold the stack in the cluster's memory)."""
+    import dask
+
+    return dask.config.set(scheduler="synchronous")
+
+
+def _run_steps(parsed, out: dict[str, Any], stop: StopFlag, run_spec) -> None:
+    """Run the specs in order into ``out`` (outputs, summary; a stop ends them)."""
+    for k, spec in enumerate(parsed):
+        if stop.now():  # the outputs of the steps before stay listed
+            where = f"after step {k} of {len(parsed)}" if k else "before it ran"
+            out.update(status="cancelled", error=f"stopped {where}")
+            break
+        for target in (spec.output, spec.output + ".provenance.json"):
+            _remove_stale_parts(target)
+        result, stopped = _run_step(spec, run_spec, stop)
+        if stopped:  # the step wrote nothing
+            where = f"in step {k + 1} of {len(parsed)} ({spec.kind})"
+            out.update(status="cancelled", error=f"stopped {where}")
+            break
+        out["outputs"].append(spec.output)
+        out.update(summarise(spec, result))
 
 
 def _stopped(stop_flag: str | None) -> bool:
