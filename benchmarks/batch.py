@@ -1,40 +1,66 @@
-"""Batch throughput: a classical + spots recipe on N files, on a dask LocalCluster of 1 and 2
-worker processes, against a plain serial loop of the same steps in one process.
+"""Batch throughput and memory: a classical + spots recipe on N files, on a dask LocalCluster of
+1 and 2 worker processes, against a serial loop in one process, a
+``concurrent.futures.ProcessPoolExecutor`` of 2 processes and a shell-style loop of the CLI (one
+``celldenoise run`` per step and file); then the peak memory of one worker (memory limit 1 GB)
+on one 2 GB stack.
 
 The recipe filters (Gaussian, sigma 1) and then finds and fits spots on the filtered image.
-Files are simulated spot movies. Each way runs the same files into its own output folder;
-the cluster's start is timed apart from the run. Writes the ``batch`` section of
-docs/benchmarks.md.
+Files are simulated spot movies. Every way runs the same files into its own output folder with
+the same work per file (:func:`~napari_celldenoise.batch.task.process_file`: the steps and the
+per-file summary) and one numeric thread per process; every process first runs the recipe on
+one more file, untimed (imports, numba's cached compiles); the cluster's and the pool's start
+is timed apart. The CLI loop runs on the first ``--cli-files`` files only (it pays the imports
+twice per file) and is reported per file. Writes the ``batch`` section of docs/benchmarks.md.
 
-Usage: nice -n 10 python benchmarks/batch.py [--files 24] [--frames 5] [--size 256]
+Usage: nice -n 10 python benchmarks/batch.py [--files 200] [--planes 10] [--size 512]
+       [--cli-files 20] [--stack-gb 2] [--memory-limit 1GB] [--quick] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from report import machine, write_section
 
+ONE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMBA_NUM_THREADS": "1",
+    "CELLDENOISE_SPOT_WORKERS": "1",
+}
+"""What dask's workers get (one thread each), given to every other way too."""
 
-def make_files(folder: Path, n: int, frames: int, size: int) -> list[str]:
+SPOTS_PER_PLANE = 10
+
+
+def write_movie(path: Path, planes: int, size: int, seed: int, repeat: int = 1) -> str:
+    """A simulated spot movie (100 nm pixels); ``repeat`` tiles its planes (big stacks)."""
+    import numpy as np
+
     from napari_celldenoise.io import ImageData, write_ome_tiff
     from napari_celldenoise.spots.simulate import simulate_spots
 
-    paths = []
-    for i in range(n):
-        data, _ = simulate_spots(frames, (size, size), n_spots=30, seed=i)
-        path = folder / "in" / f"movie_{i:03d}.ome.tif"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        um = {"Y": "µm", "X": "µm"}
-        write_ome_tiff(path, ImageData(data, "TYX", scale={"Y": 0.1, "X": 0.1}, units=um))
-        paths.append(str(path))
-    return paths
+    data, _ = simulate_spots(planes, (size, size), n_spots=SPOTS_PER_PLANE, seed=seed)
+    if repeat > 1:
+        data = np.concatenate([data] * repeat)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    um = {"Y": "µm", "X": "µm"}
+    write_ome_tiff(path, ImageData(data, "TYX", scale={"Y": 0.1, "X": 0.1}, units=um))
+    return str(path)
+
+
+def make_files(folder: Path, n: int, planes: int, size: int) -> list[str]:
+    return [write_movie(folder / f"movie_{i:03d}.ome.tif", planes, size, i) for i in range(n)]
 
 
 def make_recipe():
@@ -50,30 +76,61 @@ def make_recipe():
     )
 
 
-def warm_specs(recipe, warm: str, out: Path) -> list[dict]:
-    """The recipe planned on the warm-up file (imports and numba's compiles, not timed)."""
+def specs_for(recipe, path: str, out: Path) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
-    return [s.to_dict() for s in recipe.plan(warm, str(out / "warm"))]
+    return [s.to_dict() for s in recipe.plan(path, str(out / Path(path).name.split(".")[0]))]
+
+
+def one_thread() -> None:
+    """This process: one numeric thread, as a dask worker of one thread."""
+    os.environ.update(ONE_THREAD)
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def _work(recipe, path: str, out: str) -> dict:
+    from napari_celldenoise.batch.task import process_file
+
+    return process_file(specs_for(recipe, path, Path(out)), {"input": path})
+
+
+def _warm_process(recipe, warm: str, out: str) -> None:
+    one_thread()
+    _work(recipe, warm, out)
 
 
 def serial(recipe, files: list[str], out: Path, warm: str) -> float:
-    from napari_celldenoise.batch.task import process_file
-
-    out.mkdir(parents=True)
-    process_file(warm_specs(recipe, warm, out / "warm"), {"input": warm})
-    from napari_celldenoise.jobs import run
-    from napari_celldenoise.jobs.run_spec import run_spec
-
+    one_thread()
+    _work(recipe, warm, str(out / "warm"))
     start = time.perf_counter()
     for f in files:
-        for spec in recipe.plan(f, str(out / Path(f).name.split(".")[0])):
-            run(run_spec(spec))
+        _work(recipe, f, str(out))
     return time.perf_counter() - start
 
 
-def on_cluster(
-    recipe, folder: Path, out: Path, workers: int, warm: str
-) -> tuple[float, float, int]:
+def process_pool(recipe, files, out: Path, warm: str, workers: int) -> tuple[float, float]:
+    """(seconds to start the pool and warm each process, seconds for the files)."""
+    import multiprocessing
+
+    t0 = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")  # as dask's workers start
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        warmups = [
+            pool.submit(_warm_process, recipe, warm, str(out / f"warm{i}")) for i in range(workers)
+        ]
+        for w in warmups:
+            w.result()
+        started = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for r in [pool.submit(_work, recipe, f, str(out)) for f in files]:
+            r.result()
+        return started, time.perf_counter() - t0
+
+
+def on_cluster(recipe, folder: Path, out: Path, workers: int, warm: str):
     """(seconds to start the cluster, seconds for the batch, files done)."""
     from distributed import Client, LocalCluster
 
@@ -89,12 +146,10 @@ def on_cluster(
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)
-    started = time.perf_counter() - t0
-    from napari_celldenoise.batch.task import process_file
-
     for i, address in enumerate(client.scheduler_info()["workers"]):  # each worker warms up
-        specs = warm_specs(recipe, warm, out.parent / f"warm-{workers}-{i}")
-        client.run(process_file, specs, {"input": warm}, workers=[address])
+        client.submit(_work, recipe, warm, str(out.parent / f"warm-{workers}-{i}"),
+                      workers=[address], pure=False).result()  # fmt: skip
+    started = time.perf_counter() - t0
     try:
         t0 = time.perf_counter()
         result = run(run_batch(recipe, [str(folder)], str(out), client=client))
@@ -104,64 +159,181 @@ def on_cluster(
         cluster.close()
 
 
+def cli_loop(recipe, files: list[str], out: Path) -> float:
+    """A user's shell loop: ``celldenoise run STEP.json -i IN -o OUT`` per step and file."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    steps = []
+    for k, spec in enumerate(recipe.plan(files[0], str(out / "template"))):
+        path = out / f"step{k}.json"
+        path.write_text(json.dumps(spec.to_dict()), encoding="utf-8")
+        steps.append((path, spec.output[len(str(out / "template")) :]))
+    env = {**os.environ, **ONE_THREAD}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1] / "src"), env.get("PYTHONPATH", "")]
+    )
+    start = time.perf_counter()
+    for f in files:
+        source = f
+        for path, suffix in steps:
+            target = str(out / Path(f).name.split(".")[0]) + suffix
+            cmd = [sys.executable, "-m", "napari_celldenoise.cli", "run", str(path)]
+            subprocess.run([*cmd, "-i", source, "-o", target, "-q"], env=env, check=True,
+                           stdout=subprocess.DEVNULL)  # fmt: skip
+            source = target
+    return time.perf_counter() - start
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_run(recipe, root: Path, gb: float, limit: str, size: int = 1024):
+    """(stack MB, the worker's peak RSS in MB before and after the stack, the file's record)."""
+    from distributed import Client, LocalCluster
+
+    from napari_celldenoise.batch.run import run_batch
+    from napari_celldenoise.jobs import run
+
+    planes = 16
+    repeat = max(1, round(gb * 1e9 / (planes * size * size * 2)))
+    big = write_movie(root / "big" / "stack.ome.tif", planes, size, 99, repeat=repeat)
+    warm = write_movie(root / "bigwarm" / "warm.ome.tif", 2, size, 98)
+    mb = os.path.getsize(big) / 1e6
+    cluster = LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=limit,
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    try:
+        client.submit(_work, recipe, warm, str(root / "bigwarm-out"), pure=False).result()
+        before = max(client.run(_peak_rss_mb).values())
+        done = run(run_batch(recipe, [str(root / "big")], str(root / "big-out"), client=client))
+        after = max(client.run(_peak_rss_mb).values())
+        return mb, before, after, done.records[0]
+    finally:
+        client.close()
+        cluster.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=24)
-    parser.add_argument("--frames", type=int, default=5)
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--planes", type=int, default=10)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--cli-files", type=int, default=20)
+    parser.add_argument("--stack-gb", type=float, default=2.0)
+    parser.add_argument("--memory-limit", default="1GB")
+    parser.add_argument("--quick", action="store_true", help="16 files, 5 by the CLI, 0.5 GB")
     parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.cli_files, args.stack_gb = 16, 5, 0.5
+    command = "nice -n 10 python benchmarks/batch.py " + " ".join(sys.argv[1:])
+    print(command, flush=True)
     recipe = make_recipe()
+    load0 = os.getloadavg()[0]
+    t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="celldenoise-bench-batch-") as tmp:
         root = Path(tmp)
-        files = make_files(root, args.files, args.frames, args.size)
-        warm = make_files(root / "warm", 1, args.frames, args.size)[0]
+        files = make_files(root / "in", args.files, args.planes, args.size)
+        warm = make_files(root / "warm", 1, args.planes, args.size)[0]
         n = len(files)
-        rows = []
-        t = serial(recipe, files, root / "serial", warm)
-        rows.append(("serial loop, this process", "", t, n))
+        t_serial = serial_in_child(recipe, files, root / "serial", warm)
+        print(f"serial {t_serial:.1f} s", flush=True)
+        pool_start, t_pool = process_pool(recipe, files, root / "pool", warm, 2)
+        print(f"pool {t_pool:.1f} s", flush=True)
+        dask = {}
         for workers in (1, 2):
-            started, t, done = on_cluster(
-                recipe, root / "in", root / f"dask{workers}", workers, warm
-            )
-            rows.append((f"dask LocalCluster, {workers} worker(s)", f"{started:.1f}", t, done))
-    base = rows[0][2]
-    lines = [
-        "## Batch runs on dask (`benchmarks/batch.py`)",
-        "",
-        f"Measured on {machine()}, a machine shared with other work (run under `nice`). "
-        f"{n} simulated spot movies of {args.frames} x {args.size} x {args.size} px; recipe: "
-        "Gaussian filter (sigma 1), then spot detection and least-squares fitting on the "
-        "filtered image. Each way does the same files; the cluster's start (worker processes "
-        "up, the package imported there) is timed apart from the batch; every process first "
-        "runs the recipe on one more file, untimed (imports, numba's compiles).",
-        "",
-        "| way | cluster start (s) | batch (s) | files done | files/s | vs serial | "
-        "overhead per file (ms) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for way, started, t, done in rows:
-        overhead = "" if not started else f"{1000 * (t - base) / n:+.0f}"
-        lines.append(
-            f"| {way} | {started} | {t:.1f} | {done} | {done / t:.2f} | {base / t:.2f}x | "
-            f"{overhead} |"
-        )
-    two = base / rows[2][2]
-    one = base / rows[1][2]
-    lines += [
-        "",
-        f"2 workers against 1: {rows[1][2] / rows[2][2]:.2f}x. The overhead per file is the "
-        "batch's time above the serial loop's, divided by the files (scheduling, the manifest, "
-        f"the per-file summary that reads each output again); 1 worker ran at {one:.2f}x and "
-        f"2 workers at {two:.2f}x the serial loop's speed. A negative overhead means the "
-        "worker was faster than the loop: dask limits each worker's numeric libraries to its "
-        "threads, the loop's process is not limited, and the shared machine's load varies "
-        "within a run.",
-    ]
+            dask[workers] = on_cluster(recipe, root / "in", root / f"dask{workers}", workers, warm)
+            print(f"dask {workers}: {dask[workers][1]:.1f} s", flush=True)
+        n_cli = min(args.cli_files, n)
+        t_cli = cli_loop(recipe, files[:n_cli], root / "cli") if n_cli else None
+        print(f"cli {t_cli} s", flush=True)
+        mem = memory_run(recipe, root, args.stack_gb, args.memory_limit) if args.stack_gb else None
+    load1 = os.getloadavg()[0]
+    minutes = (time.perf_counter() - t_all) / 60
+    lines = _report(args, n, n_cli, t_serial, (pool_start, t_pool), dask, t_cli, mem)
+    lines.insert(
+        2,
+        f"Measured on {machine()}; load average {load0:.1f} at the start, {load1:.1f} at the end "
+        f"({minutes:.1f} min in all). Command: `{command}`.\n",
+    )
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
         print(f"wrote {write_section('batch', text)}")
+
+
+def serial_in_child(recipe, files, out: Path, warm: str) -> float:
+    """The serial loop in a fresh process of one thread (this one has other work's state)."""
+    import multiprocessing
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(serial, recipe, files, out, warm).result()
+
+
+def _report(args, n, n_cli, t_serial, pool, dask, t_cli, mem) -> list[str]:
+    per = 1000 / n
+    (s1, t1, d1), (s2, t2, d2) = dask[1], dask[2]
+    lines = [
+        "## Batch runs on dask (`benchmarks/batch.py`)",
+        "",
+        f"{n} simulated spot movies of {args.planes} x {args.size} x {args.size} px "
+        f"({SPOTS_PER_PLANE} spots a plane); recipe: Gaussian filter (sigma 1), then spot "
+        "detection and least-squares fitting on the filtered image, with the per-file summary. "
+        "One numeric thread per process in every way; each process first runs the recipe on "
+        "one more file, untimed; starts (processes up, imports, that first file) are timed "
+        "apart.",
+        "",
+        "| way | start (s) | files (s) | files done | files/s | per file (ms) |",
+        "|---|---|---|---|---|---|",
+        f"| serial loop, one process | | {t_serial:.1f} | {n} | {n / t_serial:.2f} | "
+        f"{t_serial * per:.0f} |",
+        f"| ProcessPoolExecutor, 2 processes | {pool[0]:.1f} | {pool[1]:.1f} | {n} | "
+        f"{n / pool[1]:.2f} | {pool[1] * per:.0f} |",
+        f"| dask LocalCluster, 1 worker | {s1:.1f} | {t1:.1f} | {d1} | {d1 / t1:.2f} | "
+        f"{t1 * per:.0f} |",
+        f"| dask LocalCluster, 2 workers | {s2:.1f} | {t2:.1f} | {d2} | {d2 / t2:.2f} | "
+        f"{t2 * per:.0f} |",
+    ]
+    if t_cli is not None:
+        lines.append(
+            f"| CLI loop, `celldenoise run` per step ({n_cli} files) | | {t_cli:.1f} | {n_cli} | "
+            f"{n_cli / t_cli:.2f} | {1000 * t_cli / n_cli:.0f} |"
+        )
+    lines += [
+        "",
+        f"- 2 workers against 1: **{t1 / t2:.2f}x** (goal >= 1.8x on 2 cores).",
+        f"- Overhead per file of the dask path: 1 worker against the serial loop "
+        f"{(t1 - t_serial) * per:+.0f} ms; 2 workers against the pool of 2 processes "
+        f"{(t2 - pool[1]) * per:+.0f} ms (wall time, divided by the files).",
+    ]
+    if t_cli is not None:
+        lines.append(
+            f"- The CLI loop costs {1000 * t_cli / n_cli - t_serial * per:+.0f} ms a file "
+            "more than the serial loop (two interpreters started, imports, numba's cache "
+            "loaded, per file)."
+        )
+    if mem is not None:
+        mb, before, after, rec = mem
+        lines += [
+            "",
+            f"Memory: one worker with `memory_limit={args.memory_limit}` ran the recipe on one "
+            f"stack of {mb:,.0f} MB (uint16, 1024 x 1024 planes): status **{rec['status']}** "
+            f"in {rec.get('seconds') or 0:.0f} s{', ' + rec['error'] if rec.get('error') else ''}. "
+            f"The worker's peak RSS: {before:,.0f} MB after a warm-up file, "
+            f"**{after:,.0f} MB** after the stack (files over 1/8 of the limit open lazily in "
+            "a worker; the filter and the spot fit then go plane by plane and chunk by chunk).",
+        ]
+    return lines
 
 
 if __name__ == "__main__":

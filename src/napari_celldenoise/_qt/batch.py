@@ -4,9 +4,10 @@ A recipe comes from an output layer of the other docks (the spec in its metadata
 provenance of the file it read, :func:`..batch.recipe.recipe_from_spec`) or from a recipe
 file; its steps are listed before it runs or is saved. The run is
 :func:`..batch.run.run_batch` in a thread worker (:class:`.jobs.JobPanel`): the dock never
-waits on the cluster, Cancel stops at the next finished file and records the rest as
-cancelled, Resume runs only what an earlier run did not finish. Each finished file becomes a
-row of the table; a row opens that file and its outputs in the viewer.
+waits on the cluster, Cancel stops the steps in progress at their next plane or chunk (nothing
+half-written) and records the unfinished files as cancelled, Resume runs only what an earlier
+run did not finish. Each finished file becomes a row of the table; a row opens that file and
+its outputs in the viewer.
 """
 
 from __future__ import annotations

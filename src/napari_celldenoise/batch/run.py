@@ -101,7 +101,11 @@ def make_client(options: ClusterOptions, *, tensorflow: bool = False):
     if tensorflow:  # one network per worker process at a time
         kwargs["resources"] = {"tf": 1}
     cluster = LocalCluster(**{k: v for k, v in kwargs.items() if v is not None})
-    return Client(cluster), cluster
+    client = Client(cluster)
+    from .interrupts import LeaveInterruptsToTheBatch
+
+    client.register_plugin(LeaveInterruptsToTheBatch())  # Ctrl-C stops files, not workers
+    return client, cluster
 
 
 def _tf_resources(client) -> dict[str, int] | None:

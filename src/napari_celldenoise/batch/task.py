@@ -9,6 +9,12 @@ on another worker.
 
 Trained networks are loaded once per worker process (:func:`install_model_cache`), and
 TensorFlow is imported only here, in the worker processes, never in the process that submits.
+
+A task keeps within its worker (:func:`fit_within_worker`): the spot fitter uses the worker's
+threads and no process pool of its own, and in a worker with a memory limit files larger than
+:data:`LAZY_SHARE` of it open lazily, so that every step reads them plane by plane or chunk by
+chunk. A stop of the batch reaches a step in progress (:class:`StopFlag`): the step ends at its
+next plane or chunk, writes nothing, and the file is recorded ``"cancelled"``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.fs import filesystem, is_remote
+from ..jobs import Done
 
 FILE_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,  # ImageReadError, ImageWriteError, SpecError, ConfigError, bad values
@@ -105,6 +112,67 @@ def storage_env() -> dict[str, str]:
     return {k: os.environ[k] for k in STORAGE_ENV if k in os.environ}
 
 
+LAZY_SHARE = 8
+"""In a worker with a memory limit, files over ``limit / LAZY_SHARE`` bytes open lazily: an
+in-memory step holds the stack, its float copy and its result at once."""
+
+STOP_POLL = 0.5
+"""Seconds between two asks of the batch's stop flag while a step runs (each is a round trip to
+the scheduler)."""
+
+
+def fit_within_worker() -> None:
+    """Size this task's numeric work to its dask worker (nothing outside a worker).
+
+    The spot fitter would otherwise start a pool of processes and one numba thread per core in
+    every worker, and two workers on two cores would then run four fits at once; and a stack
+    that fits the reader's default lazy limit but not the worker's memory would be read whole.
+    """
+    from ..config import ReaderConfig
+    from ..spots.stream import WORKERS_ENV
+
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return
+    threads = max(1, int(getattr(worker, "state", worker).nthreads))
+    os.environ.setdefault(WORKERS_ENV, "1")  # the cluster's workers already fill the cores
+    import numba
+
+    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, threads)))  # this thread
+    limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+    if limit:
+        lazy = min(ReaderConfig().lazy_limit, int(limit) // LAZY_SHARE)
+        os.environ["CELLDENOISE_LAZY_LIMIT"] = str(lazy)
+
+
+class StopFlag:
+    """``should_stop`` of a step in a worker: whether the batch's dask ``Event`` is set, asked
+    at most every :data:`STOP_POLL` seconds (True stays True)."""
+
+    def __init__(self, name: str | None, poll: float = STOP_POLL):
+        self.name = name
+        self.poll = poll
+        self._set = False
+        self._last = -float("inf")
+
+    def __call__(self) -> bool:
+        if self._set or self.name is None:
+            return self._set
+        now = time.monotonic()
+        if now - self._last >= self.poll:
+            self._last = now
+            self._set = _stopped(self.name)
+        return self._set
+
+    def now(self) -> bool:
+        """Ask at once (between steps)."""
+        self._last = -float("inf")
+        return self()
+
+
 def process_file(
     specs: list[dict],
     record: dict[str, Any],
@@ -117,11 +185,12 @@ def process_file(
     ``outputs``, ``error`` and the per-file summary (spot count, good fraction, median
     uncertainty in nm, noise sigma before and after a denoising step). ``stop_flag`` names a
     dask ``Event``: once it is set (the batch was stopped), a file not yet started is
-    returned ``"cancelled"`` without running, and a file in progress stops between steps.
+    returned ``"cancelled"`` without running, and a step in progress stops at its next plane
+    or chunk, writing nothing (the outputs of the steps before it stay listed).
     ``env`` is the submitting process's :func:`storage_env`, set here before any read.
     """
     os.environ.update(env or {})
-    from ..jobs import run
+    fit_within_worker()
     from ..jobs.run_spec import run_spec
     from ..jobs.specs import parse_spec
 
@@ -132,22 +201,42 @@ def process_file(
     if any(s.kind == "predict" for s in parsed):
         install_model_cache()
     out["status"] = "done"
+    stop = StopFlag(stop_flag)
     try:
-        for k, spec in enumerate(parsed):
-            if _stopped(stop_flag):  # the outputs of the steps before stay listed
-                where = f"after step {k} of {len(parsed)}" if k else "before it ran"
-                out.update(status="cancelled", error=f"stopped {where}")
-                break
-            for target in (spec.output, spec.output + ".provenance.json"):
-                _remove_stale_parts(target)
-            result = _run_step(spec, run, run_spec)
-            out["outputs"].append(spec.output)
-            out.update(summarise(spec, result))
+        with _local_dask():
+            _run_steps(parsed, out, stop, run_spec)
     except FILE_ERRORS as exc:  # the file's own fault: its record, and the batch goes on
         out["status"] = "failed"
         out["error"] = _one_line(exc)
     out["seconds"] = round(time.monotonic() - start, 3)
     return out
+
+
+def _local_dask():
+    """A lazily read (dask) image computes here, in this worker's thread: inside a dask worker
+    dask would otherwise send each plane's read to the scheduler as a graph of its own (which
+    cannot even be serialised, and would hold the stack in the cluster's memory)."""
+    import dask
+
+    return dask.config.set(scheduler="synchronous")
+
+
+def _run_steps(parsed, out: dict[str, Any], stop: StopFlag, run_spec) -> None:
+    """Run the specs in order into ``out`` (outputs, summary; a stop ends them)."""
+    for k, spec in enumerate(parsed):
+        if stop.now():  # the outputs of the steps before stay listed
+            where = f"after step {k} of {len(parsed)}" if k else "before it ran"
+            out.update(status="cancelled", error=f"stopped {where}")
+            break
+        for target in (spec.output, spec.output + ".provenance.json"):
+            _remove_stale_parts(target)
+        result, stopped = _run_step(spec, run_spec, stop)
+        if stopped:  # the step wrote nothing
+            where = f"in step {k + 1} of {len(parsed)} ({spec.kind})"
+            out.update(status="cancelled", error=f"stopped {where}")
+            break
+        out["outputs"].append(spec.output)
+        out.update(summarise(spec, result))
 
 
 def _stopped(stop_flag: str | None) -> bool:
@@ -161,15 +250,27 @@ def _stopped(stop_flag: str | None) -> bool:
         return False
 
 
-def _run_step(spec, run, run_spec) -> Any:
+def _finish(job) -> tuple[Any, bool]:
+    """Run a job to its end: ``(result, stopped)``."""
+    from ..jobs import run
+
+    last: list[Done] = []
+    result = run(job, on_event=lambda e: last.append(e) if isinstance(e, Done) else None)
+    return result, last[-1].stopped
+
+
+def _run_step(spec, run_spec, should_stop) -> tuple[Any, bool]:
+    """``(result, stopped)`` of one step."""
     if spec.kind != "spots" or not is_remote(spec.output):
-        return run(run_spec(spec))
+        return _finish(run_spec(spec, should_stop))
     # spot tables are written locally, then uploaded with their provenance (naming the URL)
     import json
 
     with tempfile.TemporaryDirectory(prefix="celldenoise-batch-") as tmp:
         local = str(Path(tmp) / "spots.csv")
-        result = run(run_spec(spec.model_copy(update={"output": local})))
+        result, stopped = _finish(run_spec(spec.model_copy(update={"output": local}), should_stop))
+        if stopped:
+            return result, True
         side = Path(local + ".provenance.json")
         prov = json.loads(side.read_text(encoding="utf-8"))
         prov["spec"]["output"] = spec.output
@@ -177,7 +278,7 @@ def _run_step(spec, run, run_spec) -> Any:
         fs, inner = filesystem(spec.output)
         fs.put_file(str(side), inner + ".provenance.json")  # the table never lacks its own
         fs.put_file(local, inner)
-    return result
+    return result, False
 
 
 def summarise(spec, result) -> dict[str, Any]:
@@ -214,4 +315,12 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-__all__ = ["install_model_cache", "models_loaded", "process_file", "summarise"]
+__all__ = [
+    "LAZY_SHARE",
+    "StopFlag",
+    "fit_within_worker",
+    "install_model_cache",
+    "models_loaded",
+    "process_file",
+    "summarise",
+]
