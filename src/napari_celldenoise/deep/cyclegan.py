@@ -26,7 +26,15 @@ paper's defaults, and why (the failure causes of the crop-and-concatenate attemp
 * a low-pass consistency loss ``|blur(G(x)) - blur(x)| + |blur(F(y)) - blur(y)|`` with a
   Gaussian of about one lattice spacing: the columns are averaged out of it and the thickness
   map stays, so a dent in the input is a dent in the output by construction;
-* each generator is the identity plus a residual network, so training starts from the input.
+* each generator is the identity plus a residual network, so training starts from the input,
+  with a skip of its full-resolution features into the last convolution: without it the
+  residual comes only through the quarter-resolution path (upsampled by repetition) and cannot
+  remove pixel noise, and the generator stayed the identity;
+* synthetic supervision (``supervised_weight``): each target is also recorded with the noisy
+  image's measured Poisson-Gaussian noise (:func:`..em.simulate.noisify`) and
+  ``|G(recorded) - target|^2`` is added to the generators' loss -- the paired training on
+  simulated images of Lin et al., Sci. Rep. 11 (2021) (TEMImageNet / AtomSegNet), on top of
+  the unpaired losses; the low-pass consistency stays on the real noisy image.
 
 The validation loss (that picks the "best" weights) is the cycle and low-pass loss of the
 noisy validation patches: it says the generators stay consistent, not that the output looks
