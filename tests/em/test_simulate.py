@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_celldenoise.em.simulate import lattice_basis, simulate_lattice
+from napari_celldenoise.em.simulate import lattice_basis, noisify, simulate_lattice
 
 
 def test_columns_sit_where_the_truth_says_and_vacancies_are_dark():
@@ -58,3 +58,25 @@ def test_bases_have_the_right_angles():
         assert np.degrees(np.arccos(cos)) == pytest.approx(gamma)
     with pytest.raises(ValueError, match="kind"):
         lattice_basis("cubic", 5.0)
+
+
+@pytest.mark.parametrize(("gain", "offset_variance"), [(2.0, 9.0), (1.5, -30.0)])
+def test_noisify_records_the_measured_poisson_gaussian_noise(gain, offset_variance):
+    # a flat field at three levels: the recorded variance is gain * mean + offset_variance
+    rng = np.random.default_rng(0)
+    for level in (40.0, 200.0, 1000.0):
+        out = noisify(np.full((200, 200), level), rng, gain=gain, offset_variance=offset_variance)
+        assert out.mean() == pytest.approx(level, rel=0.01)
+        assert out.var() == pytest.approx(gain * level + offset_variance, rel=0.05)
+    with pytest.raises(ValueError, match="gain must be positive"):
+        noisify(np.ones((4, 4)), rng, gain=0.0, offset_variance=1.0)
+
+
+def test_noisify_jitters_the_scan_lines_of_a_lattice():
+    _, truth = simulate_lattice((64, 64), dose=np.inf, seed=2, vacancy_rate=0.0)
+    rng = np.random.default_rng(1)
+    still = noisify(truth.clean * 1e6, rng, gain=1.0, offset_variance=0.0)
+    moved = noisify(truth.clean * 1e6, rng, gain=1.0, offset_variance=0.0, jitter=1.0)
+    # at a million counts the shot noise is 0.1 %: the jitter moves far more than that
+    assert np.abs(still / 1e6 - truth.clean).max() < 0.05 * truth.clean.max()
+    assert np.abs(moved / 1e6 - truth.clean).max() > 0.2 * truth.clean.max()

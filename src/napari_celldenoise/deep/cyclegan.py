@@ -26,7 +26,15 @@ paper's defaults, and why (the failure causes of the crop-and-concatenate attemp
 * a low-pass consistency loss ``|blur(G(x)) - blur(x)| + |blur(F(y)) - blur(y)|`` with a
   Gaussian of about one lattice spacing: the columns are averaged out of it and the thickness
   map stays, so a dent in the input is a dent in the output by construction;
-* each generator is the identity plus a residual network, so training starts from the input.
+* each generator is the identity plus a residual network, so training starts from the input,
+  with a skip of its full-resolution features into the last convolution: without it the
+  residual comes only through the quarter-resolution path (upsampled by repetition) and cannot
+  remove pixel noise, and the generator stayed the identity;
+* synthetic supervision (``supervised_weight``): each target is also recorded with the noisy
+  image's measured Poisson-Gaussian noise (:func:`..em.simulate.noisify`) and
+  ``|G(recorded) - target|^2`` is added to the generators' loss -- the paired training on
+  simulated images of Lin et al., Sci. Rep. 11 (2021) (TEMImageNet / AtomSegNet), on top of
+  the unpaired losses; the low-pass consistency stays on the real noisy image.
 
 The validation loss (that picks the "best" weights) is the cycle and low-pass loss of the
 noisy validation patches: it says the generators stay consistent, not that the output looks
@@ -49,7 +57,7 @@ from .model import ModelFolder, ModelInfo
 POOL = 50  # generated images the discriminators see again (Zhu et al.)
 TARGET_POOL = 16  # synthetic targets held at once; one is replaced every few batches
 # the losses of a training step, in Epoch.metrics (``loss`` is the generators' total)
-LOSSES = ("loss", "generator", "discriminator", "cycle", "identity", "lowpass")
+LOSSES = ("loss", "generator", "discriminator", "cycle", "identity", "lowpass", "supervised")
 
 
 def receptive_radius(depth: int, res_blocks: int = 9) -> int:
@@ -107,6 +115,7 @@ class TargetCrops:
             )
         self.lattice = lattice
         self.spacing = float(lattice.spacing_px)
+        self.noise = measured_noise(noisy[:8], lattice)
         self.streams = []
         for i, patch in enumerate(noisy[:8]):
             _, stream = target_stream(
@@ -122,6 +131,13 @@ class TargetCrops:
         self.turn += 1
         return next(stream).image
 
+    def noisify(self, clean: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
+        """``clean`` targets ``(n, P, P)`` recorded with the noisy image's measured noise."""
+        from ..em.simulate import noisify
+
+        kw = dict(gain=self.noise["gain"], offset_variance=self.noise["offset_variance"])
+        return np.stack([noisify(c, rng, jitter=jitter, **kw) for c in clean])
+
     def batch(self, n: int) -> np.ndarray:
         """``n`` targets ``(n, P, P)`` in the noisy image's units."""
         if self.served and self.served % self.refresh == 0:
@@ -129,6 +145,28 @@ class TargetCrops:
         self.served += 1
         idx = self.rng.integers(0, len(self.pool), n)
         return np.stack([self.pool[i] for i in idx]).astype(np.float32)
+
+
+def measured_noise(noisy: np.ndarray, lattice: Any) -> dict[str, float]:
+    """The Poisson-Gaussian noise of the noisy patches: the median gain and offset variance of
+    :func:`..em.lattice.measure_gain` over the patches (folded on the chosen lattice)."""
+    from ..em.lattice import measure_gain
+
+    fits = []
+    for patch in noisy:
+        try:
+            fit = measure_gain(patch, lattice)
+        except (ValueError, RuntimeError):
+            continue
+        if fit["gain"] > 0 and np.isfinite(fit["offset_variance"]):
+            fits.append((fit["gain"], fit["offset_variance"]))
+    if not fits:
+        raise DeepInputError(
+            "cyclegan could not measure the noise (gain) of the training patches; set "
+            "supervised_weight to 0 to train without the synthetic supervision"
+        )
+    gain, offset = np.median(np.array(fits), axis=0)
+    return {"gain": float(gain), "offset_variance": float(offset)}
 
 
 def unpaired_batches(
@@ -140,17 +178,23 @@ def unpaired_batches(
     std: float,
     rng: np.random.Generator,
     aug: bool,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(noisy, clean)`` normalised batches ``(B, P, P, 1)``, unpaired (drawn apart)."""
+    supervised: bool = True,
+    jitter: float = 0.0,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(noisy, clean, clean recorded)`` normalised batches ``(B, P, P, 1)``: the noisy
+    patches and the targets are unpaired (drawn apart); the third is the targets noisified
+    with the noisy image's measured noise, paired with them (zeros when not ``supervised``)."""
     while True:
         x = noisy[rng.integers(0, len(noisy), batch)][..., None]
-        y = targets.batch(batch)[..., None]
+        clean = targets.batch(batch)
+        recorded = targets.noisify(clean, rng, jitter) if supervised else np.zeros_like(clean)
         x = ((x - mean) / std).astype(np.float32)
-        y = ((y - mean) / std).astype(np.float32)
+        y = ((clean[..., None] - mean) / std).astype(np.float32)
+        yn = ((recorded[..., None] - mean) / std).astype(np.float32)
         if aug:
             (x,) = augment(x, rng)
-            (y,) = augment(y, rng)
-        yield x, y
+            y, yn = augment(y, rng, yn)
+        yield x, y, yn
 
 
 # ------------------------------------------------------------------------------ the networks
@@ -171,6 +215,7 @@ def build_generator(
 
     inp = L.Input((None, None, 1))
     h = act(L.Conv2D(features, 7, padding="same")(inp))
+    full = h  # the full-resolution features, for the skip below
     for level in range(depth):
         h = act(L.Conv2D(features * 2 ** (level + 1), 3, strides=2, padding="same")(h))
     width = features * 2**depth
@@ -181,6 +226,10 @@ def build_generator(
     for level in reversed(range(depth)):
         h = UpSampling2D(2)(h)
         h = act(L.Conv2D(features * 2**level, 3, padding="same")(h))
+    # a full-resolution skip: the residual that removes pixel noise cannot come through the
+    # coarse path alone (upsampled by repetition, it is blocky); the skip's context (7 + 7 px)
+    # is inside the coarse path's, so the receptive radius does not change
+    h = L.Concatenate()([h, full])
     # the last layer starts at zero: the untrained generator is the identity
     out = L.Conv2D(1, 7, padding="same", kernel_initializer="zeros")(h)
     return k.Model(inp, L.Add()([inp, out]), name=name)
@@ -227,6 +276,8 @@ def _model_class() -> type:
             self.cycle_weight = float(config.cycle_weight)
             self.identity_weight = float(config.identity_weight) * self.cycle_weight
             self.lowpass_weight = float(config.lowpass_weight)
+            self.supervised_weight = float(config.supervised_weight)
+            self.noisy_cycle = float(config.noisy_cycle)
             self.kernel = tf.constant(gaussian_kernel(lowpass_sigma))
             # the image pools: state of a run, not weights (a plain namespace is not tracked by
             # Keras, so the weight files hold the four networks only)
@@ -275,11 +326,13 @@ def _model_class() -> type:
             pool.scatter_nd_update(slots[:, None], keep)
             return shown
 
-        def _generator_losses(self, x: Any, y: Any) -> dict[str, Any]:
+        def _generator_losses(self, x: Any, y: Any, yn: Any) -> dict[str, Any]:
             fake_y, fake_x = self.g(x, training=True), self.f(y, training=True)
-            cycle = tf.reduce_mean(tf.abs(self.f(fake_y, training=True) - x)) + tf.reduce_mean(
-                tf.abs(self.g(fake_x, training=True) - y)
-            )
+            # the noisy cycle x -> G -> F -> x asks F for the noise realisation of x back,
+            # which only a G that keeps the noise allows (see the module text): weighted apart
+            cycle = self.noisy_cycle * tf.reduce_mean(
+                tf.abs(self.f(fake_y, training=True) - x)
+            ) + tf.reduce_mean(tf.abs(self.g(fake_x, training=True) - y))
             identity = tf.reduce_mean(tf.abs(self.g(y, training=True) - y)) + tf.reduce_mean(
                 tf.abs(self.f(x, training=True) - x)
             )
@@ -295,16 +348,23 @@ def _model_class() -> type:
                 + self.identity_weight * identity
                 + self.lowpass_weight * lowpass
             )
+            supervised = tf.constant(0.0)
+            if self.supervised_weight > 0:  # G(noisify(y)) ~= y: the synthetic supervision
+                # squared, not L1: L1 is minimised by the median, and the median of a Poisson
+                # count below one count per pixel (most pixels between the columns) is 0
+                supervised = tf.reduce_mean(tf.square(self.g(yn, training=True) - y))
+                total = total + self.supervised_weight * supervised
             return {
                 "total": total, "adversarial": adversarial, "cycle": cycle,
-                "identity": identity, "lowpass": lowpass, "fake_y": fake_y, "fake_x": fake_x,
+                "identity": identity, "lowpass": lowpass, "supervised": supervised,
+                "fake_y": fake_y, "fake_x": fake_x,
             }  # fmt: skip
 
         def train_step(self, data: Any) -> dict[str, Any]:
-            x, y = data
+            x, y, yn = data
             g_vars = self.g.trainable_variables + self.f.trainable_variables
             with tf.GradientTape() as tape:
-                losses = self._generator_losses(x, y)
+                losses = self._generator_losses(x, y, yn)
             self.optimizer.apply_gradients(zip(tape.gradient(losses["total"], g_vars), g_vars))
             fake_y = self._pool(self.pools.clean, tf.stop_gradient(losses["fake_y"]))
             fake_x = self._pool(self.pools.noisy, tf.stop_gradient(losses["fake_x"]))
@@ -326,6 +386,7 @@ def _model_class() -> type:
                 "cycle": losses["cycle"],
                 "identity": losses["identity"],
                 "lowpass": losses["lowpass"],
+                "supervised": losses["supervised"],
             }
             for name, value in values.items():
                 self.trackers[name].update_state(value)
@@ -336,7 +397,8 @@ def _model_class() -> type:
             fake_y = self.g(x, training=False)
             cycle = tf.reduce_mean(tf.abs(self.f(fake_y, training=False) - x))
             lowpass = tf.reduce_mean(tf.abs(self.lowpass(fake_y) - self.lowpass(x)))
-            self.val_tracker.update_state(self.cycle_weight * cycle + self.lowpass_weight * lowpass)
+            cycle = self.noisy_cycle * self.cycle_weight * cycle
+            self.val_tracker.update_state(cycle + self.lowpass_weight * lowpass)
             return {"loss": self.val_tracker.result()}
 
     return CycleGAN
@@ -393,7 +455,10 @@ def train_cyclegan(
     else:
         mean, std = float(train.mean()), float(train.std())
     sigma = config.lowpass_sigma or targets.spacing
-    folder.write_json(LOWPASS_JSON, {"lowpass_sigma": sigma, "spacing_px": targets.spacing})
+    folder.write_json(
+        LOWPASS_JSON,
+        {"lowpass_sigma": sigma, "spacing_px": targets.spacing, "noise": targets.noise},
+    )
     model = build_cyclegan(config, patch=config.patch, lowpass_sigma=sigma)
     if resume:
         model.load_weights(str(folder.weights("last")))
@@ -404,7 +469,8 @@ def train_cyclegan(
     source = "the reference" if reference is not None else "the measured motif"
     yield Log(
         f"training cyclegan on {device}: targets from {source}, lattice spacing "
-        f"{targets.spacing:.2f} px, low-pass sigma {sigma:.2f} px"
+        f"{targets.spacing:.2f} px, low-pass sigma {sigma:.2f} px; measured noise: gain "
+        f"{targets.noise['gain']:.3g}, offset variance {targets.noise['offset_variance']:.3g}"
     )
     vn = ((val[: max(1, min(len(val), 4))] - mean) / std)[..., None].astype(np.float32)
     rng = np.random.default_rng(draw_seed(config.seed, info.epochs_done))
@@ -414,8 +480,9 @@ def train_cyclegan(
         return keras_model(first, training=False).numpy()[0, ..., 0] * std + mean
 
     batches = unpaired_batches(
-        train, targets, batch=config.batch, mean=mean, std=std, rng=rng, aug=config.augment
-    )
+        train, targets, batch=config.batch, mean=mean, std=std, rng=rng, aug=config.augment,
+        supervised=config.supervised_weight > 0, jitter=config.supervised_jitter,
+    )  # fmt: skip
     return (
         yield from fit_events(
             model,

@@ -27,6 +27,9 @@ class CycleGANConfig(TrainConfig):
         "identity_weight": (0.5,),
         "lowpass_weight": (10.0,),
         "lowpass_sigma": (None,),
+        "supervised_weight": (0.0,),
+        "supervised_jitter": (0.0,),
+        "noisy_cycle": (1.0,),
     }
     KEPT_ON_RESUME: ClassVar[tuple[str, ...]] = ("res_blocks", "target")
 
@@ -58,6 +61,28 @@ class CycleGANConfig(TrainConfig):
     )
     lowpass_sigma: float | None = Field(
         default=None, gt=0, le=100, description="its Gaussian (px); None: the lattice spacing"
+    )
+
+    supervised_weight: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description="synthetic supervision: a target recorded with the noisy image's measured "
+        "Poisson-Gaussian noise must come back as the target, |G(noisify(y)) - y|; 0: off",
+    )
+    supervised_jitter: float = Field(
+        default=0.0,
+        ge=0,
+        le=5,
+        description="scan-line jitter (px, standard deviation along x) added to those "
+        "recordings; the noise is measured, the jitter is not",
+    )
+    noisy_cycle: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="weight of the noisy-side cycle |F(G(x)) - x|, as a share of the cycle "
+        "weight (it asks for the noise back: a high share holds G at the identity)",
     )
 
     @model_validator(mode="after")
@@ -114,6 +139,6 @@ METHOD = DeepMethod(
     receptive_radius=receptive_radius,
     three_d=False,
     optional_inputs=("reference",),
-    losses=("loss", "val_loss", "generator", "discriminator", "cycle", "lowpass"),
+    losses=("loss", "val_loss", "generator", "discriminator", "cycle", "lowpass", "supervised"),
     order=3,
 )
