@@ -25,13 +25,13 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numba
 import numpy as np
 from numba import njit
 
+from .fit_result import FitResult
 from .simulate import Camera
 
 PARAMS = ("x", "y", "photons", "background", "sigma_x", "sigma_y")
@@ -42,25 +42,6 @@ _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 BLOCK = 512
 """Spots per task when several threads fit: small enough that a thread slowed by other work
 on the machine leaves its share to the others."""
-
-
-@dataclass(frozen=True, eq=False)
-class FitResult:
-    """Per-spot fit values in box coordinates (px) and photoelectrons.
-
-    ``params`` and ``crlb`` are ``(n, 6)``: x, y, N, bg, sigma_x, sigma_y (for a symmetric fit
-    both sigmas are equal and so are their bounds).
-    """
-
-    params: np.ndarray
-    crlb: np.ndarray
-    loglik: np.ndarray
-    chi2: np.ndarray
-    iterations: np.ndarray
-    converged: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.params)
 
 
 # Abramowitz & Stegun 7.1.26 (Hastings): erf(x) = 1 - t P(t) exp(-x^2), t = 1 / (1 + p x),

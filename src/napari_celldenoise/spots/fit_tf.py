@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 from ..deep._tf import gpus, import_tensorflow
-from .fit import FitResult
+from .fit_result import FitResult
 
 BATCH = 1 << 18
 """Boxes per TensorFlow call: about 1 GB of float64 work tensors for 7x7 boxes."""
