@@ -153,6 +153,59 @@ def _solve_into(a, g, m, out, lmat, y):
     return True
 
 
+@njit(cache=True, inline="always")
+def _solve5_damped(mats, hi, lam, vecs, gi, out):
+    """:func:`_solve_into` unrolled for 5 parameters, on the Levenberg-Marquardt system
+    ``(H + lam diag(H) + 1e-12) out = g`` of the curvature ``mats[hi]`` and gradient
+    ``vecs[gi]`` (the same operations in the same order, in registers: no loops over a
+    5 x 5 matrix in memory); False if the damped matrix is not positive definite."""
+    a00 = mats[hi, 0, 0] * (1.0 + lam) + 1e-12
+    if a00 <= 0.0:
+        return False
+    l00 = math.sqrt(a00)
+    l10 = mats[hi, 1, 0] / l00
+    l20 = mats[hi, 2, 0] / l00
+    l30 = mats[hi, 3, 0] / l00
+    l40 = mats[hi, 4, 0] / l00
+    s = mats[hi, 1, 1] * (1.0 + lam) + 1e-12 - l10 * l10
+    if s <= 0.0:
+        return False
+    l11 = math.sqrt(s)
+    l21 = (mats[hi, 2, 1] - l20 * l10) / l11
+    l31 = (mats[hi, 3, 1] - l30 * l10) / l11
+    l41 = (mats[hi, 4, 1] - l40 * l10) / l11
+    s = mats[hi, 2, 2] * (1.0 + lam) + 1e-12 - l20 * l20 - l21 * l21
+    if s <= 0.0:
+        return False
+    l22 = math.sqrt(s)
+    l32 = (mats[hi, 3, 2] - l30 * l20 - l31 * l21) / l22
+    l42 = (mats[hi, 4, 2] - l40 * l20 - l41 * l21) / l22
+    s = mats[hi, 3, 3] * (1.0 + lam) + 1e-12 - l30 * l30 - l31 * l31 - l32 * l32
+    if s <= 0.0:
+        return False
+    l33 = math.sqrt(s)
+    l43 = (mats[hi, 4, 3] - l40 * l30 - l41 * l31 - l42 * l32) / l33
+    s = mats[hi, 4, 4] * (1.0 + lam) + 1e-12 - l40 * l40 - l41 * l41 - l42 * l42 - l43 * l43
+    if s <= 0.0:
+        return False
+    l44 = math.sqrt(s)
+    y0 = vecs[gi, 0] / l00
+    y1 = (vecs[gi, 1] - l10 * y0) / l11
+    y2 = (vecs[gi, 2] - l20 * y0 - l21 * y1) / l22
+    y3 = (vecs[gi, 3] - l30 * y0 - l31 * y1 - l32 * y2) / l33
+    y4 = (vecs[gi, 4] - l40 * y0 - l41 * y1 - l42 * y2 - l43 * y3) / l44
+    x4 = y4 / l44
+    x3 = (y3 - l43 * x4) / l33
+    x2 = (y2 - l32 * x3 - l42 * x4) / l22
+    x1 = (y1 - l21 * x2 - l31 * x3 - l41 * x4) / l11
+    out[0] = (y0 - l10 * x1 - l20 * x2 - l30 * x3 - l40 * x4) / l00
+    out[1] = x1
+    out[2] = x2
+    out[3] = x3
+    out[4] = x4
+    return True
+
+
 @njit(cache=True)
 def _solve(a, g, m, out):
     """:func:`_solve_into` with its own scratch."""
@@ -214,7 +267,7 @@ def _log_rows(flat, bits, src, dst, m):
         flat[dst, q] = e * _LN2 + 2.0 * s * t
 
 
-@njit(cache=True, inline="always", fastmath=_FASTMATH)
+@njit(cache=True, fastmath=_FASTMATH)
 def _residuals(d, p, npar, mle, v, ws):
     """The model at ``p`` (``d`` flat): the axes into ``ax``, each pixel's weighted residual
     into ``rw[0]`` and its weight into ``rw[1]`` (``rw[2]`` holds the least-squares weights);
@@ -260,7 +313,7 @@ def _residuals(d, p, npar, mle, v, ws):
     return obj, chi2
 
 
-@njit(cache=True, inline="always", fastmath=_FASTMATH)
+@njit(cache=True, fastmath=_FASTMATH)
 def _curvature5(n, nph, ax, rw, jac, vecs, gi, mats, hi):
     """Gradient (ascent direction) into ``vecs[gi]`` and Gauss-Newton curvature into
     ``mats[hi]`` of the symmetric model (5 parameters), from :func:`_residuals`; unrolled.
@@ -414,11 +467,15 @@ def _fit_one(
         it += 1
         p = vecs[2 + pc]
         trial = vecs[3 - pc]
-        for i in range(npar):
-            for j in range(npar):
-                damped[i, j] = mats[cur, i, j]
-            damped[i, i] = mats[cur, i, i] * (1.0 + lam) + 1e-12
-        if not _solve_into(damped, vecs[cur], npar, step, lmat, y):
+        if npar == 5:
+            solved = _solve5_damped(mats, cur, lam, vecs, cur, step)
+        else:
+            for i in range(npar):
+                for j in range(npar):
+                    damped[i, j] = mats[cur, i, j]
+                damped[i, i] = mats[cur, i, i] * (1.0 + lam) + 1e-12
+            solved = _solve_into(damped, vecs[cur], npar, step, lmat, y)
+        if not solved:
             lam *= 10.0
             if lam > 1e10:
                 break
@@ -531,28 +588,29 @@ def _initial(d, n, sigma, p, edge):
         edge[k] = d[i * n]
         edge[k + 1] = d[i * n + n - 1]
         k += 2
-    for i in range(1, k):  # insertion sort: a few dozen values
-        t = edge[i]
-        j = i - 1
-        while j >= 0 and edge[j] > t:
-            edge[j + 1] = edge[j]
-            j -= 1
-        edge[j + 1] = t
+    # the mean of the ``half`` smallest: a value is among them when fewer than ``half`` others
+    # rank before it (smaller, or equal and earlier); counting, without the branches of a sort
     half = max(len(edge) // 2, 1)
     bg = 0.0
-    for i in range(half):
-        bg += edge[i]
+    for i in range(k):
+        t = edge[i]
+        rank = 0
+        for j in range(i):
+            rank += edge[j] <= t
+        for j in range(i + 1, k):
+            rank += edge[j] < t
+        if rank < half:
+            bg += t
     bg /= half
     tot = 0.0
     sx = 0.0
     sy = 0.0
     for i in range(n):
         for j in range(n):
-            q = d[i * n + j] - bg
-            if q > 0:
-                tot += q
-                sx += q * j
-                sy += q * i
+            q = max(d[i * n + j] - bg, 0.0)  # without a branch: zero adds nothing
+            tot += q
+            sx += q * j
+            sy += q * i
     c = (n - 1) / 2.0
     if tot > 0:
         x = sx / tot
