@@ -154,41 +154,54 @@ def _solve_into(a, g, m, out, lmat, y):
 
 
 @njit(cache=True, inline="always")
-def _solve5_damped(mats, hi, lam, vecs, gi, out):
-    """:func:`_solve_into` unrolled for 5 parameters, on the Levenberg-Marquardt system
-    ``(H + lam diag(H) + 1e-12) out = g`` of the curvature ``mats[hi]`` and gradient
-    ``vecs[gi]`` (the same operations in the same order, in registers: no loops over a
-    5 x 5 matrix in memory); False if the damped matrix is not positive definite."""
-    a00 = mats[hi, 0, 0] * (1.0 + lam) + 1e-12
-    if a00 <= 0.0:
-        return False
+def _cholesky5(mats, hi, scale, add):
+    """:func:`_cholesky` unrolled for 5 parameters (the same operations in the same order, in
+    registers: no loops over a 5 x 5 matrix in memory) of ``mats[hi]`` with its diagonal
+    ``a_ii * scale + add``: ``(ok, l00, l10, l11, l20, l21, l22, ..., l44)``, row by row."""
+    z = 0.0
+    a00 = mats[hi, 0, 0] * scale + add
+    if not a00 > 0.0:  # NaN included, as in _cholesky's sqrt of it
+        return False, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z
     l00 = math.sqrt(a00)
     l10 = mats[hi, 1, 0] / l00
     l20 = mats[hi, 2, 0] / l00
     l30 = mats[hi, 3, 0] / l00
     l40 = mats[hi, 4, 0] / l00
-    s = mats[hi, 1, 1] * (1.0 + lam) + 1e-12 - l10 * l10
-    if s <= 0.0:
-        return False
+    s = mats[hi, 1, 1] * scale + add - l10 * l10
+    if not s > 0.0:
+        return False, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z
     l11 = math.sqrt(s)
     l21 = (mats[hi, 2, 1] - l20 * l10) / l11
     l31 = (mats[hi, 3, 1] - l30 * l10) / l11
     l41 = (mats[hi, 4, 1] - l40 * l10) / l11
-    s = mats[hi, 2, 2] * (1.0 + lam) + 1e-12 - l20 * l20 - l21 * l21
-    if s <= 0.0:
-        return False
+    s = mats[hi, 2, 2] * scale + add - l20 * l20 - l21 * l21
+    if not s > 0.0:
+        return False, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z
     l22 = math.sqrt(s)
     l32 = (mats[hi, 3, 2] - l30 * l20 - l31 * l21) / l22
     l42 = (mats[hi, 4, 2] - l40 * l20 - l41 * l21) / l22
-    s = mats[hi, 3, 3] * (1.0 + lam) + 1e-12 - l30 * l30 - l31 * l31 - l32 * l32
-    if s <= 0.0:
-        return False
+    s = mats[hi, 3, 3] * scale + add - l30 * l30 - l31 * l31 - l32 * l32
+    if not s > 0.0:
+        return False, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z
     l33 = math.sqrt(s)
     l43 = (mats[hi, 4, 3] - l40 * l30 - l41 * l31 - l42 * l32) / l33
-    s = mats[hi, 4, 4] * (1.0 + lam) + 1e-12 - l40 * l40 - l41 * l41 - l42 * l42 - l43 * l43
-    if s <= 0.0:
-        return False
+    s = mats[hi, 4, 4] * scale + add - l40 * l40 - l41 * l41 - l42 * l42 - l43 * l43
+    if not s > 0.0:
+        return False, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z
     l44 = math.sqrt(s)
+    return True, l00, l10, l11, l20, l21, l22, l30, l31, l32, l33, l40, l41, l42, l43, l44
+
+
+@njit(cache=True, inline="always")
+def _solve5_damped(mats, hi, lam, vecs, gi, out):
+    """:func:`_solve_into` unrolled for 5 parameters, on the Levenberg-Marquardt system
+    ``(H + lam diag(H) + 1e-12) out = g`` of the curvature ``mats[hi]`` and gradient
+    ``vecs[gi]``; False if the damped matrix is not positive definite."""
+    ok, l00, l10, l11, l20, l21, l22, l30, l31, l32, l33, l40, l41, l42, l43, l44 = _cholesky5(
+        mats, hi, 1.0 + lam, 1e-12
+    )
+    if not ok:
+        return False
     y0 = vecs[gi, 0] / l00
     y1 = (vecs[gi, 1] - l10 * y0) / l11
     y2 = (vecs[gi, 2] - l20 * y0 - l21 * y1) / l22
@@ -203,6 +216,38 @@ def _solve5_damped(mats, hi, lam, vecs, gi, out):
     out[2] = x2
     out[3] = x3
     out[4] = x4
+    return True
+
+
+@njit(cache=True, inline="always")
+def _inverse_diagonal5(mats, hi, scale, out):
+    """:func:`_inverse_diagonal` unrolled for 5 parameters: the columns of ``L^-1``
+    (``m_ik = -sum_q l_iq m_qk / l_ii``) and their norms; False if not positive definite."""
+    ok, l00, l10, l11, l20, l21, l22, l30, l31, l32, l33, l40, l41, l42, l43, l44 = _cholesky5(
+        mats, hi, 1.0, 0.0
+    )
+    if not ok:
+        return False
+    m00 = 1.0 / l00
+    m10 = -(l10 * m00) / l11
+    m20 = -(l20 * m00 + l21 * m10) / l22
+    m30 = -(l30 * m00 + l31 * m10 + l32 * m20) / l33
+    m40 = -(l40 * m00 + l41 * m10 + l42 * m20 + l43 * m30) / l44
+    m11 = 1.0 / l11
+    m21 = -(l21 * m11) / l22
+    m31 = -(l31 * m11 + l32 * m21) / l33
+    m41 = -(l41 * m11 + l42 * m21 + l43 * m31) / l44
+    m22 = 1.0 / l22
+    m32 = -(l32 * m22) / l33
+    m42 = -(l42 * m22 + l43 * m32) / l44
+    m33 = 1.0 / l33
+    m43 = -(l43 * m33) / l44
+    m44 = 1.0 / l44
+    out[0] = math.sqrt((m00 * m00 + m10 * m10 + m20 * m20 + m30 * m30 + m40 * m40) * scale)
+    out[1] = math.sqrt((m11 * m11 + m21 * m21 + m31 * m31 + m41 * m41) * scale)
+    out[2] = math.sqrt((m22 * m22 + m32 * m32 + m42 * m42) * scale)
+    out[3] = math.sqrt((m33 * m33 + m43 * m43) * scale)
+    out[4] = math.sqrt(m44 * m44 * scale)
     return True
 
 
@@ -539,13 +584,19 @@ def _fit_one(
     # curvature, with model weights; its objective is -loglik (up to a data constant).
     # The MLE has them from its last evaluation (at the estimate, or one step below tol
     # before it); least squares evaluates them here
+    fi = cur
     if mle:
         fisher = mats[cur]
     else:
+        fi = 4
         obj, chi2 = _evaluate(d, p, npar, True, v, ws, 1 - cur, 4)
     out_s[1] = -obj
     out_s[0] = chi2 / max(n * n - npar, 1)
-    if not _inverse_diagonal(fisher, npar, excess, out_c, lmat, y):
+    if npar == 5:
+        inverted = _inverse_diagonal5(mats, fi, excess, out_c)
+    else:
+        inverted = _inverse_diagonal(fisher, npar, excess, out_c, lmat, y)
+    if not inverted:
         for k in range(6):
             out_c[k] = np.nan
     if npar == 4:
