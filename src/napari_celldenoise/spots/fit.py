@@ -267,7 +267,7 @@ def _workspace(n):
     ax = np.empty((6, n))  # ex, dex, dexs, ey, dey, deys
     rw = np.empty((3, n * n))  # weighted residual, weight, least-squares weights
     mats = np.zeros((5, 6, 6))  # curvature and trial curvature, damped, Cholesky, Fisher
-    vecs = np.zeros((8, 6))  # gradient and trial gradient, p and trial, step, y, jacobian
+    vecs = np.zeros((8, 6))  # gradient and trial gradient, p and trial, step, y, scratch, jacobian
     edge = np.empty(max(4 * n - 4, 1))
     flat = np.empty((4, n * n))  # model, model + read variance, its log, mantissa bits
     jac = np.empty((4, n * n))  # the symmetric model's Jacobian: x, y, photons, sigma
@@ -312,6 +312,31 @@ def _log_rows(flat, bits, src, dst, m):
         flat[dst, q] = e * _LN2 + 2.0 * s * t
 
 
+@njit(cache=True, inline="always", fastmath=_FASTMATH)
+def _poisson_terms(d, v, rw, flat, bits, m):
+    """The Poisson + read-noise terms of the model in ``flat[0]`` (``d`` flat): the weighted
+    residual into ``rw[0]``, the weight ``1 / (mu + v)`` into ``rw[1]``; returns
+    ``(-loglik, chi2)`` (up to a data constant)."""
+    obj = 0.0
+    chi2 = 0.0
+    for q in range(m):
+        mp = flat[0, q] + v
+        flat[1, q] = mp if mp > 1e-9 else 1e-9
+    _log_rows(flat, bits, 1, 2, m)
+    for q in range(m):
+        mp = flat[1, q]
+        dp = d[q] + v
+        if dp < 0.0:
+            dp = 0.0
+        obj += mp - dp * flat[2, q]
+        wt = 1.0 / mp
+        rw[0, q] = dp * wt - 1.0
+        rw[1, q] = wt
+        dm = d[q] - flat[0, q]
+        chi2 += dm * dm * wt
+    return obj, chi2
+
+
 @njit(cache=True, fastmath=_FASTMATH)
 def _residuals(d, p, npar, mle, v, ws):
     """The model at ``p`` (``d`` flat): the axes into ``ax``, each pixel's weighted residual
@@ -332,21 +357,7 @@ def _residuals(d, p, npar, mle, v, ws):
     obj = 0.0
     chi2 = 0.0
     if mle:
-        for q in range(m):
-            mp = flat[0, q] + v
-            flat[1, q] = mp if mp > 1e-9 else 1e-9
-        _log_rows(flat, bits, 1, 2, m)
-        for q in range(m):
-            mp = flat[1, q]
-            dp = d[q] + v
-            if dp < 0.0:
-                dp = 0.0
-            obj += mp - dp * flat[2, q]
-            wt = 1.0 / mp
-            rw[0, q] = dp * wt - 1.0
-            rw[1, q] = wt
-            dm = d[q] - flat[0, q]
-            chi2 += dm * dm * wt
+        obj, chi2 = _poisson_terms(d, v, rw, flat, bits, m)
     else:
         for q in range(m):
             dm = d[q] - flat[0, q]
@@ -375,10 +386,18 @@ def _curvature5(n, nph, ax, rw, jac, vecs, gi, mats, hi):
             jac[1, q] = deyi * ax[0, j]
             jac[2, q] = eyi * ax[0, j]
             jac[3, q] = neyi * ax[2, j] + deysi * ax[0, j]
+    _sums5(n * n, rw, jac, vecs, gi, mats, hi)
+
+
+@njit(cache=True, inline="always", fastmath=_FASTMATH)
+def _sums5(m, rw, jac, vecs, gi, mats, hi):
+    """The gradient and curvature sums of :func:`_curvature5` over the ``m`` pixels of the
+    Jacobian rows ``jac`` (x, y, photons, sigma; the background's is 1) and the weighted
+    residuals and weights in ``rw[0]``, ``rw[1]``."""
     g0 = g1 = g2 = g3 = g4 = 0.0
     h00 = h10 = h11 = h20 = h21 = h22 = h30 = h31 = h32 = h33 = 0.0
     h40 = h41 = h42 = h43 = h44 = 0.0
-    for q in range(n * n):
+    for q in range(m):
         r = rw[0, q]
         wt = rw[1, q]
         j0 = jac[0, q]
@@ -430,6 +449,18 @@ def _curvature5(n, nph, ax, rw, jac, vecs, gi, mats, hi):
     h[4, 2] = h[2, 4] = h42
     h[4, 3] = h[3, 4] = h43
     h[4, 4] = h44
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _fisher5(d, v, ws, hi):
+    """``(-loglik, chi2)`` and the Fisher information (into ``mats[hi]``) of the Poisson +
+    read-noise model of the last :func:`_evaluate` of the symmetric model (its model in
+    ``flat[0]``, its Jacobian in ``jac``), without evaluating the model again."""
+    rw, mats, vecs, flat, bits, jac = ws[1], ws[2], ws[3], ws[5], ws[6], ws[7]
+    m = flat.shape[1]
+    obj, chi2 = _poisson_terms(d, v, rw, flat, bits, m)
+    _sums5(m, rw, jac, vecs, 6, mats, hi)
+    return obj, chi2
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -486,9 +517,10 @@ def _fit_one(
 
     Levenberg-Marquardt: a step below ``tol`` in every parameter is taken without evaluating
     the objective there and ends the fit (a damped Gauss-Newton step descends). The
-    maximum-likelihood fit then reports the bounds, log-likelihood and chi2 of the point
-    where it took that step, less than ``tol`` away (a relative change of the bounds of
-    about ``tol`` times the step over the width)."""
+    fit then reports the bounds, log-likelihood and chi2 of the point where it took that
+    step, less than ``tol`` away (a relative change of the bounds of about ``tol`` times the
+    step over the width): the maximum-likelihood fit has them from its last evaluation, the
+    least-squares fit from that evaluation's model and Jacobian (:func:`_fisher5`)."""
     rw, mats, vecs = ws[1], ws[2], ws[3]
     n = ws[0].shape[1]
     if not mle:
@@ -505,6 +537,7 @@ def _fit_one(
     step, y = vecs[4], vecs[5]
     lam = 1e-3
     obj, chi2 = _evaluate(d, vecs[2], npar, mle, v, ws, cur, cur)
+    fresh = True  # the workspace's model and Jacobian are those of the current point
     converged = False
     it = 0
     bg_min = -0.9 * v
@@ -562,7 +595,8 @@ def _fit_one(
             converged = True
             break
         obj_new, chi2_new = _evaluate(d, trial, npar, mle, v, ws, 1 - cur, 1 - cur)
-        if obj_new <= obj:
+        fresh = obj_new <= obj
+        if fresh:
             pc = 1 - pc
             cur = 1 - cur
             obj = obj_new
@@ -583,10 +617,13 @@ def _fit_one(
     # Fisher information of the Poisson + read-noise model at the estimate: the MLE's
     # curvature, with model weights; its objective is -loglik (up to a data constant).
     # The MLE has them from its last evaluation (at the estimate, or one step below tol
-    # before it); least squares evaluates them here
+    # before it); least squares from that evaluation's model, or evaluates them here
     fi = cur
     if mle:
         fisher = mats[cur]
+    elif npar == 5 and fresh:
+        fi = 4
+        obj, chi2 = _fisher5(d, v, ws, 4)
     else:
         fi = 4
         obj, chi2 = _evaluate(d, p, npar, True, v, ws, 1 - cur, 4)
