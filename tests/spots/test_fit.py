@@ -144,3 +144,42 @@ def test_vectorised_log_matches_numpy():
 
     x = np.concatenate([np.geomspace(1e-9, 1e8, 5000), np.linspace(0.6, 1.5, 999)])
     np.testing.assert_allclose(logs(x), np.log(x), rtol=1e-15, atol=4e-15)
+
+
+def test_unrolled_5x5_solve_and_bounds_match_numpy():
+    """The symmetric fit's unrolled Cholesky: the damped Levenberg-Marquardt step and the
+    bounds (sqrt of the inverse's diagonal) against numpy, and False where not SPD."""
+    from napari_celldenoise.spots.fit import _inverse_diagonal5, _solve5_damped
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a = rng.normal(size=(5, 8))
+        h = a @ a.T * rng.uniform(0.1, 1e4)
+        mats = np.zeros((2, 6, 6))
+        mats[1, :5, :5] = h
+        vecs = np.zeros((2, 6))
+        vecs[1, :5] = rng.normal(size=5)
+        lam = 10.0 ** rng.uniform(-7, 2)
+        step = np.zeros(6)
+        assert _solve5_damped(mats, 1, lam, vecs, 1, step)
+        damped = h + np.diag(np.diag(h) * lam + 1e-12)
+        np.testing.assert_allclose(step[:5], np.linalg.solve(damped, vecs[1, :5]), rtol=1e-9)
+        out = np.zeros(6)
+        assert _inverse_diagonal5(mats, 1, 2.0, out)
+        np.testing.assert_allclose(out[:5], np.sqrt(2.0 * np.diag(np.linalg.inv(h))), rtol=1e-9)
+    mats[1, 2, 2] = -1.0
+    assert not _inverse_diagonal5(mats, 1, 1.0, out)
+    assert not _solve5_damped(mats, 1, 1e-3, vecs, 1, step)
+
+
+def test_least_squares_bounds_are_those_at_its_estimate():
+    """Least squares takes its bounds from its last evaluation (one step below tol before the
+    estimate): within 0.5 % of the bounds evaluated at the estimate itself."""
+    e, _ = _boxes(200, photons=1500.0, background=12.0, seed=6)
+    rv = read_variance(CAM)
+    res = fit_boxes(e, method="lsq", read_var=rv)
+    assert res.converged.all()
+    at = np.array(
+        [crlb_symmetric(p[2], p[3], p[4], read_var=rv, x=p[0], y=p[1]) for p in res.params]
+    )
+    np.testing.assert_allclose(res.crlb[:, :5], at[:, :5], rtol=5e-3)

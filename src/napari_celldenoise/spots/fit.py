@@ -538,6 +538,7 @@ def _fit_one(
     lam = 1e-3
     obj, chi2 = _evaluate(d, vecs[2], npar, mle, v, ws, cur, cur)
     fresh = True  # the workspace's model and Jacobian are those of the current point
+    acc = pc  # the slot of the last accepted point, whose bounds are reported
     converged = False
     it = 0
     bg_min = -0.9 * v
@@ -598,6 +599,7 @@ def _fit_one(
         fresh = obj_new <= obj
         if fresh:
             pc = 1 - pc
+            acc = pc
             cur = 1 - cur
             obj = obj_new
             chi2 = chi2_new
@@ -617,7 +619,8 @@ def _fit_one(
     # Fisher information of the Poisson + read-noise model at the estimate: the MLE's
     # curvature, with model weights; its objective is -loglik (up to a data constant).
     # The MLE has them from its last evaluation (at the estimate, or one step below tol
-    # before it); least squares from that evaluation's model, or evaluates them here
+    # before it); least squares at the same point, from that evaluation's model where a
+    # rejected trial has not overwritten it since
     fi = cur
     if mle:
         fisher = mats[cur]
@@ -626,7 +629,7 @@ def _fit_one(
         obj, chi2 = _fisher5(d, v, ws, 4)
     else:
         fi = 4
-        obj, chi2 = _evaluate(d, p, npar, True, v, ws, 1 - cur, 4)
+        obj, chi2 = _evaluate(d, vecs[2 + acc], npar, True, v, ws, 1 - cur, 4)
     out_s[1] = -obj
     out_s[0] = chi2 / max(n * n - npar, 1)
     if npar == 5:

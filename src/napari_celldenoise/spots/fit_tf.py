@@ -157,7 +157,7 @@ def _graph(tf, n: int, mle: bool, v: float, excess: float, max_iter: int, tol: f
         eye = tf.eye(5, dtype=f64)
         bg_min = -0.9 * v
 
-        def body(i, p, obj, chi2, grad, curv, lam, done, conv, iters):
+        def body(i, p, p_acc, obj, chi2, grad, curv, lam, done, conv, iters):
             active = tf.logical_not(done)
             iters = iters + tf.cast(active, tf.int32)
             diag = tf.linalg.diag_part(curv)
@@ -199,6 +199,7 @@ def _graph(tf, n: int, mle: bool, v: float, excess: float, max_iter: int, tol: f
             take = active & (better | small)
             upd = active & better
             p = tf.where(take[:, None], trial, p)
+            p_acc = tf.where(upd[:, None], trial, p_acc)
             obj = tf.where(upd, o2, obj)
             chi2 = tf.where(upd, c2, chi2)
             grad = tf.where(upd[:, None], g2, grad)
@@ -206,20 +207,21 @@ def _graph(tf, n: int, mle: bool, v: float, excess: float, max_iter: int, tol: f
             lam = tf.where(active, lam_new, lam)
             conv = conv | (active & (small | stuck))
             done = done | (active & (small | stuck))
-            return i + 1, p, obj, chi2, grad, curv, lam, done, conv, iters
+            return i + 1, p, p_acc, obj, chi2, grad, curv, lam, done, conv, iters
 
-        def more(i, p, obj, chi2, grad, curv, lam, done, conv, iters):
+        def more(i, p, p_acc, obj, chi2, grad, curv, lam, done, conv, iters):
             return (i < max_iter) & tf.logical_not(tf.reduce_all(done))
 
-        _, p, obj, chi2, _, curv, _, _, conv, iters = tf.while_loop(
-            more, body, (0, p, obj, chi2, grad, curv, lam, done, conv, iters)
+        _, p, p_acc, obj, chi2, _, curv, _, _, conv, iters = tf.while_loop(
+            more, body, (0, p, p, obj, chi2, grad, curv, lam, done, conv, iters)
         )
-        # Fisher information with model weights: the MLE has it from its last evaluation
-        # (as the numba fitter); least squares evaluates the likelihood's at the estimate
+        # Fisher information with model weights at the last accepted point (one step below
+        # tol before the estimate), as the numba fitter: the MLE has it from its last
+        # evaluation; least squares evaluates the likelihood's there
         if mle:
             fisher, loglik, chi2_out = curv, -obj, chi2
         else:
-            mle_obj, chi2_out, _, fisher = evaluate(d, w_lsq, p, mle=True)
+            mle_obj, chi2_out, _, fisher = evaluate(d, w_lsq, p_acc, mle=True)
             loglik = -mle_obj
         inv = tf.linalg.inv(fisher + eye * 1e-300)
         crlb = tf.sqrt(tf.linalg.diag_part(inv) * excess)
