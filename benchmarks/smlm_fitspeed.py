@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     def ratio(a: str, b: str, table: dict) -> str:
         return f"{table[a] / table[b]:.2f}x"
 
+    def cores(name: str) -> str:
+        """Cores the run had on average (CPU s / wall s): 2 when nothing serialised its two
+        threads and the machine had both cores free for them."""
+        return f"{wall[name] / cpu[name]:.2f}"
+
     lines += ["", "Ratios, one thread, our default tolerance against Picasso's default:", ""]
     for m in ("LSQ", "MLE"):
         a = f"ours {m}, tol 0.001, 1 thread"
@@ -153,8 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"- {m}: {ratio(a, b, wall)} wall, {ratio(a, b, cpu)} CPU (at 1e-2 both: "
             f"{ratio(a2, b, wall)} wall, {ratio(a2, b, cpu)} CPU); two threads against one: "
-            f"ours {ratio(f'ours {m}, tol 0.001, 2 thread', a, wall)}, Picasso "
-            f"{ratio(f'Picasso gaussfit {m}, tol 1e-2, 2 thread', b, wall)}."
+            f"ours {ratio(f'ours {m}, tol 0.001, 2 thread', a, wall)} (on "
+            f"{cores(f'ours {m}, tol 0.001, 2 thread')} cores on average, CPU s / wall s), "
+            f"Picasso {ratio(f'Picasso gaussfit {m}, tol 1e-2, 2 thread', b, wall)} (on "
+            f"{cores(f'Picasso gaussfit {m}, tol 1e-2, 2 thread')})."
         )
     device = next(iter(tf_rows.values()))[3]
     lines += [
