@@ -146,6 +146,24 @@ def fit_within_worker() -> None:
     if limit:
         lazy = min(ReaderConfig().lazy_limit, int(limit) // LAZY_SHARE)
         os.environ["CELLDENOISE_LAZY_LIMIT"] = str(lazy)
+    _compute_lazy_reads_here(worker)
+
+
+def _compute_lazy_reads_here(worker) -> None:
+    """A lazily read (dask) image computes in the task's own thread: inside a dask worker dask
+    would otherwise send each plane's read to the scheduler as a graph of its own (which cannot
+    even be serialised, and would hold the stack in the cluster's memory).
+
+    Set for the worker process, not as a context around a task: the worker's client, made on
+    the first ask of the stop flag, sets ``scheduler="dask.distributed"`` as it starts (so it is
+    made first here), and a context entered and left by two task threads at once would undo
+    the other's setting.
+    """
+    import dask
+
+    worker.client  # noqa: B018 - made now, so that its default scheduler comes before ours
+    if dask.config.get("scheduler", None) != "synchronous":
+        dask.config.set(scheduler="synchronous")
 
 
 class StopFlag:
@@ -203,22 +221,12 @@ def process_file(
     out["status"] = "done"
     stop = StopFlag(stop_flag)
     try:
-        with _local_dask():
-            _run_steps(parsed, out, stop, run_spec)
+        _run_steps(parsed, out, stop, run_spec)
     except FILE_ERRORS as exc:  # the file's own fault: its record, and the batch goes on
         out["status"] = "failed"
         out["error"] = _one_line(exc)
     out["seconds"] = round(time.monotonic() - start, 3)
     return out
-
-
-def _local_dask():
-    """A lazily read (dask) image computes here, in this worker's thread: inside a dask worker
-    dask would otherwise send each plane's read to the scheduler as a graph of its own (which
-    cannot even be serialised, and would hold the stack in the cluster's memory)."""
-    import dask
-
-    return dask.config.set(scheduler="synchronous")
 
 
 def _run_steps(parsed, out: dict[str, Any], stop: StopFlag, run_spec) -> None:
