@@ -85,16 +85,13 @@ def _worker_name() -> str:
 
 
 def _remove_stale_parts(path: str) -> None:
-    """Delete the temporary parts that killed workers left beside ``path``: those whose
-    owner is dead (:func:`..atomic.remove_stale_temporaries`, any target in that folder),
-    and this target's parts that name no owner (written by older versions)."""
-    from ..atomic import remove_stale_temporaries
-
+    """Delete this target's temporary parts that name no owner (written by older versions,
+    ``.NAME.XXXXXXXX.part``). Parts that name a dead owner go with the step's own write
+    (:func:`..atomic.atomic_path` removes them from the folder it writes into)."""
     if is_remote(path):
         return
     p = Path(path)
     if p.parent.is_dir():
-        remove_stale_temporaries(p.parent)
         for stale in p.parent.glob(f".{p.name}.*.part"):
             if re.fullmatch(rf"\.{re.escape(p.name)}\.[0-9a-f]{{8}}\.part", stale.name):
                 stale.unlink(missing_ok=True)
