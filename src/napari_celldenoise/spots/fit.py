@@ -22,6 +22,7 @@ the fitted parameters (Smith et al. 2010; Mortensen et al. 2010, Nat. Methods 7:
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -783,6 +784,21 @@ def _pool(n_threads: int, pid: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(n_threads, thread_name_prefix="celldenoise-fit")
 
 
+def _fit_on_threads(boxes: np.ndarray, n: int, n_threads: int, args: tuple) -> None:
+    """Fit on ``n_threads`` threads, each taking the next block of :data:`BLOCK` spots as it
+    comes free: one task per thread, not per block, so that no thread waits on the pool (or
+    the interpreter lock) between blocks."""
+    blocks = itertools.count()  # next() on a count is atomic under the interpreter lock
+
+    def work():
+        while (start := next(blocks) * BLOCK) < n:
+            _fit_block(boxes, start, min(start + BLOCK, n), *args)
+
+    pool = _pool(n_threads, os.getpid())
+    for task in [pool.submit(work) for _ in range(min(n_threads, -(-n // BLOCK)))]:
+        task.result()
+
+
 def fit_boxes(
     boxes: np.ndarray,
     *,
@@ -877,16 +893,10 @@ def fit_boxes(
         iters,
         conv,
     )
-    starts = range(0, n, BLOCK)
-    if n_threads == 1 or len(starts) == 1:
+    if n_threads == 1 or n <= BLOCK:
         _fit_block(boxes, 0, n, *args)
     else:
-        tasks = [
-            _pool(n_threads, os.getpid()).submit(_fit_block, boxes, s, min(s + BLOCK, n), *args)
-            for s in starts
-        ]
-        for task in tasks:
-            task.result()
+        _fit_on_threads(boxes, n, n_threads, args)
     return FitResult(params, crlb, stats[:, 1], stats[:, 0], iters, conv)
 
 
