@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,25 @@ def test_cancel_leaves_no_partial_output(frames, tmp_path, monkeypatch, workers)
     assert isinstance(last, Done) and last.stopped and last.result is None
     assert 2 <= len(seen) < 6  # 96 frames are 6 chunks: it stopped early
     assert [p.name for p in tmp_path.iterdir()] == ["movie.ome.tif"]  # no CSV, no parts
+
+
+def test_a_stop_while_the_read_ahead_chunks_are_already_done_is_still_a_stop(frames, tmp_path):
+    """The workers finish the chunks read ahead while the caller is busy; the stop asked then
+    must end the run as stopped, not as a complete table missing the chunks never submitted."""
+    movie = np.concatenate([frames] * 4)  # 96 frames: 6 chunks of 16, 4 read ahead on 2 workers
+    parts = []
+
+    def should_stop() -> bool:
+        return len(parts) >= 2
+
+    events = find_spots_streamed(movie, SpotsConfig(), workers=2, should_stop=should_stop)
+    for event in events:
+        if isinstance(event, Progress) and event.total:
+            parts.append(event.done)
+            if len(parts) == 2:
+                time.sleep(4)  # the two chunks still pending finish meanwhile
+    assert isinstance(event, Done) and event.stopped, parts
+    assert parts == [16, 32]
 
 
 def test_the_dock_job_streams_to_the_same_table(frames):

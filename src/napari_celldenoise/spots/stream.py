@@ -369,7 +369,12 @@ def _chunk_tables(stack, detect_on, chunks, axes, config, pool, depth, should_st
     pending: deque = deque()
     queue = iter(chunks)
     while True:
-        while len(pending) < depth and not should_stop():
+        # asked before each chunk, also when the next one is already done: a stop between two
+        # results must not end the run as if the chunks not yet submitted were all there
+        if should_stop():
+            yield None
+            return
+        while len(pending) < depth:
             planes = next(queue, None)
             if planes is None:
                 break
