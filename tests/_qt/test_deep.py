@@ -265,6 +265,40 @@ def test_the_preview_lies_over_its_patch_and_keeps_the_images_contrast(dock):
     assert name not in [w.layer_combo.itemText(i) for i in range(w.layer_combo.count())]
 
 
+def test_the_preview_layer_is_made_first_and_each_preview_fills_it(dock):
+    viewer, w = dock
+    src = viewer.layers["noisy"]
+    src.translate = (1.0, 2.0)
+    w._source_layer = src
+    layer = w.preview.prepare(src, "YX", "n2v", (32, 32))  # what the click on Train does
+    assert layer.name == "n2v preview (first epoch pending)" and not layer.visible
+    assert layer.name not in [w.layer_combo.itemText(i) for i in range(w.layer_combo.count())]
+    assert layer.contrast_limits == src.contrast_limits
+    np.testing.assert_allclose(layer.scale, (0.2, 0.2))
+    n_layers = len(viewer.layers)
+    first = np.asarray(src.data)[32:64, 64:96]
+    w._on_train_event(_preview(first, {"Y": 32, "X": 64}))  # no layer added: it is filled,
+    assert len(viewer.layers) == n_layers and layer.visible  # placed, named and shown
+    assert layer.name == "n2v preview (patch at y 32, x 64)"
+    np.testing.assert_allclose(layer.translate, (1.0 + 0.2 * 32, 2.0 + 0.2 * 64))
+    np.testing.assert_array_equal(layer.data, first)
+    assert layer.contrast_limits == src.contrast_limits
+    w._on_train_event(_preview(first[::-1], {"Y": 32, "X": 64}))
+    np.testing.assert_array_equal(layer.data, first[::-1])
+    w.preview.finish()
+    # a next training of that method on that image (Continue) shows its previews there too
+    assert w.preview.prepare(src, "YX", "n2v", (32, 32)) is layer and layer.visible
+    w.preview.finish()  # it ended before its first preview: the last one stays
+    assert layer in viewer.layers and layer.name.endswith("(patch at y 32, x 64)")
+    # another method gets a layer of its own, removed when its training sent no preview
+    viewer.layers.selection.active = src
+    other = w.preview.prepare(src, "YX", "pg-blindspot", (32, 32))
+    assert other is not layer and viewer.layers.selection.active is other
+    w.preview.finish()
+    assert other not in viewer.layers and len(viewer.layers) == n_layers
+    assert viewer.layers.selection.active is src  # selected again, as before the click
+
+
 def test_the_measured_time_per_epoch_stays_when_a_layer_is_added(dock):
     from napari_celldenoise.jobs import Log, Timing
 

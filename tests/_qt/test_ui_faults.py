@@ -55,7 +55,8 @@ class StallMeter:
     """A 10 ms precise timer on the main thread that keeps the time of every tick.
 
     ``longest`` is the largest gap between ticks; :meth:`split` separates the gaps during
-    which the dock showed a result (intervals recorded by :func:`timed`) from the others.
+    which the dock did something (intervals recorded by :func:`timed`: showed a result,
+    handled a click) from the others.
     """
 
     def __init__(self):
@@ -78,13 +79,17 @@ class StallMeter:
     def longest(self) -> float:
         return max((b - a for a, b in self.gaps), default=0.0)
 
-    def split(self, intervals: list[tuple[float, float]]) -> tuple[float, float]:
-        """Longest gap while working (overlapping no interval), longest while showing."""
-        working, showing = [0.0], [0.0]
+    def split(self, *groups: list[tuple[float, float]]) -> tuple[float, ...]:
+        """The longest gap overlapping no interval of any group (while working), then the
+        longest overlapping each group's intervals (a gap goes to the first group it meets)."""
+        longest = [0.0] * (len(groups) + 1)
         for a, b in self.gaps:
-            busy = any(s < b and e > a for s, e in intervals)
-            (showing if busy else working).append(b - a)
-        return max(working), max(showing)
+            k = next(
+                (i for i, group in enumerate(groups, 1) if any(s < b and e > a for s, e in group)),
+                0,
+            )
+            longest[k] = max(longest[k], b - a)
+        return tuple(longest)
 
     def __enter__(self):
         self._tick()
@@ -358,18 +363,33 @@ def test_a_result_shown_in_steps_lets_the_event_loop_turn_and_finishes_after_the
 
 @pytest.mark.slow
 def test_a_short_training_keeps_the_viewer_responsive(deep_dock, qtbot, monkeypatch):
-    _, w = deep_dock
+    """From the click on Train to the end, no stall of 100 ms.
+
+    The click itself makes the preview's layer (adding a layer is one long turn of napari's
+    event loop, see docs/reliability.md): that is the user's own action, before the training
+    runs, and its cost is printed apart. Everything after it, the first preview included,
+    adds no layer and must stay under the limit.
+    """
+    viewer, w = deep_dock
     w.epochs.setValue(1)
+    clicks: list[tuple[float, float]] = []
     shows: list[tuple[float, float]] = []
+    timed(monkeypatch, w, ["start_training"], clicks)
     timed(monkeypatch, w, ["_on_train_event", "_train_done"], shows)
     with StallMeter() as meter, qtbot.waitSignal(w.panel.finished, timeout=180_000):
         assert w.start_training() is not None
-    working, showing = meter.split(shows)
-    print(f"training: longest stall {ms(working)} while working, {ms(showing)} showing")
+        after_click = list(viewer.layers)
+    working, clicking, showing = meter.split(clicks, shows)
+    print(
+        f"training: the click (the preview layer made) {ms(clicking)}; then longest stall "
+        f"{ms(working)} while working, {ms(showing)} showing"
+    )
     assert w.last_info is not None and w.last_info.epochs_done == 1
     assert len(meter.ticks) > 100
-    if max(working, showing) >= MAX_STALL_S:  # see docs/reliability.md for where they come from
-        pytest.xfail(f"training stalls the viewer {ms(working)} / {ms(showing)} (working/showing)")
+    assert list(viewer.layers) == after_click  # no layer added while training
+    (preview,) = [layer for layer in after_click if layer.name.startswith("n2v preview")]
+    assert preview.visible and "(patch at y " in preview.name  # filled, named and shown
+    assert max(working, showing) < MAX_STALL_S, (ms(working), ms(showing))
 
 
 def _spawned_children() -> list[int]:

@@ -49,6 +49,7 @@ from ..io.layers import layer_axes
 from ..jobs import Device, Epoch, Event, Preview, Timing
 from ..jobs.placement import place
 from .axes_choice import AxesChoice
+from .deep_preview import PreviewLayer, is_preview_name
 from .extras import missing_extra_label
 from .jobs import JobPanel
 from .provenance import beside, input_axes, layer_source, spec_metadata
@@ -353,6 +354,8 @@ class DeepDenoiseWidget(QWidget):
         self.panel.cancel_button.setText("Stop")
         self.panel.started.connect(lambda: self._busy(True))
         self.panel.finished.connect(lambda: self._busy(False))
+        self.preview = PreviewLayer(self.viewer)
+        self.panel.finished.connect(self.preview.finish)
         self.plot = LossPlot()
 
         layout = scroll_layout(self)
@@ -405,8 +408,8 @@ class DeepDenoiseWidget(QWidget):
             layer.name
             for layer in self.viewer.layers
             if isinstance(layer, Image)
-            and not layer.name.endswith((" preview", "(denoised)", "autocorrelation"))
-            and " preview (patch at " not in layer.name
+            and not layer.name.endswith(("(denoised)", "autocorrelation"))
+            and not is_preview_name(layer.name)
         ]
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
@@ -631,12 +634,18 @@ class DeepDenoiseWidget(QWidget):
                 should_stop=should_stop,
             )  # fmt: skip
 
-        return self.panel.start(
+        # the preview's layer, made on this click: adding a layer stalls the viewer (see
+        # .deep_preview); before the child starts, it has the CPU to itself
+        self.preview.prepare(layer, axes, config.method, config.patch_shape)
+        worker = self.panel.start(
             factory,
             on_event=self._on_train_event,
             on_done=self._train_done,
             label="starting TensorFlow in a child process",
         )
+        if worker is None:  # refused: another job runs
+            self.preview.finish()
+        return worker
 
     def _on_train_event(self, event: Event) -> None:
         if isinstance(event, Epoch):
@@ -667,19 +676,11 @@ class DeepDenoiseWidget(QWidget):
 
         Its name says where (``origin`` in the event's metadata); it keeps the source's
         scale, and its contrast limits (the same intensity units), so that it neither
-        saturates when later epochs widen its range nor hides the image's corner.
+        saturates when later epochs widen its range nor hides the image's corner. The layer
+        is the one the click on Train made (:mod:`.deep_preview`).
         """
         src = getattr(self, "_source_layer", None)
-        origin = event.metadata.get("origin") or {}
-        name = preview_name(event.name, origin)
-        if name in self.viewer.layers:
-            self.viewer.layers[name].data = event.image
-            return
-        kwargs: dict[str, Any] = {}
-        if src is not None and event.image.ndim <= src.ndim:
-            kwargs = _preview_geometry(src, self.axes(src), event.image.ndim, origin)
-            kwargs["contrast_limits"] = tuple(src.contrast_limits)
-        self.viewer.add_image(event.image, name=name, **kwargs)
+        self.preview.show(event, src, self.axes(src) if src is not None else "")
 
     def _train_done(self, info: Any) -> None:
         self.last_info = info
@@ -814,27 +815,6 @@ AUTO_TARGET = "auto (from the measured lattice)"
 def _timing_key(config: TrainConfig) -> dict[str, Any]:
     """What an epoch's time depends on: every setting but the number of epochs."""
     return config.model_dump(exclude={"epochs", "version"})
-
-
-def preview_name(name: str, origin: dict[str, int]) -> str:
-    """``"n2v preview"`` -> ``"n2v preview (patch at t 3, y 32, x 64)"``: where it was cut."""
-    if not origin:
-        return name
-    return f"{name} (patch at {', '.join(f'{a.lower()} {v}' for a, v in origin.items())})"
-
-
-def _preview_geometry(src: Any, axes: str, ndim: int, origin: dict[str, int]) -> dict[str, Any]:
-    """Scale, translate, units and labels that lay an ``ndim`` preview over its patch in
-    ``src`` (its last ``ndim`` axes are the patch's)."""
-    n = ndim
-    scale = tuple(src.scale[-n:])
-    start = [origin.get(a, 0) for a in axes[-n:]]
-    translate = tuple(t + s * o for t, s, o in zip(src.translate[-n:], scale, start))
-    kwargs: dict[str, Any] = {"scale": scale, "translate": translate}
-    for key in ("units", "axis_labels"):
-        if hasattr(src, key):
-            kwargs[key] = tuple(getattr(src, key))[-n:]
-    return kwargs
 
 
 def shape_region(shapes: Any, layer: Any) -> tuple[slice, slice] | None:
