@@ -13,7 +13,9 @@ is timed apart. The CLI loop runs on the first ``--cli-files`` files only (it pa
 twice per file) and is reported per file. Writes the ``batch`` section of docs/benchmarks.md.
 
 Usage: nice -n 10 python benchmarks/batch.py [--files 200] [--planes 10] [--size 512]
-       [--cli-files 20] [--stack-gb 2] [--memory-limit 1GB] [--quick] [--no-write]
+       [--cli-files 20] [--stack-gb 2] [--memory-limit 1GB] [--memory-size 1024] [--quick]
+       [--no-write]
+The run prints its expected length first (one file timed, scaled by the ways and the stack).
 """
 
 from __future__ import annotations
@@ -102,13 +104,14 @@ def _warm_process(recipe, warm: str, out: str) -> None:
     _work(recipe, warm, out)
 
 
-def serial(recipe, files: list[str], out: Path, warm: str) -> float:
+def serial(recipe, files: list[str], out: Path, warm: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) for the files."""
     one_thread()
     _work(recipe, warm, str(out / "warm"))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for f in files:
         _work(recipe, f, str(out))
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def process_pool(recipe, files, out: Path, warm: str, workers: int) -> tuple[float, float]:
@@ -151,9 +154,12 @@ def on_cluster(recipe, folder: Path, out: Path, workers: int, warm: str):
                       workers=[address], pure=False).result()  # fmt: skip
     started = time.perf_counter() - t0
     try:
+        cpu0 = sum(client.run(time.process_time).values())
         t0 = time.perf_counter()
         result = run(run_batch(recipe, [str(folder)], str(out), client=client))
-        return started, time.perf_counter() - t0, result.done
+        wall = time.perf_counter() - t0
+        cpu = sum(client.run(time.process_time).values()) - cpu0
+        return started, wall, result.done, cpu
     finally:
         client.close()
         cluster.close()
@@ -231,11 +237,18 @@ def main() -> None:
     parser.add_argument("--cli-files", type=int, default=20)
     parser.add_argument("--stack-gb", type=float, default=2.0)
     parser.add_argument("--memory-limit", default="1GB")
-    parser.add_argument("--quick", action="store_true", help="16 files, 5 by the CLI, 0.5 GB")
+    parser.add_argument("--memory-size", type=int, default=1024, help="planes of the big stack")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a check that every way runs (a few minutes): 6 files of 4 x 256 x 256, 2 by "
+        "the CLI, a 32 MB stack of 512 x 512 planes",
+    )
     parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
     args = parser.parse_args()
     if args.quick:
-        args.files, args.cli_files, args.stack_gb = 16, 5, 0.5
+        args.files, args.planes, args.size, args.cli_files = 6, 4, 256, 2
+        args.stack_gb, args.memory_size = 0.03, 512
     command = "nice -n 10 python benchmarks/batch.py " + " ".join(sys.argv[1:])
     print(command, flush=True)
     recipe = make_recipe()
@@ -246,21 +259,24 @@ def main() -> None:
         files = make_files(root / "in", args.files, args.planes, args.size)
         warm = make_files(root / "warm", 1, args.planes, args.size)[0]
         n = len(files)
-        t_serial = serial_in_child(recipe, files, root / "serial", warm)
-        print(f"serial {t_serial:.1f} s", flush=True)
+        n_cli = min(args.cli_files, n)
+        estimate(recipe, args, n, n_cli, warm, root / "estimate")
+        t_serial, cpu_serial = serial_in_child(recipe, files, root / "serial", warm)
+        print(f"serial {t_serial:.1f} s ({cpu_serial:.1f} CPU s)", flush=True)
         pool_start, t_pool = process_pool(recipe, files, root / "pool", warm, 2)
         print(f"pool {t_pool:.1f} s", flush=True)
         dask = {}
         for workers in (1, 2):
             dask[workers] = on_cluster(recipe, root / "in", root / f"dask{workers}", workers, warm)
-            print(f"dask {workers}: {dask[workers][1]:.1f} s", flush=True)
-        n_cli = min(args.cli_files, n)
+            print(f"dask {workers}: {dask[workers][1]:.1f} s ({dask[workers][3]:.1f} CPU s)")
         t_cli = cli_loop(recipe, files[:n_cli], root / "cli") if n_cli else None
         print(f"cli {t_cli} s", flush=True)
-        mem = memory_run(recipe, root, args.stack_gb, args.memory_limit) if args.stack_gb else None
+        mem = None
+        if args.stack_gb:
+            mem = memory_run(recipe, root, args.stack_gb, args.memory_limit, args.memory_size)
     load1 = os.getloadavg()[0]
     minutes = (time.perf_counter() - t_all) / 60
-    lines = _report(args, n, n_cli, t_serial, (pool_start, t_pool), dask, t_cli, mem)
+    lines = _report(args, n, n_cli, (t_serial, cpu_serial), (pool_start, t_pool), dask, t_cli, mem)
     lines.insert(
         2,
         f"Measured on {machine()}; load average {load0:.1f} at the start, {load1:.1f} at the end "
@@ -272,7 +288,28 @@ def main() -> None:
         print(f"wrote {write_section('batch', text)}")
 
 
-def serial_in_child(recipe, files, out: Path, warm: str) -> float:
+def estimate(recipe, args, n: int, n_cli: int, warm: str, out: Path) -> float:
+    """Print the run's expected length, from one file of the recipe timed in a child of one
+    thread (after an untimed one) and a plane of the big stack scaled by its pixels."""
+    import multiprocessing
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        per_file = pool.submit(serial, recipe, [warm], out, warm).result()[0]
+    # serial + pool of 2 + 1 worker + 2 workers; CLI: two interpreters a file; big stack
+    files = per_file * (n + n / 2 + n + n / 2) + n_cli * (per_file + 2 * 8.0)
+    planes = args.stack_gb * 1e9 / (2 * args.memory_size**2)
+    stack = per_file / args.planes * planes * (args.memory_size / args.size) ** 2
+    total = files + stack + 4 * 30.0  # starts and warm-ups
+    print(
+        f"estimate: {per_file:.1f} s a file of {args.planes} x {args.size} x {args.size}; "
+        f"the run ~{total / 60:.0f} min ({files / 60:.0f} min of files, "
+        f"{stack / 60:.0f} min for the {args.stack_gb:g} GB stack)",
+        flush=True,
+    )
+    return total
+
+
+def serial_in_child(recipe, files, out: Path, warm: str) -> tuple[float, float]:
     """The serial loop in a fresh process of one thread (this one has other work's state)."""
     import multiprocessing
 
@@ -280,9 +317,10 @@ def serial_in_child(recipe, files, out: Path, warm: str) -> float:
         return pool.submit(serial, recipe, files, out, warm).result()
 
 
-def _report(args, n, n_cli, t_serial, pool, dask, t_cli, mem) -> list[str]:
+def _report(args, n, n_cli, serial, pool, dask, t_cli, mem) -> list[str]:
     per = 1000 / n
-    (s1, t1, d1), (s2, t2, d2) = dask[1], dask[2]
+    t_serial, cpu_serial = serial
+    (s1, t1, d1, c1), (s2, t2, d2, c2) = dask[1], dask[2]
     lines = [
         "## Batch runs on dask (`benchmarks/batch.py`)",
         "",
@@ -293,21 +331,23 @@ def _report(args, n, n_cli, t_serial, pool, dask, t_cli, mem) -> list[str]:
         "one more file, untimed; starts (processes up, imports, that first file) are timed "
         "apart.",
         "",
-        "| way | start (s) | files (s) | files done | files/s | per file (ms) |",
-        "|---|---|---|---|---|---|",
+        "| way | start (s) | files (s) | files done | files/s | per file (ms) "
+        "| CPU per file (ms) |",
+        "|---|---|---|---|---|---|---|",
         f"| serial loop, one process | | {t_serial:.1f} | {n} | {n / t_serial:.2f} | "
-        f"{t_serial * per:.0f} |",
+        f"{t_serial * per:.0f} | {cpu_serial * per:.0f} |",
         f"| ProcessPoolExecutor, 2 processes | {pool[0]:.1f} | {pool[1]:.1f} | {n} | "
-        f"{n / pool[1]:.2f} | {pool[1] * per:.0f} |",
+        f"{n / pool[1]:.2f} | {pool[1] * per:.0f} | |",
         f"| dask LocalCluster, 1 worker | {s1:.1f} | {t1:.1f} | {d1} | {d1 / t1:.2f} | "
-        f"{t1 * per:.0f} |",
+        f"{t1 * per:.0f} | {c1 * per:.0f} |",
         f"| dask LocalCluster, 2 workers | {s2:.1f} | {t2:.1f} | {d2} | {d2 / t2:.2f} | "
-        f"{t2 * per:.0f} |",
+        f"{t2 * per:.0f} | {c2 * per:.0f} |",
     ]
     if t_cli is not None:
         lines.append(
-            f"| CLI loop, `celldenoise run` per step ({n_cli} files) | | {t_cli:.1f} | {n_cli} | "
-            f"{n_cli / t_cli:.2f} | {1000 * t_cli / n_cli:.0f} |"
+            f"| CLI loop, `celldenoise run` per step (first {n_cli} files only: compare per "
+            f"file) | | {t_cli:.1f} | {n_cli} | {n_cli / t_cli:.2f} | "
+            f"{1000 * t_cli / n_cli:.0f} | |"
         )
     lines += [
         "",
@@ -315,19 +355,23 @@ def _report(args, n, n_cli, t_serial, pool, dask, t_cli, mem) -> list[str]:
         f"- Overhead per file of the dask path: 1 worker against the serial loop "
         f"{(t1 - t_serial) * per:+.0f} ms; 2 workers against the pool of 2 processes "
         f"{(t2 - pool[1]) * per:+.0f} ms (wall time, divided by the files).",
+        "- CPU per file: the processes' own CPU seconds (the serial child's, the workers' "
+        "summed), divided by the files; a wall time well above it means the machine was "
+        "busy with other work while that way ran, and its row does not compare.",
     ]
     if t_cli is not None:
         lines.append(
             f"- The CLI loop costs {1000 * t_cli / n_cli - t_serial * per:+.0f} ms a file "
-            "more than the serial loop (two interpreters started, imports, numba's cache "
-            "loaded, per file)."
+            f"more than the serial loop (two interpreters started, imports, numba's cache "
+            f"loaded, per file; measured on the first {n_cli} files)."
         )
     if mem is not None:
         mb, before, after, rec = mem
         lines += [
             "",
             f"Memory: one worker with `memory_limit={args.memory_limit}` ran the recipe on one "
-            f"stack of {mb:,.0f} MB (uint16, 1024 x 1024 planes): status **{rec['status']}** "
+            f"stack of {mb:,.0f} MB (uint16, {args.memory_size} x {args.memory_size} planes): "
+            f"status **{rec['status']}** "
             f"in {rec.get('seconds') or 0:.0f} s{', ' + rec['error'] if rec.get('error') else ''}. "
             f"The worker's peak RSS: {before:,.0f} MB after a warm-up file, "
             f"**{after:,.0f} MB** after the stack (files over 1/8 of the limit open lazily in "

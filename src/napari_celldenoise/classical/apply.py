@@ -92,8 +92,13 @@ def sample_planes(data: Any, axes: str, n: int = 8) -> np.ndarray:
     """Up to ``n`` evenly spaced YX planes of ``data`` stacked as (n, Y, X) (for estimates)."""
     plan = plan_blocks(tuple(data.shape), axes)
     idx = np.unique(np.linspace(0, len(plan.blocks) - 1, min(n, len(plan.blocks))).round())
-    planes = [_block_array(data, axes, plan, plan.blocks[int(i)]) for i in idx]
-    return np.stack([np.asarray(p, dtype=np.float32) for p in planes])
+    out = None
+    for k, i in enumerate(idx):  # one plane read at a time, into the float32 result
+        plane = _block_array(data, axes, plan, plan.blocks[int(i)])
+        if out is None:
+            out = np.empty((len(idx), *plane.shape), np.float32)
+        out[k] = plane
+    return out
 
 
 def noise_info(data: Any, axes: str, *, vst: bool = False) -> NoiseInfo:

@@ -88,35 +88,69 @@ def diagonal_detail(plane: np.ndarray) -> np.ndarray:
     return 0.5 * (z[:-1, :-1] - z[:-1, 1:] - z[1:, :-1] + z[1:, 1:])
 
 
-def robust_variance(d: np.ndarray) -> float:
+def robust_variance(d: np.ndarray, *, overwrite: bool = False) -> float:
     """Variance of zero-mean noise samples ``d``, robust to a few outliers.
 
     The MAD is robust but, on integer data with a small noise (a MAD of a few grey levels), it
     is quantised. Then the variance is taken from the mean absolute deviation of the samples
     within 6 MAD-sigmas (plus two grey levels), which is continuous in the data.
+
+    float32 samples are worked on in float32 (the medians of millions of detail samples would
+    otherwise take four float64 copies of them): on integer data (details in halves) the
+    result is the float64 one exactly, on float data within 1e-6 relative. ``overwrite``
+    lets the samples be reordered and overwritten (no copy at all).
     """
-    d = np.asarray(d, dtype=np.float64)
+    d = np.asarray(d)
+    if d.dtype != np.float32:
+        d = np.asarray(d, dtype=np.float64)
     if d.size == 0:
         return float("nan")
-    centre = np.median(d)
-    dev = np.abs(d - centre)
-    mad = float(np.median(dev))
-    quantised = bool(np.all(np.mod(d[:1000] * 2, 1) == 0))
+    d = d.ravel()
+    quantised = bool(np.all(np.mod(d[:1000] * 2, 1) == 0))  # before any reordering
+    work = d if overwrite else d.copy()
+    centre = _median_inplace(work)
+    dev = np.abs(np.subtract(work, centre, out=work), out=work)  # the same set of values
+    mad = _median_inplace(dev)
     if mad >= 8 or not quantised:
-        return (_MAD * mad) ** 2 if mad > 0 else float(np.var(d))
+        return (_MAD * mad) ** 2 if mad > 0 else float(np.var(d, dtype=np.float64))
     clip = 6 * _MAD * mad + 2.0
-    kept = dev[dev <= clip]
-    return float((np.pi / 2) * np.mean(kept) ** 2)
+    kept = dev <= clip
+    # a sum of halves (integer data) is exact in float64 in any order: the mean of the kept
+    # samples, without a copy of them
+    mean = np.sum(dev, where=kept, dtype=np.float64) / np.count_nonzero(kept)
+    return float((np.pi / 2) * mean**2)
+
+
+def _median_inplace(x: np.ndarray) -> float:
+    """``np.median(x)`` (the two middle values averaged in float64), partitioning ``x``."""
+    n = x.size
+    k = n // 2
+    if n % 2:
+        x.partition(k)
+        return float(x[k])
+    x.partition([k - 1, k])
+    return (float(x[k - 1]) + float(x[k])) / 2
+
+
+def _pooled_details(data: np.ndarray) -> np.ndarray:
+    """The finite diagonal details of :func:`_planes` of ``data``, in one float32 array."""
+    planes = _planes(data)
+    sizes = [max(p.shape[-2] - 1, 0) * max(p.shape[-1] - 1, 0) for p in planes]
+    out = np.empty(sum(sizes), np.float32)
+    at = 0
+    for plane, size in zip(planes, sizes):
+        out[at : at + size] = diagonal_detail(plane).ravel()
+        at += size
+    finite = np.isfinite(out)
+    return out if finite.all() else out[finite]
 
 
 def estimate_sigma(data: np.ndarray) -> float:
     """Gaussian noise sigma of an image or stack (MAD of the diagonal detail, pooled planes)."""
-    details = [diagonal_detail(p).ravel() for p in _planes(data)]
-    d = np.concatenate(details)
-    d = d[np.isfinite(d)]
+    d = _pooled_details(data)
     if d.size == 0:
         return 0.0
-    return float(np.sqrt(max(robust_variance(d), 0.0)))
+    return float(np.sqrt(max(robust_variance(d, overwrite=True), 0.0)))
 
 
 def _local_samples(
@@ -172,31 +206,34 @@ def estimate_noise(
     exclude
         Boolean mask (same shape as ``data``) of pixels to leave out, e.g. impulse noise.
     """
-    means, details, edges = [], [], []
     planes = _planes(data, max_planes)
     masks = _planes(exclude, max_planes) if exclude is not None else [None] * len(planes)
-    for plane, mask in zip(planes, masks):
-        if min(plane.shape) < 8:
-            continue
-        m, d, e = _local_samples(plane, window, mask)
-        ok = np.isfinite(m) & np.isfinite(d) & np.isfinite(e)
-        means.append(m[ok])
-        details.append(d[ok])
-        edges.append(e[ok])
-    if not means:
+    planes = [(p, q) for p, q in zip(planes, masks) if min(p.shape) >= 8]
+    if not planes:
         raise ValueError("image too small to estimate noise (need at least 8x8 pixels)")
-    m = np.concatenate(means)
-    d = np.concatenate(details)
-    e = np.concatenate(edges)
+    # the samples of all planes in three float32 arrays, filled plane by plane (no lists of
+    # copies to concatenate: the pooled samples of 8 planes of 1024 x 1024 are 100 MB)
+    size = sum((p.shape[0] - 1) * (p.shape[1] - 1) for p, _ in planes)
+    m, d, e = (np.empty(size, np.float32) for _ in range(3))
+    n = 0
+    for plane, mask in planes:
+        pm, pd, pe = _local_samples(plane, window, mask)
+        ok = np.isfinite(pm) & np.isfinite(pd) & np.isfinite(pe)
+        k = int(ok.sum())
+        for out, part in ((m, pm), (d, pd), (e, pe)):
+            out[n : n + k] = part[ok]
+        n += k
+    m, d, e = m[:n], d[:n], e[:n]
     sigma = float(np.sqrt(max(robust_variance(d), 0.0))) if d.size else 0.0
     nb = int(max(4, min(n_bins, m.size // 2000)))
     edges_q = np.unique(np.quantile(m, np.linspace(0, 1, nb + 1)))
-    which = np.clip(np.searchsorted(edges_q, m, side="right") - 1, 0, len(edges_q) - 2)
-    order = np.argsort(which, kind="stable")
-    bounds = np.searchsorted(which[order], np.arange(len(edges_q)))
+    which = np.empty(m.size, np.int32)  # the bin of each sample, a chunk at a time
+    for at in range(0, m.size, 1 << 20):
+        part = np.searchsorted(edges_q, m[at : at + (1 << 20)], side="right") - 1
+        which[at : at + part.size] = np.clip(part, 0, len(edges_q) - 2)
     bin_mean, bin_var, bin_n = [], [], []
     for i in range(len(edges_q) - 1):
-        sel = order[bounds[i] : bounds[i + 1]]
+        sel = np.flatnonzero(which == i)  # in order, as a stable sort by bin gives them
         if sel.size < 50:
             continue
         # keep the smoothest part of the bin (gradients scale with the noise, so per bin)

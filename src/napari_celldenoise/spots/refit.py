@@ -16,6 +16,7 @@ from .config import SpotsConfig
 from .detect import local_maxima
 from .filters import apply_filter
 from .fit import extract_boxes, fit_boxes
+from .fit_memo import FitMemo
 from .multifit import fit_emitters
 from .psf import model_boxes, render_spots
 from .significance import fit_significance
@@ -58,6 +59,8 @@ def fit_frame(frame, electrons, coords, config: SpotsConfig, rvar: float, thresh
             fitter=config.fitter,
         )
 
+    if config.fitter == "cpu":  # a box fitted before is not fitted again (see .fit_memo)
+        fit = FitMemo(fit)
     if config.fit == "lsq" and config.subtract_neighbours:
         mle = config.model_copy(update={"fit": "mle"})
         coords, ref, boxes = fit_frame(frame, electrons, coords, mle, rvar, threshold)
@@ -125,6 +128,7 @@ def split_pairs(electrons, coords, res, boxes, config: SpotsConfig, rvar: float)
     big = half + 2
     rows, cols = electrons.shape
     grid = np.arange(-big, big + 1)
+    yy, xx = np.meshgrid(grid, grid, indexing="ij")
     out = [c for c in coords]
     replaced: set[int] = set()
     added: list[np.ndarray] = []
@@ -133,10 +137,12 @@ def split_pairs(electrons, coords, res, boxes, config: SpotsConfig, rvar: float)
         if cy - big < 0 or cx - big < 0 or cy + big >= rows or cx + big >= cols:
             continue
         sl = (slice(cy - big, cy + big + 1), slice(cx - big, cx + big + 1))
-        own = np.zeros(electrons.shape)
+        others = spots[sl]  # the trusted neighbours' models (its own taken out)
         if trusted[i]:
+            own = np.zeros(electrons.shape)
             render_spots(own, yx_all[i : i + 1], p[i : i + 1, 2], p[i : i + 1, 4], p[i : i + 1, 5])
-        data = electrons[sl] - (spots[sl] - own[sl])
+            others = others - own[sl]
+        data = electrons[sl] - others
 
         y0, x0 = yx_all[i] - (cy, cx) + big
         bg = max(float(p[i, 3]), 0.0)
@@ -144,18 +150,11 @@ def split_pairs(electrons, coords, res, boxes, config: SpotsConfig, rvar: float)
         _, ll_one = fit_emitters(data, np.array([y0, x0, n0, bg]), 1, psf, rvar)
         # start the pair along the fit's long axis (second moments of the data)
         w = np.clip(data - bg, 0, None)
-        yy, xx = np.meshgrid(grid, grid, indexing="ij")
         tot = max(w.sum(), 1e-9)
         my, mx = (w * yy).sum() / tot, (w * xx).sum() / tot
-        cov = (
-            np.array(
-                [
-                    [(w * (yy - my) ** 2).sum(), (w * (yy - my) * (xx - mx)).sum()],
-                    [(w * (yy - my) * (xx - mx)).sum(), (w * (xx - mx) ** 2).sum()],
-                ]
-            )
-            / tot
-        )
+        dy, dx = yy - my, xx - mx
+        cyx = (w * dy * dx).sum()
+        cov = np.array([[(w * dy**2).sum(), cyx], [cyx, (w * dx**2).sum()]]) / tot
         vals, vecs = np.linalg.eigh(cov)
         axis = vecs[:, -1] * np.sqrt(max(vals[-1] - psf**2, 0.25))
         q0 = [y0 + axis[0], x0 + axis[1], n0 / 2, y0 - axis[0], x0 - axis[1], n0 / 2, bg]
