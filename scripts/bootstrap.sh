@@ -21,12 +21,12 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.celldenoise-installed
-want=$(cat pyproject.toml | sha1sum | cut -d' ' -f1)
+want=$(cat pyproject.toml scripts/constraints.txt | sha1sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing the project and its extras into .venv (a few minutes the first time)" >&2
   log=.venv/pip-install.log
   if ! { .venv/bin/python -m pip install -q --upgrade pip &&
-         .venv/bin/python -m pip install -q -e ".[dev]"; } >"$log" 2>&1; then
+         .venv/bin/python -m pip install -q -c scripts/constraints.txt -e ".[dev]"; } >"$log" 2>&1; then
     grep -v "^WARNING: Location" "$log" | tail -30 >&2
     echo "[setup] pip install failed; full log in $log" >&2
     exit 1
