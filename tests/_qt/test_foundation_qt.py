@@ -138,6 +138,30 @@ def test_job_panel_shows_progress_and_result(qtbot):
     assert not panel.cancel_button.isEnabled()
 
 
+def _warning_job(*, should_stop):
+    from napari_celldenoise.jobs import Done, Log
+
+    yield Log("1,234 candidates a plane", level="warning")
+    yield Log("an info line after it")
+    yield Done(result=1)
+
+
+def test_job_panel_keeps_a_warning_past_the_end(qtbot):
+    """A job's warning is notified and still on the status line once the job is done (an
+    info line or Done does not overwrite it); the next job starts without it."""
+    from napari_celldenoise._qt.jobs import JobPanel
+
+    panel = JobPanel()
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.finished, timeout=10000):
+        panel.start(lambda stop: _warning_job(should_stop=stop))
+    assert panel.warnings == ["1,234 candidates a plane"]
+    assert panel.status.text() == "done; ⚠ 1,234 candidates a plane"
+    with qtbot.waitSignal(panel.finished, timeout=10000):
+        panel.start(lambda stop: _slow_job(2, should_stop=stop))
+    assert panel.warnings == [] and panel.status.text() == "done"
+
+
 def test_job_panel_cancel_stops_the_job(qtbot):
     from napari_celldenoise._qt.jobs import JobPanel
 

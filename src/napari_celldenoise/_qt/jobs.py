@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
@@ -73,6 +73,7 @@ class JobPanel(QWidget):
         self._on_event: Callable[[Event], Any] | None = None
         self._on_done: Callable[[Any], Any] | None = None
         self.failed: str | None = None  # the last job's error, None when it did not fail
+        self.warnings: list[str] = []  # the last job's warnings (Log events of level warning)
         self._steps: Iterator[Any] | None = None  # on_done's steps still to run
         self._finish_after_steps = False
 
@@ -96,6 +97,7 @@ class JobPanel(QWidget):
         stop = self._stop
         self._on_event, self._on_done = on_event, on_done
         self.failed = None
+        self.warnings = []
 
         @thread_worker
         def work() -> Iterator[Event | _Failed]:
@@ -135,8 +137,12 @@ class JobPanel(QWidget):
                 self.status.setText(event.message)
         elif isinstance(event, Log):
             self.status.setText(event.message)
+            if event.level == "warning":  # kept past the job's end, and notified
+                self.warnings.append(event.message)
+                show_warning(event.message)
         elif isinstance(event, Done):
-            self.status.setText("stopped" if event.stopped else "done")
+            ended = "stopped" if event.stopped else "done"
+            self.status.setText(f"{ended}; ⚠ {self.warnings[-1]}" if self.warnings else ended)
             if self._on_done is not None:
                 steps = self._on_done(event.result)
                 if isinstance(steps, Iterator):

@@ -86,11 +86,52 @@ def find_spots(
         parts.append(part)
         n += len(part)
         yield Progress(k + 1, len(planes), f"plane {k + 1}/{len(planes)}: {n} spots")
+    candidates = candidates_of(parts)
     table = pd.concat(parts, ignore_index=True) if parts else empty_table()
     table = finish_table(table, config, axes)
     dt = time.perf_counter() - t0
     yield Log(f"{len(table)} spots in {len(parts)} planes ({dt:.2f} s)")
+    warning = flood_warning(candidates, len(table), len(parts), config)
+    if warning is not None:
+        yield warning
     yield Done(table, stopped=stopped)
+
+
+FLOOD_PER_PLANE = 1000
+"""Candidates a plane above which a run may be flooded (a 512 x 512 camera frame of
+diffraction-limited spots rarely holds more than a few hundred)."""
+
+FLOOD_RATIO = 50
+"""Candidates per kept spot above which the threshold, not the sample, made the candidates."""
+
+
+def candidates_of(tables) -> int:
+    """The candidates that passed the threshold in the planes of ``tables`` (each table's
+    ``attrs["candidates"]``, set by :func:`locate_frame`)."""
+    return sum(int(t.attrs.get("candidates", 0)) for t in tables)
+
+
+def flood_warning(candidates: int, spots: int, planes: int, config: SpotsConfig) -> Log | None:
+    """A warning when the threshold let through far more candidates than spots survived
+    their fits, else None.
+
+    The wavelet default (``0.7*localnoise(Wave.F1)``) scales with the noise of the first
+    wavelet plane, which a camera frame has and a smoothed or denoised image mostly lost: the
+    threshold then falls far below the detection plane's noise, every noise bump becomes a
+    candidate and the fits take ~40x longer for a table of false spots that passed by chance.
+    """
+    if planes <= 0 or candidates < FLOOD_PER_PLANE * planes:
+        return None
+    if candidates < FLOOD_RATIO * max(spots, 1):
+        return None
+    return Log(
+        f"spots: {candidates / planes:,.0f} candidates a plane passed the threshold "
+        f"{config.threshold!r} and {spots / planes:,.1f} spots a plane were kept: the threshold "
+        "is far below this image's noise (a smoothed or denoised image has lost the noise the "
+        "wavelet default scales with). Set a threshold on the detection plane, e.g. "
+        "'3*noise(F)', and check the spots found.",
+        level="warning",
+    )
 
 
 def check_stack(shape: tuple[int, ...], config: SpotsConfig, axes: str | None, detect_on) -> str:
@@ -197,6 +238,7 @@ def locate_frame(
     )
     if len(coords) == 0:
         return empty_table(config.pixel_size)
+    candidates = len(coords)
     peak = filtered[coords[:, 0], coords[:, 1]]
     electrons = to_photoelectrons(frame, camera)
     boxes = extract_boxes(electrons, coords, config.box)
@@ -255,6 +297,7 @@ def locate_frame(
         table = table[keep].reset_index(drop=True)
         table = drop_duplicates(table, config.duplicate_distance)
     table.attrs["pixel_size"] = float(config.pixel_size)
+    table.attrs["candidates"] = candidates
     return table
 
 

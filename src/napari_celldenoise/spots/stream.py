@@ -33,9 +33,11 @@ import pandas as pd
 from ..jobs import Done, Event, Log, Progress, ShouldStop, never_stop
 from .config import SpotsConfig
 from .pipeline import (
+    candidates_of,
     check_stack,
     classifies,
     classify_part,
+    flood_warning,
     locate_plane,
     plane_indices,
     psf_from_sure,
@@ -229,6 +231,7 @@ def stream_spots(
     t0 = time.perf_counter()
     sure: list[np.ndarray] = []
     done_planes = 0
+    candidates = 0
     stopped = False
     try:
         for part in _chunk_tables(
@@ -238,6 +241,7 @@ def stream_spots(
                 stopped = True
                 break
             table, n = part
+            candidates += candidates_of([table])
             store.append(table)
             sure.append(sure_sigmas(table))
             done_planes += n
@@ -258,6 +262,9 @@ def stream_spots(
         f"{store.n_rows} spots in {done_planes} planes ({dt:.2f} s, "
         f"{n_workers} {'process' if n_workers == 1 else 'processes'})"
     )
+    warning = flood_warning(candidates, store.n_rows, done_planes, config)
+    if warning is not None:
+        yield warning
     result = Streamed(store, axes, done_planes, store.n_rows, psf, dt, n_workers)
     yield Done(result, stopped=stopped)
 
@@ -342,7 +349,9 @@ def locate_chunk(
     for i, index in enumerate(planes):
         other = None if others is None else others[i]
         parts.append(locate_plane(frames[i], index, axes, config, detect_on=other, read_var=rvar))
-    return pd.concat(parts, ignore_index=True)[COLUMNS]
+    table = pd.concat(parts, ignore_index=True)[COLUMNS]
+    table.attrs["candidates"] = candidates_of(parts)
+    return table
 
 
 def _chunk_tables(stack, detect_on, chunks, axes, config, pool, depth, should_stop):
