@@ -61,18 +61,12 @@ def recipe(example):
 
 @pytest.fixture(scope="module")
 def client():
-    """Two worker processes (processes: a worker can be killed, TensorFlow never loads here)."""
-    distributed = pytest.importorskip("distributed")
-    import logging
+    """Two worker processes (processes: a worker can be killed, TensorFlow never loads here),
+    started as ``celldenoise batch --workers 2`` starts them."""
+    pytest.importorskip("distributed")
+    from napari_celldenoise.batch.run import ClusterOptions, make_client
 
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    )
-    c = distributed.Client(cluster)
+    c, cluster = make_client(ClusterOptions(workers=2))
     yield c
     c.close()
     cluster.close()
