@@ -126,6 +126,8 @@ def test_a_batch_from_the_spots_layer_with_a_corrupt_file(
     before = len(viewer.layers)
     added = widget.open_row(rows["cell_1.ome.tif"])
     assert [ly.__class__.__name__ for ly in added] == ["Image", "Points"]
+    # the spots share the image's units, frame axis included (napari warns about a mix)
+    assert [str(u) for u in added[1].units] == [str(u) for u in added[0].units]
     assert len(viewer.layers) == before + 2
     assert np.array_equal(np.asarray(added[0].data), tifffile.imread(movies[1]))
     assert len(added[1].data) == len(read_spots_csv(out / "cell_1.spots.csv"))

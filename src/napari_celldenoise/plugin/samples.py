@@ -38,7 +38,7 @@ def spot_movie() -> LayerData:
             {
                 "name": "spots",
                 "scale": scale,
-                "units": ("s", "µm", "µm"),
+                "units": ("pixel", "µm", "µm"),
                 "axis_labels": ("T", "Y", "X"),
             },
             "image",
@@ -51,7 +51,7 @@ def spot_movie() -> LayerData:
                 "size": 0.6,
                 "face_color": "transparent",
                 "border_color": "lime",
-                "units": ("s", "µm", "µm"),
+                "units": ("pixel", "µm", "µm"),
                 "features": {"photons": truth["photons"]},
                 "visible": False,
             },

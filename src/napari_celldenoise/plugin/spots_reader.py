@@ -82,7 +82,8 @@ def table_to_points(
     yx = np.column_stack([table["y"].to_numpy(float), table["x"].to_numpy(float)])
     data = np.column_stack([frames, yx]) if ndim == 3 else yx
     scale = (1.0, ps_um, ps_um) if ndim == 3 else (ps_um, ps_um)
-    units = ("s", "µm", "µm") if ndim == 3 else ("µm", "µm")
+    # the frame axis counts frames, as the image reader gives a T axis without a time step
+    units = ("pixel", "µm", "µm") if ndim == 3 else ("µm", "µm")
     features = table.reset_index(drop=True).copy()
     if "class" not in features:
         features["class"] = "good"
