@@ -155,6 +155,7 @@ METHOD = DeepMethod(
     predictor=predictor,
     receptive_radius=receptive_radius,
     three_d=False,
+    dock=frozenset({"gan"}),
     optional_inputs=("reference",),
     losses=("loss", "val_loss", "generator", "discriminator", "cycle", "lowpass", "supervised"),
     order=3,
