@@ -392,3 +392,139 @@ def test_cyclegan_brings_its_patch_and_a_clean_target_choice(dock):
     assert w.config().target == target == "reference" and extra["reference"].shape == (64, 64)
     w.set_method("n2v")
     assert (w.patch.value(), w.batch.value()) == (64, 16) and "target" not in w.values()
+
+
+def test_the_cyclegan_settings_group_shows_for_cyclegan_only_folded(dock):
+    from napari_celldenoise.deep.registry import METHODS
+
+    _, w = dock
+    for name, method in METHODS.items():
+        w.set_method(name)
+        assert w.gan_box.isVisibleTo(w) == ("gan" in method.dock) == (name == "cyclegan")
+        if name != "cyclegan":
+            assert w.gan_values() == {} and "cycle_weight" not in w.values()
+    w.set_method("cyclegan")
+    assert not w.gan_box.isExpanded()  # folded: the paper's values are a sound start
+    for key in ("cycle_weight", "identity_weight", "lowpass_weight", "lowpass_sigma",
+                "fft_discriminator", "pool_size", "learning_rate"):  # fmt: skip
+        assert key in w.gan_box.widgets, key
+
+
+def test_the_cyclegan_settings_default_to_the_configs_fields(dock):
+    from napari_celldenoise.deep.registry import get_method
+
+    _, w = dock
+    w.set_method("cyclegan")
+    fields = get_method("cyclegan").config.model_fields
+    values = w.gan_values()
+    assert values == {name: fields[name].default for name in values}
+    assert w.config().model_dump(include=set(values)) == values
+    cycle = w.gan_box.widgets["cycle_weight"]  # the field's bounds and description
+    assert (cycle.minimum(), cycle.maximum()) == (0.0, 100.0)
+    assert fields["cycle_weight"].description in cycle.toolTip()
+    assert w.gan_box.widgets["lowpass_sigma"].text() == "auto (lattice spacing)"  # None
+
+
+def test_a_changed_cyclegan_setting_reaches_the_config_and_the_train_spec(
+    make_napari_viewer, tmp_path
+):
+    import tifffile
+
+    from napari_celldenoise._qt.deep import DeepDenoiseWidget
+    from napari_celldenoise.em.simulate import simulate_lattice
+
+    img, _ = simulate_lattice((96, 96), kind="honeycomb", spacing=12, dose=20, seed=3)
+    path = tmp_path / "lattice.tif"
+    tifffile.imwrite(path, img.astype(np.float32))
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(path), plugin="napari-celldenoise")
+    w = DeepDenoiseWidget(viewer)
+    w.set_method("cyclegan")
+    widgets = w.gan_box.widgets
+    widgets["cycle_weight"].setValue(3.5)
+    widgets["lowpass_sigma"].setValue(6.0)
+    widgets["fft_discriminator"].setChecked(True)
+    widgets["pool_size"].setValue(10)
+    config = w.config()
+    assert (config.cycle_weight, config.lowpass_sigma) == (3.5, 6.0)
+    assert config.fft_discriminator and config.pool_size == 10
+    folder = str(tmp_path / "model")
+    spec = w.train_spec_for(layer, w.axes(layer), folder, config)
+    assert spec.input.path == str(path) and spec.output == folder and not spec.resume
+    assert spec.config.cycle_weight == 3.5 and spec.config.fft_discriminator
+    # the dock records Train then Continue, and a denoised layer carries both
+    w._record_training(folder, spec)
+    more = spec.model_copy(update={"resume": True})
+    w._record_training(folder, more)
+    w.folder.setText(folder)
+    w._predict_spec = None
+    record = w._result_metadata()["celldenoise"]
+    assert [s["resume"] for s in record["training"]] == [False, True]
+    assert record["training"][0]["config"]["cycle_weight"] == 3.5
+    w._record_training(folder, None)  # a training of a layer without a file: no record
+    assert "training" not in w._result_metadata()["celldenoise"]
+    w.gan_box.reset()
+    assert w.config().cycle_weight == 10.0 and w.config().lowpass_sigma is None
+
+
+def test_a_stopped_partial_epoch_is_replaced_by_the_continued_one(qtbot):
+    """Stop inside epoch 3 sends a partial Epoch 3; Continue trains epoch 3 again: the plot
+    keeps one point per epoch, the whole epoch's."""
+    from napari_celldenoise._qt.deep import LossPlot
+    from napari_celldenoise.jobs import Epoch
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.set_losses(("loss", "val_loss", "cycle"))
+    for epoch in (1, 2):
+        plot.add(Epoch(epoch, 1.0 / epoch, 0.9, metrics={"cycle": 0.5}, steps=4, total_steps=4))
+    stopped = Epoch(3, 9.0, 0.9, metrics={"cycle": 7.0}, steps=1, total_steps=4)
+    assert stopped.partial
+    plot.add(stopped)
+    plot.add(Epoch(3, 0.3, 0.8, metrics={"cycle": 0.25}, steps=4, total_steps=4))
+    assert plot.epochs == [1, 2, 3] and plot.loss == [1.0, 0.5, 0.3]
+    assert plot.val == [0.9, 0.9, 0.8] and plot.extra["cycle"] == [0.5, 0.5, 0.25]
+    assert list(plot.loss_line.get_xdata()) == [1, 2, 3]
+
+
+def test_continue_after_stop_reuses_the_preview_layer_of_a_dock_from_the_plugins_menu(
+    make_napari_viewer,
+):
+    """The Plugins menu gives the dock a proxied viewer: each ``layers[name]`` is a new proxy
+    of the layer. Continue must still find the preview layer of the stopped training (it made
+    a second one, which napari named "... [1]")."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((96, 96), np.float32), name="lattice")
+    _, w = viewer.window.add_plugin_dock_widget("napari-celldenoise", "Deep denoise")
+    w.set_method("cyclegan")
+    origin = {"Y": 0, "X": 32}
+
+    def train_once(epoch):
+        src = w.selected_layer()  # what start_training does, a fresh proxy each time
+        w._source_layer = src
+        w.preview.prepare(src, "YX", "cyclegan", (32, 32))
+        w.preview.show(_preview(np.ones((32, 32)), origin), src, "YX")
+        w.preview.finish()  # Stop
+
+    train_once(1)
+    train_once(2)  # Continue
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["lattice", "n2v preview (patch at y 0, x 32)"], names
+
+
+def test_a_gan_loss_plot_spanning_decades_is_logarithmic_with_its_legend_aside(qtbot):
+    from napari_celldenoise._qt.deep import LossPlot
+    from napari_celldenoise.jobs import Epoch
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.set_losses(("loss", "val_loss", "discriminator", "supervised"))
+    for epoch in (1, 2):
+        plot.add(Epoch(epoch, 7.5, 5.0, metrics={"discriminator": 0.01, "supervised": 0.0}))
+    assert plot.view.wait() and plot.axes.get_yscale() == "log"
+    y0, y1 = plot.axes.get_ylim()
+    assert 0 < y0 < 0.01 and y1 > 7.5  # every positive curve inside
+    assert plot.axes.get_legend().get_bbox_to_anchor().x0 > plot.axes.bbox.x1  # beside
+    plot.set_losses(("loss", "val_loss", "discriminator"))
+    plot.add(Epoch(1, 1.0, 0.9, metrics={"discriminator": 0.5}))
+    assert plot.view.wait() and plot.axes.get_yscale() == "linear"

@@ -141,3 +141,24 @@ def test_a_short_training_denoises_beyond_the_noisy_input(tmp_path):
     assert np.abs(out - img).mean() > 0.2 * img.std()  # not the identity
     noisy, denoised = image_scores(img, truth.clean), image_scores(out, truth.clean)
     assert denoised["psnr"] > noisy["psnr"] + 1.0, (noisy, denoised)
+
+
+def test_the_fft_discriminator_and_pool_size_train_save_and_continue(tmp_path, lattice):
+    """A fifth network (on the clean domain's power spectrum) is trained and saved, and a
+    continued run keeps it; a pool of 0 shows the discriminators the newest images only."""
+    import h5py
+
+    img, _ = lattice
+    model = tmp_path / "model"
+    config = TrainConfig(
+        method="cyclegan", epochs=1, fft_discriminator=True, pool_size=0, supervised_weight=0,
+        **{**TINY, "steps": 1},
+    )  # fmt: skip
+    events = list(train(img, "YX", config, str(model)))
+    (epoch,) = [e for e in events if isinstance(e, Epoch)]
+    assert math.isfinite(epoch.metrics["discriminator"]) and math.isfinite(epoch.loss)
+    with h5py.File(model / "weights_last.h5") as f:
+        assert any("d_fft" in name for name in f.attrs["layer_names"].astype(str))
+    more = TrainConfig(method="cyclegan", epochs=1, **{**TINY, "steps": 1})  # no FFT asked
+    info = run(train(img, "YX", more, str(model), resume=True))
+    assert info.epochs_done == 2 and info.train.fft_discriminator  # the folder's networks

@@ -33,6 +33,9 @@ def test_config_defaults_and_checks():
     with pytest.raises(ValueError, match="res_blocks is a setting of cyclegan, not of n2v"):
         TrainConfig(method="n2v", res_blocks=3)
     assert TrainConfig(method="n2v", target="auto").method == "n2v"  # neutral: dropped
+    assert (config.pool_size, config.fft_discriminator) == (50, False)
+    with pytest.raises(ValueError, match="fft_discriminator is a setting of cyclegan"):
+        TrainConfig(method="n2v", fft_discriminator=True)
 
 
 def test_cli_accepts_the_method_and_refuses_target_for_others(tmp_path, capsys):

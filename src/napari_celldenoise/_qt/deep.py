@@ -56,7 +56,7 @@ from .provenance import beside, input_axes, layer_source, spec_metadata
 from .scroll import scroll_layout
 
 if TYPE_CHECKING:
-    from ..jobs.specs import PredictSpec
+    from ..jobs.specs import PredictSpec, TrainSpec
 
 MASK_SIDE = 7
 
@@ -160,7 +160,8 @@ class LossPlot(QWidget):
         (self.val_line,) = self.axes.plot([], [], "s-", label="val loss", ms=3)
         self.axes.set_xlabel("epoch")
         self.axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no 1.2
-        self.axes.yaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
+        self._linear_ticks = MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10])
+        self.axes.yaxis.set_major_locator(self._linear_ticks)
         self.axes.legend(fontsize=7)
         self.axes.tick_params(labelsize=7)
         self.hint = self.axes.text(
@@ -191,10 +192,26 @@ class LossPlot(QWidget):
                 for name in names
                 if name not in ("loss", "val_loss")
             }
-            self.axes.legend(fontsize=7)
+            self._legend()
         self.clear()
 
+    def _legend(self) -> None:
+        """Two curves: a legend inside; more (a GAN's losses): beside the axes, where it
+        covers no curve."""
+        if getattr(self, "lines", None):
+            self.axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                             borderaxespad=0.0, handlelength=1.2)  # fmt: skip
+        else:
+            self.axes.legend(fontsize=7)
+
     def add(self, event: Epoch) -> None:
+        """Plot one epoch. An epoch already plotted is replaced (with any after it): Stop
+        inside epoch 3 sends a partial Epoch 3 (its losses over the batches it ran), and
+        Continue trains epoch 3 again, whole."""
+        keep = next((i for i, e in enumerate(self.epochs) if e >= event.epoch), len(self.epochs))
+        del self.epochs[keep:], self.loss[keep:], self.val[keep:]
+        for values in self.extra.values():
+            del values[keep:]
         self.epochs.append(event.epoch)
         self.loss.append(event.loss)
         self.val.append(event.val_loss if event.val_loss is not None else np.nan)
@@ -214,21 +231,37 @@ class LossPlot(QWidget):
             self.axes.tick_params(labelleft=not empty, labelbottom=not empty)
             if not empty:
                 self.axes.set_xlim(min(self.epochs) - 0.5, max(self.epochs) + 0.5)
-                self.axes.set_ylim(*loss_limits(self.loss, self.val, *self.extra.values()))
+                series = (self.loss, self.val, *self.extra.values())
+                log = bool(self.extra) and spans_decades(*series)
+                self.axes.set_yscale("log" if log else "linear")
+                if not log:
+                    self.axes.yaxis.set_major_locator(self._linear_ticks)
+                self.axes.set_ylim(*loss_limits(*series, log=log))
         self.view.render()
 
 
-def loss_limits(*series: list[float]) -> tuple[float, float]:
-    """Y limits that hold every finite loss with room for its marker.
+def spans_decades(*series: list[float], decades: float = 2.0) -> bool:
+    """Whether the positive finite losses span more than ``decades`` powers of ten (a GAN's
+    total against its discriminator's): a linear axis would flatten the small ones to 0."""
+    values = np.concatenate([np.asarray(s, dtype=float) for s in series])
+    values = values[np.isfinite(values) & (values > 0)]
+    return values.size > 1 and float(np.log10(values.max() / values.min())) > decades
+
+
+def loss_limits(*series: list[float], log: bool = False) -> tuple[float, float]:
+    """Y limits that hold every finite loss with room for its marker (``log``: the positive
+    ones, a fifth of a decade of room each side).
 
     Matplotlib's autoscale gives one point (or a flat run) a range of +-5 % around it with
     ticks like 0.945 ... 1.05; here a flat run gets +-25 % of its value instead, and a
     varying one 8 % of its span on each side, so no marker is clipped at an edge."""
     values = np.concatenate([np.asarray(s, dtype=float) for s in series])
-    values = values[np.isfinite(values)]
+    values = values[np.isfinite(values) & ((values > 0) if log else True)]
     if values.size == 0:
         return 0.0, 1.0
     lo, hi = float(values.min()), float(values.max())
+    if log:
+        return lo / 10**0.2, hi * 10**0.2
     scale = max(abs(lo), abs(hi))
     if hi - lo <= 0.05 * scale:
         pad = 0.25 * scale if scale > 0 else 1.0
@@ -296,6 +329,7 @@ class DeepDenoiseWidget(QWidget):
         target_row.setContentsMargins(0, 0, 0, 0)
         target_row.addWidget(QLabel("clean target:"))
         target_row.addWidget(self.target_combo, 1)
+        self.gan_box = _gan_settings()
         self.three_d = QCheckBox("3D network (ZYX patches; else Z slices as images)")
         self.three_d.toggled.connect(self._dims_changed)
 
@@ -363,6 +397,8 @@ class DeepDenoiseWidget(QWidget):
         layout.addWidget(self.three_d)
         layout.addWidget(self.mask_box)
         layout.addWidget(self.target_box)
+        if self.gan_box is not None:
+            layout.addWidget(self.gan_box)
         layout.addWidget(self.tta_box)
         layout.addWidget(self.ensemble)
         layout.addWidget(self.estimate)
@@ -386,6 +422,9 @@ class DeepDenoiseWidget(QWidget):
         self.last_info: Any = None
         self.last_result: Any = None
         self.epoch_events: list[Epoch] = []
+        # the specs of the trainings (Train, then each Continue) of a model folder, by folder:
+        # a result layer denoised with that folder records them (None: one was not a file's)
+        self.training_specs: dict[str, list[TrainSpec] | None] = {}
         # the time per epoch measured in the last training, and the settings it holds for
         self._measured: tuple[dict[str, Any], str] | None = None
         for w in (self.epochs, self.steps, self.patch, self.batch):
@@ -452,6 +491,8 @@ class DeepDenoiseWidget(QWidget):
         self.mask_box.setVisible("mask" in options)
         self.tta_box.setVisible("tta" in options)
         self.target_box.setVisible("reference" in chosen.optional_inputs)
+        if self.gan_box is not None:
+            self.gan_box.setVisible("gan" in options)
         # a method with other patch and batch defaults (CycleGAN: 256, 1) brings its own; the
         # user's values stay between methods that share them
         defaults = _patch_and_batch(method)
@@ -502,7 +543,13 @@ class DeepDenoiseWidget(QWidget):
             "dims": 3 if self.is_3d() else 2,
             "val_region": self.validation_region(),
             **({"target": self._target()[0]} if self.target_box.isVisibleTo(self) else {}),
+            **self.gan_values(),
         }
+
+    def gan_values(self) -> dict[str, Any]:
+        """The CycleGAN settings group's values (none when the method has no such group)."""
+        box = self.gan_box
+        return box.values() if box is not None and box.isVisibleTo(self) else {}
 
     def _target(self) -> tuple[str, dict[str, Any]]:
         """CycleGAN's ``target`` setting and the extra images it trains on."""
@@ -535,13 +582,15 @@ class DeepDenoiseWidget(QWidget):
         )
 
     def _resume_config(self, folder: str) -> TrainConfig:
-        """The folder's architecture (method, mask, dims...) and this run's epochs/steps/batch."""
+        """The folder's architecture (method, mask, dims...) and this run's epochs/steps/batch
+        and loss settings (the CycleGAN group: its architecture ones stay the folder's)."""
 
         saved = ModelFolder(folder).read_info().train
         run = {
             "epochs": self.epochs.value(),
             "steps": self.steps.value(),
             "batch": self.batch.value(),
+            **(self.gan_values() if saved.method == self.method_name() else {}),
         }
         return resume_config(saved, run)
 
@@ -600,6 +649,7 @@ class DeepDenoiseWidget(QWidget):
     def start_training(self, *, resume: bool = False) -> Any:
         """Train (or continue) in a child process; returns the worker (None if refused)."""
 
+        self._pending_spec: tuple[str, TrainSpec | None] | None = None
         layer = self.selected_layer()
         if layer is None:
             show_error("Select an image layer to train on.")
@@ -627,6 +677,8 @@ class DeepDenoiseWidget(QWidget):
         self._training_config = config
 
         extra = self._target()[1] if "target" in type(config).model_fields else {}
+        # recorded when the training ends with a model (a stopped one too)
+        self._pending_spec = (folder, self.train_spec_for(layer, axes, folder, config, resume))
 
         def factory(should_stop):
             return place(
@@ -686,6 +738,10 @@ class DeepDenoiseWidget(QWidget):
         self.last_info = info
         self._update_estimate()  # the measured time, while the settings stay those trained
         if info is not None:
+            pending = getattr(self, "_pending_spec", None)
+            if pending is not None:
+                self._record_training(*pending)
+            self._pending_spec = None
             self._show_device(info.device)
             show_info(f"model saved in {self.folder.text()} ({info.epochs_done} epochs)")
 
@@ -713,6 +769,33 @@ class DeepDenoiseWidget(QWidget):
             return place("predict", predict, folder, data, axes, config, should_stop=should_stop)
 
         return self.panel.start(factory, on_done=self._predict_done, label="denoising")
+
+    def train_spec_for(
+        self, layer: Any, axes: str, folder: str, config: TrainConfig, resume: bool = False
+    ) -> TrainSpec | None:
+        """The spec of this Train (or Continue) of ``layer`` from its file into ``folder``
+        (None: the layer, or the clean reference it trains towards, has no file)."""
+        from ..jobs.specs import train_spec
+
+        path, channel = layer_source(layer)
+        if path is None or not folder:
+            return None
+        extra = {}
+        if getattr(config, "target", None) == "reference":
+            ref = self.viewer.layers[self.target_combo.currentText()]
+            extra["reference"] = layer_source(ref)[0]
+            if extra["reference"] is None:
+                return None
+        axes_given = input_axes(layer, axes)
+        return train_spec(
+            path, folder, config, axes=axes_given, channel=channel, resume=resume, extra=extra
+        )
+
+    def _record_training(self, folder: str, spec: TrainSpec | None) -> None:
+        """Train starts a folder's list of specs, Continue adds to it; one without a spec
+        leaves the folder none (its trainings can no longer be replayed)."""
+        specs = self.training_specs.get(folder) if spec is not None and spec.resume else []
+        self.training_specs[folder] = None if spec is None or specs is None else [*specs, spec]
 
     def predict_spec_for(
         self, layer: Any, axes: str, folder: str, config: PredictConfig
@@ -789,7 +872,7 @@ class DeepDenoiseWidget(QWidget):
             "scale": src.scale,
             "translate": src.translate,
             "contrast_limits": src.contrast_limits,
-            "metadata": spec_metadata(self._predict_spec, model=self.folder.text().strip()),
+            "metadata": self._result_metadata(),
         }
         for key in ("units", "axis_labels"):
             if hasattr(src, key):
@@ -800,8 +883,29 @@ class DeepDenoiseWidget(QWidget):
         else:
             self.viewer.add_image(result, name=name, **kwargs)
 
+    def _result_metadata(self) -> dict[str, Any]:
+        """The result layer's provenance: its predict spec, the model folder and the specs of
+        the trainings that made the folder in this dock (``training``: Train, Continue...)."""
+        folder = self.folder.text().strip()
+        record: dict[str, Any] = {"model": folder}
+        specs = self.training_specs.get(folder)
+        if specs:
+            record["training"] = [spec.to_dict() for spec in specs]
+        return spec_metadata(self._predict_spec, **record)
+
 
 RANDOM_SPLIT = "random split"
+
+
+def _gan_settings() -> Any:
+    """The folded settings group of the (first) method whose dock options name ``"gan"``."""
+    from .deep_gan import GanSettings
+
+    gan = next((m for m in METHODS.values() if "gan" in m.dock), None)
+    if gan is None:
+        return None
+    shown = {"patch", "batch", "epochs", "steps", "target", "dims", "val_region", "mask"}
+    return GanSettings(gan.config, shown=shown, title=f"{gan.name} settings")
 
 
 def _patch_and_batch(method: str) -> tuple[int, int]:

@@ -22,6 +22,19 @@ from ..jobs import Preview
 PENDING = "(first epoch pending)"
 
 
+def unwrap(obj: Any) -> Any:
+    """The object behind napari's ``PublicOnlyProxy``: a dock added from the Plugins menu
+    gets a proxied viewer whose every ``viewer.layers[name]`` is a new proxy of the layer, so
+    ``is`` between two of them is False (Continue then made a second preview layer, which
+    napari named "... [1]")."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def same_layer(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` are one layer (through napari's proxies)."""
+    return a is not None and unwrap(a) is unwrap(b)
+
+
 def preview_name(name: str, origin: dict[str, int]) -> str:
     """``"n2v preview"`` -> ``"n2v preview (patch at t 3, y 32, x 64)"``: where it was cut."""
     if not origin:
@@ -86,7 +99,7 @@ class PreviewLayer:
         if self.last is None:
             return None
         layer, last_src, last_method = self.last
-        same = last_src is src and last_method == method and layer.ndim == ndim
+        same = same_layer(last_src, src) and last_method == method and layer.ndim == ndim
         return layer if same and layer in self.viewer.layers else None
 
     def show(self, event: Preview, src: Any, axes: str) -> None:
@@ -107,7 +120,7 @@ class PreviewLayer:
                 layer.translate = geometry["translate"]
         if layer.name != name:
             layer.name = name
-            if layer is self.viewer.layers.selection.active:
+            if same_layer(layer, self.viewer.layers.selection.active):
                 self.viewer.update_status_from_cursor()  # the status bar names it
         layer.visible = True
 

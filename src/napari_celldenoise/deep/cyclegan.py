@@ -5,8 +5,12 @@ Adversarial Networks", ICCV 2017: two generators, ``G: noisy -> clean`` and ``F:
 noisy``, and two PatchGAN discriminators, trained with the least-squares GAN loss (Mao et al.,
 "Least Squares Generative Adversarial Networks", ICCV 2017), the cycle-consistency loss
 ``|F(G(x)) - x| + |G(F(y)) - y|`` (weight 10) and the identity loss ``|G(y) - y| + |F(x) - x|``
-(half the cycle weight); discriminators see generated images from a pool of the last 50;
-Adam at 2e-4 with beta1 = 0.5, constant for the first half of a run and decaying linearly to 0.
+(half the cycle weight); discriminators see generated images from a pool of the last 50
+(``pool_size``); Adam at 2e-4 with beta1 = 0.5, constant for the first half of a run and
+decaying linearly to 0. With ``fft_discriminator`` a third PatchGAN judges the clean domain's
+standardised power spectrum ``log(1 + |FFT|^2)``, as Khan et al. do for STEM ("Denoising of
+atomic-resolution STEM images with a CycleGAN", npj Comput. Mater. 2023): the Bragg peaks and
+the spectrum's background between them are what a lattice image's noise changes most.
 
 The clean domain is an unlimited stream of synthetic targets of the user's crystal
 (:mod:`..em.targets`: the measured lattice, from the user's clean reference or from the measured
@@ -54,7 +58,7 @@ from ._tf import device_description, import_tensorflow, keras, unusable_gpu
 from .data import DeepInputError, augment, draw_seed
 from .model import ModelFolder, ModelInfo
 
-POOL = 50  # generated images the discriminators see again (Zhu et al.)
+POOL = 50  # generated images the discriminators see again (Zhu et al.; config.pool_size)
 TARGET_POOL = 16  # synthetic targets held at once; one is replaced every few batches
 # the losses of a training step, in Epoch.metrics (``loss`` is the generators' total)
 LOSSES = ("loss", "generator", "discriminator", "cycle", "identity", "lowpass", "supervised")
@@ -250,6 +254,18 @@ def build_discriminator(*, features: int = 32, name: str = "discriminator") -> A
     return k.Model(inp, out, name=name)
 
 
+def power_spectrum(tf: Any, x: Any) -> Any:
+    """``(B, P, P, 1)`` images -> their centred ``log(1 + |FFT|^2)`` of the mean-free image,
+    standardised per image (what the FFT discriminator sees)."""
+    img = x[..., 0]
+    img = img - tf.reduce_mean(img, axis=(1, 2), keepdims=True)
+    spectrum = tf.signal.fft2d(tf.complex(img, tf.zeros_like(img)))
+    power = tf.math.log1p(tf.square(tf.abs(spectrum)))
+    power = tf.signal.fftshift(power, axes=(1, 2))
+    mean, var = tf.nn.moments(power, axes=(1, 2), keepdims=True)
+    return ((power - mean) / tf.sqrt(var + 1e-6))[..., None]
+
+
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """A normalised 2D Gaussian ``(K, K, 1, 1)`` of ``sigma`` px, truncated at 3 sigma."""
     r = max(1, int(np.ceil(3 * sigma)))
@@ -273,6 +289,13 @@ def _model_class() -> type:
             self.f = build_generator(**kw, name="f_clean_to_noisy")
             self.d_clean = build_discriminator(features=config.features, name="d_clean")
             self.d_noisy = build_discriminator(features=config.features, name="d_noisy")
+            # config files of before these settings load with their defaults
+            self.d_fft = (
+                build_discriminator(features=config.features, name="d_fft")
+                if getattr(config, "fft_discriminator", False)
+                else None
+            )
+            self.pool_size = int(getattr(config, "pool_size", POOL))
             self.cycle_weight = float(config.cycle_weight)
             self.identity_weight = float(config.identity_weight) * self.cycle_weight
             self.lowpass_weight = float(config.lowpass_weight)
@@ -281,7 +304,7 @@ def _model_class() -> type:
             self.kernel = tf.constant(gaussian_kernel(lowpass_sigma))
             # the image pools: state of a run, not weights (a plain namespace is not tracked by
             # Keras, so the weight files hold the four networks only)
-            zeros = tf.zeros((POOL, patch, patch, 1))
+            zeros = tf.zeros((max(self.pool_size, 1), patch, patch, 1))
             self.pools = SimpleNamespace(
                 clean=tf.Variable(zeros, trainable=False, name="pool_clean"),
                 noisy=tf.Variable(zeros, trainable=False, name="pool_noisy"),
@@ -300,9 +323,14 @@ def _model_class() -> type:
 
         def build_all(self, patch: int) -> None:
             x = tf.zeros((1, patch, patch, 1))
-            for net in (self.g, self.f, self.d_clean, self.d_noisy):
+            for net in self.networks():
                 net(x)
             self(x)
+
+        def networks(self) -> list:
+            """The generators and discriminators (the FFT one when there is one)."""
+            nets = [self.g, self.f, self.d_clean, self.d_noisy]
+            return nets if self.d_fft is None else [*nets, self.d_fft]
 
         def lowpass(self, x: Any) -> Any:
             return tf.nn.conv2d(x, self.kernel, strides=1, padding="SAME")
@@ -310,13 +338,16 @@ def _model_class() -> type:
         def _pool(self, pool: Any, fake: Any) -> Any:
             """Zhu et al.'s image pool: while filling, the new images; then each new image is
             swapped with a random pooled one half the time (the discriminator sees the old)."""
+            size = self.pool_size
+            if size == 0:
+                return fake
             n = tf.shape(fake)[0]
             count = self.pools.count
-            filling = count < POOL
+            filling = count < size
             slots = tf.where(
                 filling,
-                tf.math.floormod(count + tf.range(n), POOL),
-                tf.random.uniform([n], 0, POOL, dtype=tf.int32),
+                tf.math.floormod(count + tf.range(n), size),
+                tf.random.uniform([n], 0, size, dtype=tf.int32),
             )
             swap = tf.logical_and(tf.logical_not(filling), tf.random.uniform([n]) < 0.5)
             old = tf.gather(pool, slots)
@@ -342,6 +373,9 @@ def _model_class() -> type:
             adversarial = tf.reduce_mean(
                 tf.square(self.d_clean(fake_y, training=True) - 1)
             ) + tf.reduce_mean(tf.square(self.d_noisy(fake_x, training=True) - 1))
+            if self.d_fft is not None:
+                spectrum = power_spectrum(tf, fake_y)
+                adversarial += tf.reduce_mean(tf.square(self.d_fft(spectrum, training=True) - 1))
             total = (
                 adversarial
                 + self.cycle_weight * cycle
@@ -368,8 +402,12 @@ def _model_class() -> type:
             self.optimizer.apply_gradients(zip(tape.gradient(losses["total"], g_vars), g_vars))
             fake_y = self._pool(self.pools.clean, tf.stop_gradient(losses["fake_y"]))
             fake_x = self._pool(self.pools.noisy, tf.stop_gradient(losses["fake_x"]))
-            self.pools.count.assign(tf.minimum(self.pools.count + tf.shape(x)[0], POOL))
+            self.pools.count.assign(
+                tf.minimum(self.pools.count + tf.shape(x)[0], max(self.pool_size, 1))
+            )
             d_vars = self.d_clean.trainable_variables + self.d_noisy.trainable_variables
+            if self.d_fft is not None:
+                d_vars += self.d_fft.trainable_variables
             with tf.GradientTape() as tape:
                 # LSGAN: real -> 1, generated -> 0, halved (Zhu et al.: D learns slower)
                 d_loss = 0.5 * (
@@ -378,6 +416,12 @@ def _model_class() -> type:
                     + tf.reduce_mean(tf.square(self.d_noisy(x, training=True) - 1))
                     + tf.reduce_mean(tf.square(self.d_noisy(fake_x, training=True)))
                 )
+                if self.d_fft is not None:
+                    real, fake = power_spectrum(tf, y), power_spectrum(tf, fake_y)
+                    d_loss += 0.5 * (
+                        tf.reduce_mean(tf.square(self.d_fft(real, training=True) - 1))
+                        + tf.reduce_mean(tf.square(self.d_fft(fake, training=True)))
+                    )
             self.optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
             values = {
                 "loss": losses["total"],

@@ -70,7 +70,8 @@ class DeepMethod:
         Whether it has a 3D network (else Z slices are trained as separate images).
     dock
         Option groups the Deep dock shows for it: ``"mask"`` (the structN2V mask editor),
-        ``"tta"`` (test-time adaptation at prediction).
+        ``"tta"`` (test-time adaptation at prediction), ``"gan"`` (the folded group of its
+        own settings, made from its config's fields: :mod:`.._qt.deep_gan`).
     extra_inputs
         Names of images it trains on besides the noisy one (a CycleGAN's target domain):
         given to :func:`.api.train` as ``extra``.

@@ -30,8 +30,11 @@ class CycleGANConfig(TrainConfig):
         "supervised_weight": (0.0,),
         "supervised_jitter": (0.0,),
         "noisy_cycle": (1.0,),
+        "pool_size": (50,),
+        "fft_discriminator": (False,),
     }
-    KEPT_ON_RESUME: ClassVar[tuple[str, ...]] = ("res_blocks", "target")
+    # the architecture: an FFT discriminator is a fifth network in the weight files
+    KEPT_ON_RESUME: ClassVar[tuple[str, ...]] = ("res_blocks", "target", "fft_discriminator")
 
     method: Literal["cyclegan"] = "cyclegan"
     patch: int = Field(
@@ -83,6 +86,20 @@ class CycleGANConfig(TrainConfig):
         le=1,
         description="weight of the noisy-side cycle |F(G(x)) - x|, as a share of the cycle "
         "weight (it asks for the noise back: a high share holds G at the identity)",
+    )
+
+    pool_size: int = Field(
+        default=50,
+        ge=0,
+        le=200,
+        description="image pool: the discriminators also see generated images of earlier "
+        "steps (Zhu et al.: 50); 0: only the newest",
+    )
+    fft_discriminator: bool = Field(
+        default=False,
+        description="a third discriminator on the clean domain's power spectrum "
+        "log|FFT|^2, so that the output's Bragg peaks and background match the targets' "
+        "(Khan et al., npj Comput. Mater. 2023); about a third more work per step",
     )
 
     @model_validator(mode="after")
@@ -138,6 +155,7 @@ METHOD = DeepMethod(
     predictor=predictor,
     receptive_radius=receptive_radius,
     three_d=False,
+    dock=frozenset({"gan"}),
     optional_inputs=("reference",),
     losses=("loss", "val_loss", "generator", "discriminator", "cycle", "lowpass", "supervised"),
     order=3,
