@@ -155,6 +155,8 @@ class Worker:
                 self.stop.set()
             if done < total and not stopped:
                 stopped = self._fit(info, model_dir, done, total, resume=record is not None)
+            elif done >= total and not stopped:
+                self._report_done(model_dir)
             if not ModelFolder(model_dir).has_weights():
                 self.update(state="done", stopped=True, message="stopped before any epoch")
                 self.flush_log()
@@ -166,6 +168,14 @@ class Worker:
             self.update(state="done", stopped=stopped, epochs_done=epochs, message=f"{what}")
             self.flush_log()
             return self._status
+
+    def _report_done(self, model_dir: Path) -> None:
+        """The training's ``Done``, when a worker was killed after its last epoch's checkpoint
+        and before that event: the job's reader waits for one (and gets it once)."""
+        from ..deep.model import ModelFolder
+
+        if not any(isinstance(e, Done) for _, e in self.job.events(previews=False)):
+            self.emit(Done(ModelFolder(model_dir).read_info()))
 
     def _report_missing_epochs(self, history: list[dict], done: int) -> None:
         """Epochs the checkpoint has but the events miss (killed between the two writes)."""
