@@ -58,7 +58,6 @@ from ._tf import device_description, import_tensorflow, keras, unusable_gpu
 from .data import DeepInputError, augment, draw_seed
 from .model import ModelFolder, ModelInfo
 
-POOL = 50  # generated images the discriminators see again (Zhu et al.; config.pool_size)
 TARGET_POOL = 16  # synthetic targets held at once; one is replaced every few batches
 # the losses of a training step, in Epoch.metrics (``loss`` is the generators' total)
 LOSSES = ("loss", "generator", "discriminator", "cycle", "identity", "lowpass", "supervised")
@@ -289,13 +288,12 @@ def _model_class() -> type:
             self.f = build_generator(**kw, name="f_clean_to_noisy")
             self.d_clean = build_discriminator(features=config.features, name="d_clean")
             self.d_noisy = build_discriminator(features=config.features, name="d_noisy")
-            # config files of before these settings load with their defaults
             self.d_fft = (
                 build_discriminator(features=config.features, name="d_fft")
-                if getattr(config, "fft_discriminator", False)
+                if config.fft_discriminator
                 else None
             )
-            self.pool_size = int(getattr(config, "pool_size", POOL))
+            self.pool_size = int(config.pool_size)
             self.cycle_weight = float(config.cycle_weight)
             self.identity_weight = float(config.identity_weight) * self.cycle_weight
             self.lowpass_weight = float(config.lowpass_weight)
