@@ -425,6 +425,8 @@ class DeepDenoiseWidget(QWidget):
         # the specs of the trainings (Train, then each Continue) of a model folder, by folder:
         # a result layer denoised with that folder records them (None: one was not a file's)
         self.training_specs: dict[str, list[TrainSpec] | None] = {}
+        # (folder, spec) of the training in progress: recorded once it ends with a model
+        self._pending_spec: tuple[str, TrainSpec | None] | None = None
         # the time per epoch measured in the last training, and the settings it holds for
         self._measured: tuple[dict[str, Any], str] | None = None
         for w in (self.epochs, self.steps, self.patch, self.batch):
@@ -649,7 +651,7 @@ class DeepDenoiseWidget(QWidget):
     def start_training(self, *, resume: bool = False) -> Any:
         """Train (or continue) in a child process; returns the worker (None if refused)."""
 
-        self._pending_spec: tuple[str, TrainSpec | None] | None = None
+        self._pending_spec = None
         layer = self.selected_layer()
         if layer is None:
             show_error("Select an image layer to train on.")
@@ -677,7 +679,6 @@ class DeepDenoiseWidget(QWidget):
         self._training_config = config
 
         extra = self._target()[1] if "target" in type(config).model_fields else {}
-        # recorded when the training ends with a model (a stopped one too)
         self._pending_spec = (folder, self.train_spec_for(layer, axes, folder, config, resume))
 
         def factory(should_stop):
@@ -738,9 +739,8 @@ class DeepDenoiseWidget(QWidget):
         self.last_info = info
         self._update_estimate()  # the measured time, while the settings stay those trained
         if info is not None:
-            pending = getattr(self, "_pending_spec", None)
-            if pending is not None:
-                self._record_training(*pending)
+            if self._pending_spec is not None:  # a stopped training's model too
+                self._record_training(*self._pending_spec)
             self._pending_spec = None
             self._show_device(info.device)
             show_info(f"model saved in {self.folder.text()} ({info.epochs_done} epochs)")
