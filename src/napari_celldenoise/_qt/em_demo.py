@@ -18,18 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .demo import _settle
+
 PLUGIN = "napari-celldenoise"
 DEFAULT_IMAGE = "../shared/data/em/example_Se_implanted_MoS2.dm3"
 SHOTS = ("em-01-lattice.png", "em-02-training.png", "em-03-continued.png", "em-04-denoised.png")
-
-
-def _settle(seconds: float = 0.5) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
 
 
 def _wait(condition: Any, timeout: float) -> bool:
@@ -52,7 +45,7 @@ def _quiet_notifications(viewer: Any) -> None:
 
 def _shot(viewer: Any, out: Path, name: str) -> str:
     _quiet_notifications(viewer)
-    _settle(1.0)
+    _settle(viewer, 1.0)
     path = out / name
     viewer.screenshot(str(path), canvas_only=False)
     return str(path)
