@@ -89,7 +89,9 @@ def train_until_stopped(deep: Any, *, stop_in: int) -> dict[str, Any]:
         value = bar.value() if bar is not None else 0
         return value >= (stop_in - 1) * steps + min(2, steps - 1)
 
-    _wait(inside, 1800)
+    _wait(lambda: inside() or not deep.panel.running, 1800)
+    if not deep.panel.running:  # it ended by itself: a failed training says why
+        raise RuntimeError(f"the training ended before the stop: {deep.panel.failed or 'done'}")
     deep.panel.cancel_button.click()
     _wait(lambda: not deep.panel.running, 600)
     return {"train_seconds": round(time.monotonic() - t0, 1)}
@@ -182,9 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.image).is_file():
         print(f"no such image: {args.image}", file=sys.stderr)
         return 2
-    results = run_demo(
-        args.image, Path(args.out), steps=args.steps, patch=args.patch, res_blocks=args.res_blocks
-    )
+    try:
+        results = run_demo(
+            args.image, Path(args.out), steps=args.steps, patch=args.patch,
+            res_blocks=args.res_blocks,
+        )  # fmt: skip
+    except RuntimeError as exc:  # a dock refused or a training failed: said in one line
+        print(f"em-demo: {exc}", file=sys.stderr)
+        return 1
     for path in results["screenshots"]:
         print(f"screenshot: {path}")
     print(f"results:    {Path(args.out) / 'em-demo.json'}")
