@@ -176,24 +176,34 @@ def simulated(quick: bool) -> str:
     return "\n".join(lines)
 
 
+def open_crop(name: str, side: int, centre: tuple[int, int] | None = None):
+    """``(crop, image)``: a ``side`` px float32 crop of the real image ``name`` in
+    ../shared/data/em around ``centre`` (row, col; None: the middle), or None without it."""
+    from napari_celldenoise.io import read_image
+
+    path = DATA / name
+    if not path.exists():
+        return None
+    image = read_image(path)
+    data = np.asarray(image.data, dtype=np.float32)
+    cy, cx = centre or (data.shape[0] // 2, data.shape[1] // 2)
+    return data[cy - side // 2 : cy + side // 2, cx - side // 2 : cx + side // 2], image
+
+
 def real_images(quick: bool) -> str:
     from napari_celldenoise.em.lattice import LatticeNotFound, measure_lattice
-    from napari_celldenoise.io import read_image
 
     lines = [
         "| image | method | spacing a1, a2 | angle | confidence | s |",
         "|---|---|---|---|---|---|",
     ]
     for name in ("example_Se_implanted_MoS2.dm3", "example_Au_nanoparticle.emd"):
-        path = DATA / name
-        if not path.exists():
+        # a central crop (BM3D on the whole image is minutes here)
+        opened = open_crop(name, 256 if quick else 384)
+        if opened is None:
             lines.append(f"| {name} | - | (file not available) | | | |")
             continue
-        image = read_image(path)
-        data = np.asarray(image.data, dtype=np.float32)
-        side = 256 if quick else 384  # a central crop (BM3D on the whole image is minutes here)
-        h, w = data.shape
-        data = data[(h - side) // 2 : (h + side) // 2, (w - side) // 2 : (w + side) // 2]
+        data, image = opened
         scale = (image.scale["Y"], image.scale["X"])
         for label, fn in methods(quick):
             t0 = time.perf_counter()

@@ -54,7 +54,7 @@ def test_generator_starts_as_the_identity_and_tiles_seamlessly():
 
 
 @pytest.mark.slow
-def test_trains_saves_loads_predicts_and_continues(tmp_path, lattice):
+def test_trains_saves_loads_predicts_and_continues(tmp_path, lattice, monkeypatch):
     img, truth = lattice
     model = tmp_path / "model"
     config = TrainConfig(method="cyclegan", epochs=2, **TINY)
@@ -78,6 +78,18 @@ def test_trains_saves_loads_predicts_and_continues(tmp_path, lattice):
 
     out = run(predict(str(model), img, "YX", PredictConfig(weights="last")))
     assert out.shape == img.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    # keep_thickness: the stitched output gets the input's unit-cell mean (the data's dents)
+    import napari_celldenoise.deep.cyclegan as cyclegan
+    from napari_celldenoise.em.thickness import keep_thickness
+
+    basis = np.asarray(saved["basis_px"])
+    assert basis.shape == (2, 2)
+    step = cyclegan.thickness_step
+    monkeypatch.setattr(cyclegan, "thickness_step", lambda folder, info: None)
+    raw = run(predict(str(model), img, "YX", PredictConfig(weights="last")))
+    monkeypatch.setattr(cyclegan, "thickness_step", step)
+    assert np.abs(raw - out).max() > 1e-4 * float(img.std())  # the step changed something
+    np.testing.assert_allclose(out, keep_thickness(raw, img, basis), atol=1e-5 * float(img.std()))
     # the residual generator starts as the identity: a short training stays near the input
     assert abs(float(out.mean()) - float(img.mean())) < 0.5 * float(img.std())
     stack = np.stack([img, img[::-1]])

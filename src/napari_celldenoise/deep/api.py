@@ -213,9 +213,8 @@ def predict(
     n = int(np.prod(lead)) if lead else 1
     arr = arr.reshape((n, *arr.shape[len(lead) :]))
     yield Progress(0, 0, "loading the model")
-    predictor = yield from method_of(info.train).predictor(
-        folder, info, config, arr, should_stop=should_stop
-    )
+    method = method_of(info.train)
+    predictor = yield from method.predictor(folder, info, config, arr, should_stop=should_stop)
     if config.ensemble:
         predictor = Dihedral(predictor)
     yield Log(
@@ -234,6 +233,7 @@ def predict(
     from .tiling import tile_windows
 
     per = len(tile_windows(arr.shape[1:], **tiling))
+    finish = method.finish(folder, info) if method.finish else None
     for i in range(n):
         gen = predict_tiled(
             predictor,
@@ -250,6 +250,8 @@ def predict(
         if should_stop():
             yield Done(None, stopped=True)
             return
+        if finish is not None:
+            result[i] = finish(np.asarray(arr[i], dtype=np.float32), result[i])
     if stored is not None:
         result.flush()
         del result

@@ -93,6 +93,7 @@ class TargetCrops:
         reference: np.ndarray | None,
         seed: int,
         refresh: int = 4,
+        vacancy_rate: float = 0.01,
     ):
         from ..em.errors import LatticeNotFound
         from ..em.lattice import measure_lattice
@@ -122,8 +123,9 @@ class TargetCrops:
         self.streams = []
         for i, patch in enumerate(noisy[:8]):
             _, stream = target_stream(
-                patch, reference=reference, seed=seed + 1000 * i, lattice=lattice
-            )
+                patch, reference=reference, seed=seed + 1000 * i, lattice=lattice,
+                vacancy_rate=vacancy_rate,
+            )  # fmt: skip
             self.streams.append(stream)
         self.rng = np.random.default_rng(seed)
         self.refresh, self.served, self.turn = refresh, 0, 0
@@ -470,7 +472,7 @@ def linear_decay(learning_rate: float, total_steps: int) -> Any:
 
 
 # ---------------------------------------------------------------------------------- training
-LOWPASS_JSON = "cyclegan.json"  # the folder's side file: low-pass sigma, lattice spacing
+LOWPASS_JSON = "cyclegan.json"  # the folder's side file: low-pass sigma, lattice, noise
 
 
 def train_cyclegan(
@@ -491,7 +493,10 @@ def train_cyclegan(
     tf.random.set_seed(config.seed)
     if config.target == "reference" and reference is None:
         raise DeepInputError("cyclegan with target 'reference' needs the reference image")
-    targets = TargetCrops(train, reference=reference, seed=draw_seed_int(config, info))
+    targets = TargetCrops(
+        train, reference=reference, seed=draw_seed_int(config, info),
+        vacancy_rate=config.vacancy_rate,
+    )  # fmt: skip
     if resume:
         mean, std = info.mean, info.std
     else:
@@ -499,7 +504,12 @@ def train_cyclegan(
     sigma = config.lowpass_sigma or targets.spacing
     folder.write_json(
         LOWPASS_JSON,
-        {"lowpass_sigma": sigma, "spacing_px": targets.spacing, "noise": targets.noise},
+        {
+            "lowpass_sigma": sigma,
+            "spacing_px": targets.spacing,
+            "basis_px": np.asarray(targets.lattice.basis).tolist(),
+            "noise": targets.noise,
+        },
     )
     model = build_cyclegan(config, patch=config.patch, lowpass_sigma=sigma)
     if resume:
@@ -555,3 +565,17 @@ def generator_from_folder(folder: ModelFolder, info: ModelInfo, which: str = "be
     model.build_all(config.patch)
     model.load_weights(str(folder.weights(which)))
     return model.g
+
+
+def thickness_step(folder: ModelFolder, info: ModelInfo) -> Any:
+    """``step(input, output)``: the input's cell mean in place of the output's
+    (:func:`..em.thickness.keep_thickness`, on the basis the training measured), or None when
+    the model's ``keep_thickness`` is off or its folder predates the saved basis."""
+    if not info.train.keep_thickness or not folder.file(LOWPASS_JSON).is_file():
+        return None
+    basis = folder.read_json(LOWPASS_JSON).get("basis_px")
+    if basis is None:
+        return None
+    from ..em.thickness import keep_thickness
+
+    return lambda source, output: keep_thickness(output, source, np.asarray(basis))

@@ -64,6 +64,10 @@ class DeepMethod:
         See :data:`Trainer` and :data:`PredictorFactory`.
     receptive_radius
         ``depth -> pixels`` of context a tile needs (a model folder's ``overlap``).
+    finish
+        ``(folder, info) -> step`` or None: ``step(input_plane, output_plane)`` returns the
+        final plane after the tiles are stitched (a whole-plane step, so tiled prediction
+        still equals untiled); the factory may return None (nothing to do for that model).
     export
         :class:`ExportSupport`, or None when the model zoo cannot describe its models.
     three_d
@@ -95,6 +99,7 @@ class DeepMethod:
     train: Trainer
     predictor: PredictorFactory
     receptive_radius: Callable[[int], int]
+    finish: Callable[[ModelFolder, ModelInfo], Callable[..., Any] | None] | None = None
     export: ExportSupport | None = None
     three_d: bool = True
     dock: frozenset[str] = frozenset()

@@ -88,6 +88,19 @@ class CycleGANConfig(TrainConfig):
         "weight (it asks for the noise back: a high share holds G at the identity)",
     )
 
+    vacancy_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=0.2,
+        description="share of the columns taken out of each synthetic target: the network "
+        "learns that vacancies exist, so it does not fill them in",
+    )
+    keep_thickness: bool = Field(
+        default=True,
+        description="after prediction, the output's mean over one unit cell is replaced by "
+        "the input's: the thickness map (dents) comes from the data, not the network",
+    )
+
     pool_size: int = Field(
         default=50,
         ge=0,
@@ -139,6 +152,14 @@ def predictor(
     return KerasPredictor(generator_from_folder(folder, info, config.weights), info.mean, info.std)
 
 
+def finish(folder: Any, info: Any) -> Any:
+    """The plane step after the tiles: the input's thickness map into the output
+    (``keep_thickness``), on the lattice the training measured."""
+    from ..cyclegan import thickness_step
+
+    return thickness_step(folder, info)
+
+
 def receptive_radius(depth: int) -> int:
     from ..cyclegan import receptive_radius as radius
 
@@ -154,6 +175,7 @@ METHOD = DeepMethod(
     train=train,
     predictor=predictor,
     receptive_radius=receptive_radius,
+    finish=finish,
     three_d=False,
     dock=frozenset({"gan"}),
     optional_inputs=("reference",),
