@@ -145,3 +145,20 @@ def test_cli_lattice_json_and_no_lattice_exit(tmp_path, capsys):
     assert main(["lattice", str(noise)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no lattice found" in err[0]
+
+
+def test_periodic_scan_noise_finer_than_any_atomic_spacing_is_not_a_lattice_vector():
+    # the gold nanoparticle image shows fringes of one family of planes and a 3.3 px (25 pm)
+    # stripe pattern from the scan: the stripe was reported as a lattice vector of 25 pm
+    yy, xx = np.mgrid[0:256, 0:256]
+    fringes = 10 + np.cos(2 * np.pi * (yy * 0.8 + xx * 0.6) / 28) + np.sin(2 * np.pi * xx / 3.3)
+    noisy = np.random.default_rng(0).poisson(fringes * 20) / 20.0
+    assert min(measure_lattice(noisy).lengths) < 10  # in pixels the scale is unknown
+    one = "only one Bragg peak.*periodic scan noise.*one family"
+    with pytest.raises(LatticeNotFound, match=one):
+        measure_lattice(noisy, scale=0.0075, unit="nm")
+    # a real lattice under the same stripe is measured as without it
+    img, _ = simulate_lattice((256, 256), kind="square", spacing=20, dose=50, seed=2)
+    striped = img + 0.5 * img.std() * np.sin(2 * np.pi * xx / 3.3)
+    found = measure_lattice(striped, scale=0.0075, unit="nm")
+    assert sorted(found.lengths) == pytest.approx([20 * 0.0075] * 2, rel=0.03)

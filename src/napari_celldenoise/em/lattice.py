@@ -36,6 +36,10 @@ __all__ = ["Lattice", "LatticeNotFound", "Motif", "measure_lattice", "measure_mo
 EULER_GAMMA = 0.5772156649015329
 LEAKAGE_FLOOR = 1e-8
 STRONG_RANGE = 1e-3  # basis peaks: within this power ratio of the strongest
+# no projected atomic spacing is shorter (the closest columns, dumbbells, are ~0.08 nm apart):
+# a finer Fourier peak is periodic scan noise (mains pick-up, a vibrating scan coil)
+MIN_SPACING_NM = 0.06
+NM_PER_UNIT = {"nm": 1.0, "pm": 1e-3, "Å": 0.1, "A": 0.1, "angstrom": 0.1, "µm": 1e3, "um": 1e3}
 MAX_FFT = 2048  # the padded FFT's side is capped (memory, time) for large images
 
 
@@ -292,6 +296,26 @@ def _canonical(a1: np.ndarray, a2: np.ndarray, tol: float = 0.05) -> np.ndarray:
     return np.stack([first, max(second, key=lambda v: (_ccw(v) - _ccw(first)) % 360)])
 
 
+def _without_scan_noise(peaks, snr, power, scale, unit: str):
+    """The peaks without those finer than :data:`MIN_SPACING_NM` (only with a length unit),
+    and a note naming what was dropped ("" when nothing)."""
+    per_nm = NM_PER_UNIT.get(unit)
+    if per_nm is None or not len(peaks):
+        return peaks, snr, power, ""
+    pixel_nm = float(np.mean(scale)) * per_nm
+    period_nm = pixel_nm / np.hypot(peaks[:, 0], peaks[:, 1])
+    fine = period_nm < MIN_SPACING_NM
+    if not fine.any():
+        return peaks, snr, power, ""
+    periods = ", ".join(f"{p * 1000:.0f} pm" for p in sorted(set(np.round(period_nm[fine], 3))))
+    note = (
+        f"; {int(fine.sum())} finer periodic peak(s) ignored ({periods}: shorter than any "
+        "atomic spacing, periodic scan noise)"
+    )
+    keep = ~fine
+    return peaks[keep], snr[keep], power[keep], note
+
+
 def measure_lattice(
     image: np.ndarray,
     *,
@@ -323,11 +347,25 @@ def measure_lattice(
     """
     x = _as_plane(image)
     peaks, snr, n, threshold, power = find_peaks(x, pad=pad, alpha=alpha, min_cells=min_cells)
+    peaks, snr, power, noise = _without_scan_noise(peaks, snr, power, scale, unit)
+    if len(peaks) == 1:
+        d = float(np.mean(scale)) / float(np.hypot(*peaks[0]))
+        raise LatticeNotFound(
+            f"no lattice found: only one Bragg peak stands out (d = {d:.4g} {unit}{noise}): "
+            "one family of lattice planes (fringes; tilt to a zone axis) or one periodic "
+            "artefact, no 2D lattice"
+        )
     if len(peaks) < 2:
         raise LatticeNotFound(
             "no lattice found: fewer than two Bragg peaks stand out of the noise "
-            f"({len(peaks)} above {threshold:.1f} x background); vacuum, amorphous or too noisy"
+            f"({len(peaks)} above {threshold:.1f} x background{noise}); vacuum, amorphous or "
+            "too noisy"
         )
+    if noise:
+        try:
+            _pick_basis(peaks, snr)
+        except LatticeNotFound as exc:
+            raise LatticeNotFound(f"{exc}{noise}") from None
     # the basis from peaks within 30 dB of the strongest: on a clean (or filtered) image the
     # window's sidelobes and the smooth background leave weak peaks far above the noise
     # (in power: the radial background of a clean image falls steeply, which inflates the
