@@ -122,7 +122,7 @@ def test_report_explains_a_negative_offset_variance_as_the_dark_offset():
     assert lines[first + 1].startswith("dark offset") and "zero level" in lines[first + 1]
     assert f"{noise['dark_offset']:.4g}" in lines[first + 1]
     assert lines[first + 2].startswith("offset var.") and "negative" in lines[first + 2]
-    assert "outweighs" in lines[first + 2] and "read noise" in lines[first + 3]
+    assert "outweighs the read noise" in lines[first + 2]
     assert "read-noise variance" not in text
 
 

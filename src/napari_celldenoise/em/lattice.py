@@ -715,12 +715,14 @@ def noise_lines(noise: dict) -> list[str]:
             f"offset variance {offset_var:.4g}"
         ]
     zero = noise.get("zero_level", -offset_var / gain)
-    lines = [f"noise gain    {gain:.4g} detector units per count ({how})"]
+    lines = [f"noise gain    {gain:.4g} per count ({how})"]
     if offset_var < 0:
         lines += [
             f"dark offset   {zero:.4g} (zero level: the noise variance reaches 0 there)",
-            f"offset var.   {offset_var:.4g}, negative: a dark offset of {zero:.4g} outweighs",
-            "              the read noise (the fit sees read variance - gain x dark offset)",
+            # one line (the dock wraps it): the fit's offset variance is read variance minus
+            # gain x dark offset (see measure_gain)
+            f"offset var.   {offset_var:.4g}, negative: a dark offset of {zero:.4g} outweighs "
+            "the read noise",
         ]
     else:
         lines += [
