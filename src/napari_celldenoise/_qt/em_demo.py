@@ -66,9 +66,10 @@ def _raise(widget: Any) -> None:
 
 def look_at_preview(viewer: Any, deep: Any, image: Any, *, margin: float = 1.8) -> list | None:
     """Zoom the camera onto the Deep dock's preview patch: ``margin`` times its side fills the
-    canvas's shorter side, and the view stays inside ``image`` where the image is larger than
-    it (at the whole image's zoom a 256 px patch of 1024 px is a small square that looks like
-    the image under it). Returns the patch's world extent, None without a preview."""
+    canvas's shorter side, and the view stays inside ``image`` (but for a sliver that keeps
+    an outline on its edge in view) where the image is larger than the view. At the whole
+    image's zoom a 256 px patch of 1024 px is a small square that looks like the image under
+    it. Returns the patch's world extent, None without a preview."""
     import numpy as np
 
     last = deep.preview.last
@@ -77,10 +78,13 @@ def look_at_preview(viewer: Any, deep: Any, image: Any, *, margin: float = 1.8) 
     patch = np.asarray(last[0].extent.world, float)[:, -2:]
     whole = np.asarray(image.extent.world, float)[:, -2:]
     canvas = np.asarray(viewer.canvas.size, float)  # (height, width) in screen pixels
-    zoom = float(canvas.min()) / (margin * float(np.max(patch[1] - patch[0])))
+    side = float(np.max(patch[1] - patch[0]))
+    zoom = float(canvas.min()) / (margin * side)
     half = canvas / zoom / 2  # the world half-extent in view, per axis
     fits = 2 * half >= whole[1] - whole[0]
-    inside = np.clip(patch.mean(axis=0), whole[0] + half, whole[1] - half)
+    # a sliver beyond the image, so that an outline on its edge stays in view
+    pad = 0.05 * side
+    inside = np.clip(patch.mean(axis=0), whole[0] - pad + half, whole[1] + pad - half)
     centre = np.where(fits, whole.mean(axis=0), inside)
     camera = viewer.scene.camera
     camera.center = tuple(float(c) for c in centre)
@@ -119,6 +123,9 @@ def train_until_stopped(deep: Any, *, stop_in: int) -> dict[str, Any]:
         raise RuntimeError(f"the training ended before the stop: {deep.panel.failed or 'done'}")
     deep.panel.cancel_button.click()
     _wait(lambda: not deep.panel.running, 600)
+    if deep.last_info is None:  # killed, not stopped (it did not answer Stop in time)
+        reason = deep.panel.failed or deep.panel.status.text()
+        raise RuntimeError(f"the training did not stop with a saved model: {reason}")
     return {"train_seconds": round(time.monotonic() - t0, 1)}
 
 
