@@ -259,6 +259,7 @@ def test_the_preview_lies_over_its_patch_and_keeps_the_images_contrast(dock):
     later = np.asarray(src.data)[32:64, 64:96]
     w._on_train_event(_preview(later, {"Y": 32, "X": 64}))
     assert viewer.layers[name].data is not None and len(viewer.layers) == 2
+    assert layer.bounding_box.visible  # outlined here too (a preview without prepare)
     assert layer.contrast_limits == src.contrast_limits
     thumb = np.asarray(layer.thumbnail)[..., :3].astype(float)
     assert (thumb.min(axis=-1) > 250).mean() < 0.2  # not white
@@ -272,6 +273,8 @@ def test_the_preview_layer_is_made_first_and_each_preview_fills_it(dock):
     w._source_layer = src
     layer = w.preview.prepare(src, "YX", "n2v", (32, 32))  # what the click on Train does
     assert layer.name == "n2v preview (first epoch pending)" and not layer.visible
+    # its outline shows where the patch lies (a preview looks like the image under it)
+    assert layer.bounding_box.visible and not layer.bounding_box.points
     assert layer.name not in [w.layer_combo.itemText(i) for i in range(w.layer_combo.count())]
     assert layer.contrast_limits == src.contrast_limits
     np.testing.assert_allclose(layer.scale, (0.2, 0.2))

@@ -177,6 +177,36 @@ def test_job_panel_cancel_stops_the_job(qtbot):
     assert panel.status.text() == "stopped"
 
 
+def test_job_panel_keeps_the_progress_reached_after_a_stop(qtbot):
+    """A stopped job's bar shows the share of its planned steps that was done, not 0 %."""
+    from napari_celldenoise._qt.jobs import JobPanel
+
+    panel = JobPanel()
+    qtbot.addWidget(panel)
+    results = []
+    panel.start(lambda stop: _slow_job(200, should_stop=stop), on_done=results.append)
+    qtbot.waitUntil(lambda: panel.progress.value() >= 5, timeout=5000)
+    with qtbot.waitSignal(panel.finished, timeout=10000):
+        panel.cancel()
+    assert panel.status.text() == "stopped"
+    assert panel.progress.maximum() == 200
+    assert panel.progress.value() == results[0]  # the frames done when it stopped
+    assert 5 <= panel.progress.value() < 200
+    # a stop before the first Progress leaves an empty bar, not a busy one
+    with qtbot.waitSignal(panel.finished, timeout=10000):
+        panel.start(lambda stop: _stopped_at_once(should_stop=stop))
+        panel.cancel()
+    assert (panel.progress.minimum(), panel.progress.maximum(), panel.progress.value()) == (0, 1, 0)
+
+
+def _stopped_at_once(*, should_stop):
+    from napari_celldenoise.jobs import Done
+
+    while not should_stop():
+        time.sleep(0.01)
+    yield Done(result=None, stopped=True)
+
+
 def _left():
     from qtpy.QtCore import Qt
 

@@ -47,6 +47,23 @@ def test_measuring_overlays_the_lattice_and_shows_the_numbers(dock, qtbot):
         -widget.result["noise"]["offset_variance"] / widget.result["noise"]["gain"]
     )
     assert len(widget.axes.collections) == 2  # all peaks and the basis peaks on the FFT
+    assert "calibration" not in widget.result and "implied" not in widget.numbers.text()
+
+
+def test_known_lattice_constant_shows_the_implied_pixel_size(dock, qtbot):
+    # the simulated 14 px spacing with a = 0.2 nm: 0.2 / 14 nm per pixel, the layer says 0.0127
+    _, widget, _ = dock
+    widget.set_layer("lattice")
+    widget.measure()
+    qtbot.waitUntil(lambda: not widget.busy and widget.result is not None, timeout=30000)
+    assert widget.known_a.suffix() == " nm"
+    widget.known_a.setValue(0.2)  # after measuring: the report follows without measuring again
+    cal = widget.result["calibration"]
+    assert cal["pixel_size"] == pytest.approx(0.2 / 14, rel=0.005)
+    assert cal["relative_error"] == pytest.approx(0.0127 * 14 / 0.2 - 1, abs=0.005)
+    assert f"{cal['pixel_size']:.6g} nm implied" in widget.numbers.text()
+    widget.known_a.setValue(0.0)  # off again
+    assert "calibration" not in widget.result and "implied" not in widget.numbers.text()
 
 
 def test_a_field_without_lattice_says_so(dock, qtbot):

@@ -9,11 +9,14 @@ from scipy import ndimage as ndi
 from napari_celldenoise.cli.main import main
 from napari_celldenoise.em.lattice import (
     LatticeNotFound,
+    analyse,
+    calibration,
+    format_report,
     measure_gain,
     measure_lattice,
     measure_motif,
 )
-from napari_celldenoise.em.simulate import simulate_lattice
+from napari_celldenoise.em.simulate import noisify, simulate_lattice
 
 
 def _orientation_error(measured: float, true: float, symmetry: float) -> float:
@@ -98,6 +101,60 @@ def test_zero_level_is_the_dark_offset():
     assert noise["zero_level"] == pytest.approx(1000.0, rel=0.03)
 
 
+def _recorded(offset: float, read_variance: float) -> np.ndarray:
+    """A lattice recorded at gain 3 above a dark ``offset`` (then no read noise) or with
+    ``read_variance`` (then no offset): ``noisify``'s reading of the offset variance."""
+    _, truth = simulate_lattice((256, 256), kind="hexagonal", spacing=20, sigma=2.5, dose=200)
+    rng = np.random.default_rng(3)
+    offset_variance = -3.0 * offset if offset else read_variance
+    return noisify(truth.clean + offset, rng, gain=3.0, offset_variance=offset_variance)
+
+
+def test_report_explains_a_negative_offset_variance_as_the_dark_offset():
+    out = analyse(_recorded(offset=5000.0, read_variance=0.0))
+    noise = out["noise"]
+    assert noise["offset_variance"] < 0
+    assert noise["dark_offset"] == pytest.approx(5000.0, rel=0.03) == noise["zero_level"]
+    text = format_report(out)
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("noise gain"))
+    # the gain and the dark offset lead, then the offset variance with the reason for its sign
+    assert lines[first + 1].startswith("dark offset") and "zero level" in lines[first + 1]
+    assert f"{noise['dark_offset']:.4g}" in lines[first + 1]
+    assert lines[first + 2].startswith("offset var.") and "negative" in lines[first + 2]
+    assert "outweighs the read noise" in lines[first + 2]
+    assert "read-noise variance" not in text
+
+
+def test_report_calls_a_positive_offset_variance_the_read_noise():
+    out = analyse(_recorded(offset=0.0, read_variance=9.0))
+    noise = out["noise"]
+    assert noise["offset_variance"] == pytest.approx(9.0, rel=0.3)
+    assert noise["dark_offset"] == 0.0
+    text = format_report(out)
+    assert "dark offset   none" in text
+    assert "the read-noise variance" in text and "outweighs" not in text
+    # the JSON keys stay as they were (added to, not renamed)
+    assert {"gain", "offset_variance", "zero_level", "sigma", "r2", "model", "source"} <= set(noise)
+
+
+@pytest.mark.parametrize(("kind", "spacing"), [("hexagonal", 14.3), ("square", 11.7)])
+def test_known_lattice_constant_calibrates_the_pixel_size(kind, spacing):
+    # MoS2 (a = 0.316 nm) imaged at 0.316 / spacing nm per pixel, filed with a wrong 0.0127
+    img, _ = simulate_lattice((256, 256), kind=kind, spacing=spacing, angle=17, dose=30, seed=2)
+    true_pixel = 0.316 / spacing
+    lat = measure_lattice(img, scale=0.0127, unit="nm")
+    cal = calibration(lat, 0.316)
+    assert cal["pixel_size"] == pytest.approx(true_pixel, rel=0.005)
+    assert cal["pixel_size_from_area"] == pytest.approx(true_pixel, rel=0.005)
+    assert cal["file_pixel_size"] == pytest.approx(0.0127)
+    assert cal["relative_error"] == pytest.approx(0.0127 / true_pixel - 1, abs=0.005)
+    report = format_report(analyse(img, scale=0.0127, unit="nm", known_a=0.316))
+    assert f"{cal['pixel_size']:.6g} nm implied" in report
+    with pytest.raises(ValueError, match="positive"):
+        calibration(lat, 0.0)
+
+
 @pytest.mark.parametrize("field", ["gaussian", "poisson", "amorphous"])
 def test_no_lattice_in_noise_or_amorphous_fields(field):
     rng = np.random.default_rng(0)
@@ -140,6 +197,16 @@ def test_cli_lattice_json_and_no_lattice_exit(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["lattice"]["length_px"] == pytest.approx([10, 10], rel=0.01)
     assert out["lattice"]["kind"] == "square"
+    assert "calibration" not in out
+    # a = 0.5 (nm, say) over 10 px: 0.05 per pixel; the TIFF has no pixel size to compare
+    assert main(["lattice", str(good), "--json", "--known-a", "0.5"]) == 0
+    cal = json.loads(capsys.readouterr().out)["calibration"]
+    assert cal["pixel_size"] == pytest.approx(0.05, rel=0.01)
+    assert cal["relative_error"] is None and cal["file_pixel_size"] is None
+    assert main(["lattice", str(good), "--known-a", "0.5"]) == 0
+    assert "implied; the file has no pixel size" in capsys.readouterr().out
+    assert main(["lattice", str(good), "--known-a", "-1"]) == 2
+    assert "--known-a must be positive" in capsys.readouterr().err
     noise = tmp_path / "noise.tif"
     tifffile.imwrite(noise, np.random.default_rng(1).normal(0, 1, (128, 128)).astype(np.float32))
     assert main(["lattice", str(noise)]) == 2

@@ -9,6 +9,10 @@ the layer, hidden and named for the preview to come; every preview then changes 
 layer's data, and the first one also its name, its place over the patch and its visibility.
 A later training on the same image with the same method reuses the layer, as the name
 lookup of the previews did before.
+
+The preview is a patch (256 px of a 1024 px EM image, say) that looks like the image under it
+until the network has learnt something, so the layer draws its outline (napari's bounding-box
+overlay of the layer: no extra layer, no extra stall, it moves and hides with the preview).
 """
 
 from __future__ import annotations
@@ -61,6 +65,19 @@ def preview_geometry(src: Any, axes: str, ndim: int, origin: dict[str, int]) -> 
     return kwargs
 
 
+OUTLINE_COLOUR = "#ffd040"
+
+
+def outline(layer: Any) -> Any:
+    """Draw ``layer``'s outline (its bounding box, without the corner points)."""
+    box = layer.bounding_box
+    box.points = False
+    box.line_color = OUTLINE_COLOUR
+    box.line_thickness = 2
+    box.visible = True
+    return layer
+
+
 class PreviewLayer:
     """The layer the previews of one training go to (see the module docstring).
 
@@ -91,6 +108,7 @@ class PreviewLayer:
                 contrast_limits=tuple(src.contrast_limits),
                 **geometry,
             )
+            outline(layer)
         self.layer, self.pending = layer, True
         self.last = (layer, src, method)
         return layer
@@ -133,7 +151,7 @@ class PreviewLayer:
         if src is not None and image.ndim <= src.ndim:
             kwargs = preview_geometry(src, axes, image.ndim, origin)
             kwargs["contrast_limits"] = tuple(src.contrast_limits)
-        self.viewer.add_image(image, name=name, **kwargs)
+        outline(self.viewer.add_image(image, name=name, **kwargs))
 
     def finish(self) -> None:
         """The job ended: a layer made for it that never got a preview is removed (and the

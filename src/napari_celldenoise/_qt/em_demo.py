@@ -5,7 +5,8 @@ there is no display) opens an atomic-resolution image (the real MoS2 ``.dm3`` by
 measures its lattice in the Lattice dock (overlay and power spectrum), trains a CycleGAN towards
 the auto target (from the measured lattice and motif) in the Deep dock, stops it inside epoch 3,
 continues, denoises the whole image, and writes four screenshots and a JSON of what it measured
-to ``--out`` (``/tmp/em-demo``). The settings are small (256 px crops, a few steps per epoch),
+to ``--out`` (``/tmp/em-demo``); the two training screenshots are zoomed onto the outlined
+preview patch. The settings are small (256 px crops, a few steps per epoch),
 so that it takes minutes on two CPU cores: a demonstration of the workflow, not of quality.
 """
 
@@ -63,6 +64,34 @@ def _raise(widget: Any) -> None:
         dock.raise_()
 
 
+def look_at_preview(viewer: Any, deep: Any, image: Any, *, margin: float = 1.8) -> list | None:
+    """Zoom the camera onto the Deep dock's preview patch: ``margin`` times its side fills the
+    canvas's shorter side, and the view stays inside ``image`` (but for a sliver that keeps
+    an outline on its edge in view) where the image is larger than the view. At the whole
+    image's zoom a 256 px patch of 1024 px is a small square that looks like the image under
+    it. Returns the patch's world extent, None without a preview."""
+    import numpy as np
+
+    last = deep.preview.last
+    if last is None or last[0] not in viewer.layers or not last[0].visible:
+        return None
+    patch = np.asarray(last[0].extent.world, float)[:, -2:]
+    whole = np.asarray(image.extent.world, float)[:, -2:]
+    canvas = np.asarray(viewer.canvas.size, float)  # (height, width) in screen pixels
+    side = float(np.max(patch[1] - patch[0]))
+    zoom = float(canvas.min()) / (margin * side)
+    half = canvas / zoom / 2  # the world half-extent in view, per axis
+    fits = 2 * half >= whole[1] - whole[0]
+    # a sliver beyond the image, so that an outline on its edge stays in view
+    pad = 0.05 * side
+    inside = np.clip(patch.mean(axis=0), whole[0] - pad + half, whole[1] + pad - half)
+    centre = np.where(fits, whole.mean(axis=0), inside)
+    camera = viewer.scene.camera
+    camera.center = tuple(float(c) for c in centre)
+    camera.zoom = zoom
+    return patch.tolist()
+
+
 def step_lattice(viewer: Any, layer: Any, lattice_dock: Any) -> dict[str, Any]:
     """Measure the lattice of ``layer``: the overlay and the power spectrum with its peaks."""
     lattice_dock.set_layer(layer.name)
@@ -94,6 +123,9 @@ def train_until_stopped(deep: Any, *, stop_in: int) -> dict[str, Any]:
         raise RuntimeError(f"the training ended before the stop: {deep.panel.failed or 'done'}")
     deep.panel.cancel_button.click()
     _wait(lambda: not deep.panel.running, 600)
+    if deep.last_info is None:  # killed, not stopped (it did not answer Stop in time)
+        reason = deep.panel.failed or deep.panel.status.text()
+        raise RuntimeError(f"the training did not stop with a saved model: {reason}")
     return {"train_seconds": round(time.monotonic() - t0, 1)}
 
 
@@ -134,6 +166,7 @@ def run_demo(image: str, out: Path, *, steps: int, patch: int, res_blocks: int) 
     results.update(train_until_stopped(deep, stop_in=3))
     stopped = [(e.epoch, e.partial) for e in deep.epoch_events]
     results["stopped_after"] = {"epochs": stopped, "epochs_done": deep.last_info.epochs_done}
+    results["preview_patch"] = look_at_preview(viewer, deep, layer)
     shots.append(_shot(viewer, out, SHOTS[1]))
 
     deep.epochs.setValue(1)
@@ -152,6 +185,7 @@ def run_demo(image: str, out: Path, *, steps: int, patch: int, res_blocks: int) 
         results["seconds_per_epoch"] = round(e.seconds, 2)
         results["seconds_per_step"] = round(e.seconds / e.steps, 3)
     results["measured_text"] = deep.estimate.text()
+    look_at_preview(viewer, deep, layer)
     shots.append(_shot(viewer, out, SHOTS[2]))
 
     t0 = time.monotonic()

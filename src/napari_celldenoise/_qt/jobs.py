@@ -186,6 +186,13 @@ class JobPanel(QWidget):
             return
         self._finish_after_steps = False
         self.cancel_button.setEnabled(False)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1 if not (self._stop.is_set() or self.failed) else 0)
+        if self.failed or (self._stop.is_set() and self.progress.maximum() == 0):
+            # a failure, or a stop before the first Progress (the bar was still busy)
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+        elif not self._stop.is_set():
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+        # stopped: the bar keeps the share of the planned steps that was done (a stopped
+        # training's bar beside "stopped" says how far it got, 0 % would say it never ran)
         self.finished.emit()

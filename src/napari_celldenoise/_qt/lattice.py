@@ -14,6 +14,7 @@ import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QLabel,
     QPushButton,
@@ -67,8 +68,18 @@ class LatticeWidget(QWidget):
         self.numbers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.numbers.setStyleSheet("font-family: monospace;")
         self.numbers.setWordWrap(True)
+        self.known_a = QDoubleSpinBox()
+        self.known_a.setRange(0.0, 1000.0)
+        self.known_a.setDecimals(4)
+        self.known_a.setSingleStep(0.001)
+        self.known_a.setSpecialValueText("off")
+        self.known_a.setToolTip(
+            "The lattice constant a in the image's unit (0.316 for MoS2 in nm): the report "
+            "then gives the pixel size it implies and how far the file's is off (0 = off)"
+        )
         form = QFormLayout()
         form.addRow("image:", self.layer_combo)
+        form.addRow("known a:", self.known_a)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.measure_button)
@@ -79,6 +90,7 @@ class LatticeWidget(QWidget):
         layout.addWidget(self.numbers)
         layout.addStretch(1)
         self.measure_button.clicked.connect(self.measure)
+        self.known_a.valueChanged.connect(self._report)
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
@@ -154,9 +166,19 @@ class LatticeWidget(QWidget):
         self.status.setText(str(exc))
         show_warning(str(exc))
 
-    def _done(self, result: tuple | str, layer: Any) -> None:
-        from ..em.lattice import format_report
+    def _report(self, *_: Any) -> None:
+        """The numbers, with the calibration from the known lattice constant when one is set
+        (a change of ``known a`` after measuring updates them without measuring again)."""
+        from ..em.lattice import calibration, format_report
 
+        if self.result is None or self.lattice is None:
+            return
+        self.result.pop("calibration", None)
+        if self.known_a.value() > 0:
+            self.result["calibration"] = calibration(self.lattice, self.known_a.value())
+        self.numbers.setText(format_report(self.result))
+
+    def _done(self, result: tuple | str, layer: Any) -> None:
         if isinstance(result, str):
             self._failed(ValueError(result))
             return
@@ -171,7 +193,8 @@ class LatticeWidget(QWidget):
             f"{lattice.kind.capitalize()} lattice of {layer.name}, confidence "
             f"{lattice.confidence:.3f}: the columns are overlaid on the image."
         )
-        self.numbers.setText(format_report(self.result))
+        self.known_a.setSuffix(f" {lattice.unit}" if lattice.unit != "pixel" else "")
+        self._report()
         self._overlay(layer, lattice, motif)
         self._plot_fft(fft, lattice)
 

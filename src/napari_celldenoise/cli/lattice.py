@@ -2,7 +2,8 @@
 
 Prints the real-space basis (lengths in pixels and in the file's unit, the angle between the
 vectors, their orientation, a confidence), the motif (columns of the unit cell with their
-relative intensities, the column width) and the Poisson-Gaussian noise. A field with no clear
+relative intensities, the column width) and the Poisson-Gaussian noise; with ``--known-a`` the
+pixel size that the known lattice constant implies. A field with no clear
 lattice (vacuum, amorphous) exits with status 2 and "no lattice found".
 """
 
@@ -34,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=4.0,
         help="fewest lattice periods across the image a peak may stand for (default 4)",
     )
+    p.add_argument(
+        "--known-a",
+        type=float,
+        metavar="VALUE",
+        help="the lattice constant a in the image's unit (0.316 for MoS2 in nm): prints the "
+        "pixel size it implies and how far the file's pixel size is off",
+    )
     p.add_argument("--axes", help="override the axes read from the file, e.g. ZYX")
     p.set_defaults(func=run)
 
@@ -57,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
     data = plane_of(image, args.plane, args.input)
     unit = image.units.get("X", "pixel")
     scale = (image.scale.get("Y", 1.0), image.scale.get("X", 1.0))
+    if args.known_a is not None and not args.known_a > 0:
+        raise CliError(f"--known-a must be positive, got {args.known_a}")
     try:
-        result = analyse(data, scale=scale, unit=unit, min_cells=args.min_cells)
+        result = analyse(
+            data, scale=scale, unit=unit, min_cells=args.min_cells, known_a=args.known_a
+        )
     except LatticeNotFound as exc:
         raise CliError(f"{args.input}: {exc}") from None
     except ValueError as exc:

@@ -31,7 +31,14 @@ from scipy import ndimage as ndi
 
 from .errors import LatticeNotFound
 
-__all__ = ["Lattice", "LatticeNotFound", "Motif", "measure_lattice", "measure_motif"]
+__all__ = [
+    "Lattice",
+    "LatticeNotFound",
+    "Motif",
+    "calibration",
+    "measure_lattice",
+    "measure_motif",
+]
 
 EULER_GAMMA = 0.5772156649015329
 LEAKAGE_FLOOR = 1e-8
@@ -614,7 +621,8 @@ def measure_gain(image: np.ndarray, lattice: Lattice | None = None) -> dict[str,
     records ``var = gain * (mean - c) + read_variance``, so the fitted offset variance is
     ``read_variance - gain * c`` and is negative whenever the offset outweighs the read noise
     (then the zero level is about ``c``; without an offset it is ``-read_variance / gain``,
-    slightly below 0). NaN when the gain is not positive.
+    slightly below 0). NaN when the gain is not positive. ``dark_offset`` is that zero level
+    when the offset variance is negative, else 0 (the offset variance is then read noise).
     """
     from ..classical.noise import estimate_noise, fit_variance_curve
 
@@ -626,10 +634,13 @@ def measure_gain(image: np.ndarray, lattice: Lattice | None = None) -> dict[str,
     else:
         fit = estimate_noise(np.asarray(image, dtype=np.float32))
     gain, offset_variance = float(fit.a), float(fit.b)
+    zero_level = -offset_variance / gain if gain > 0 else float("nan")
     return {
         "gain": gain,
         "offset_variance": offset_variance,
-        "zero_level": -offset_variance / gain if gain > 0 else float("nan"),
+        "zero_level": zero_level,
+        # the reading of the one fitted number (the convention of ``simulate.noisify``)
+        "dark_offset": zero_level if offset_variance < 0 else 0.0,
         "sigma": float(fit.sigma),
         "r2": float(fit.r2),
         "model": fit.model,
@@ -643,16 +654,67 @@ def analyse(
     scale: tuple[float, float] | float = 1.0,
     unit: str = "pixel",
     min_cells: float = 4.0,
+    known_a: float | None = None,
 ) -> dict[str, Any]:
-    """Lattice, motif and noise of one image as one JSON-ready dict (the ``lattice`` command)."""
+    """Lattice, motif and noise of one image as one JSON-ready dict (the ``lattice`` command);
+    with ``known_a`` (the lattice constant in ``unit``) also the :func:`calibration`."""
     lattice = measure_lattice(image, scale=scale, unit=unit, min_cells=min_cells)
     motif = measure_motif(image, lattice)
     pixel = float(np.mean(lattice.scale))
-    return {
+    out = {
         "lattice": lattice.to_dict(),
         "motif": motif.to_dict(pixel, unit),
         "noise": measure_gain(image, lattice),
     }
+    if known_a:
+        out["calibration"] = calibration(lattice, known_a)
+    return out
+
+
+def calibration(lattice: Lattice, known_a: float) -> dict[str, Any]:
+    """The pixel size that a known lattice constant implies, against the file's.
+
+    A STEM image's pixel size is usually the nominal field of view over the number of pixels,
+    good to a few per cent; a crystal of known lattice constant is the ruler that calibrates
+    the magnification (Williams & Carter, "Transmission Electron Microscopy", 2nd ed.,
+    Springer 2009, on calibrating with known lattice spacings). Drift and scan-coil errors
+    also distort the scan (Sang & LeBeau, "Revolving scanning transmission electron
+    microscopy: correcting sample drift distortion without prior knowledge",
+    Ultramicroscopy 138 (2014) 28-35): the angle between ``a1`` and ``a2`` shows that.
+
+    ``known_a`` is the constant ``a`` in the image's unit (0.316 nm for MoS2). On a square or
+    hexagonal lattice the measured ``a`` is the mean of ``|a1|`` and ``|a2|``; on a
+    rectangular or oblique one ``|a1|`` (give the shorter constant). The cell-area value
+    assumes the ideal shape (``a**2`` square, ``a**2 * sqrt(3) / 2`` hexagonal): a simple
+    shear of the scan leaves the area alone, so where it differs from the first the scan is
+    sheared. ``relative_error`` is the file's pixel size over the implied one, less 1; an
+    image without a pixel size (``unit`` "pixel") gets the implied one in the unit of
+    ``known_a`` and ``None`` for the file's pixel size and the error.
+    """
+    if not known_a > 0:
+        raise ValueError(f"the known lattice constant must be positive, got {known_a}")
+    kind = lattice.kind
+    if kind in ("square", "hexagonal"):
+        a_px, source = lattice.spacing_px, "mean of |a1|, |a2|"
+    else:
+        a_px, source = lattice.lengths_px[0], "|a1| (the shorter basis vector)"
+    implied = float(known_a) / a_px
+    calibrated = lattice.unit != "pixel"
+    file_pixel = float(np.mean(lattice.scale)) if calibrated else None
+    out = {
+        "known_a": float(known_a),
+        "unit": lattice.unit,
+        "measured_a_px": round(a_px, 4),
+        "from": source,
+        "pixel_size": implied,
+        "file_pixel_size": file_pixel,
+        "relative_error": file_pixel / implied - 1 if calibrated else None,
+    }
+    if kind in ("square", "hexagonal"):
+        shape = 1.0 if kind == "square" else np.sqrt(3) / 2
+        area_a = float(np.sqrt(abs(np.linalg.det(lattice.basis)) / shape))
+        out["pixel_size_from_area"] = float(known_a) / area_a
+    return out
 
 
 def format_report(out: dict) -> str:
@@ -674,10 +736,57 @@ def format_report(out: dict) -> str:
             f"column {k}      at ({col['u']:.3f}, {col['v']:.3f}) of the cell, "
             f"relative intensity {col['relative']:.3f}"
         )
-    lines.append(
-        f"noise         gain {noise['gain']:.4g}, offset variance {noise['offset_variance']:.4g}"
-        f" ({noise['model']}, from the {noise['source']})"
-    )
-    if "zero_level" in noise:
-        lines.append(f"zero level    {noise['zero_level']:.4g} (the dark offset: variance 0 there)")
+    lines += noise_lines(noise)
+    if "calibration" in out:
+        lines += calibration_lines(out["calibration"])
     return "\n".join(lines)
+
+
+def noise_lines(noise: dict) -> list[str]:
+    """The noise of :func:`measure_gain` in a microscopist's words: the gain and the dark
+    offset first, then the offset variance and why it has its sign."""
+    gain, offset_var = noise["gain"], noise["offset_variance"]
+    how = f"{noise['model']}, from the {noise['source']}"
+    if not gain > 0:
+        return [
+            f"noise         no Poisson gain found ({how}): gain {gain:.4g}, "
+            f"offset variance {offset_var:.4g}"
+        ]
+    zero = noise.get("zero_level", -offset_var / gain)
+    lines = [f"noise gain    {gain:.4g} per count ({how})"]
+    if offset_var < 0:
+        lines += [
+            f"dark offset   {zero:.4g} (zero level: the noise variance reaches 0 there)",
+            # one line (the dock wraps it): the fit's offset variance is read variance minus
+            # gain x dark offset (see measure_gain)
+            f"offset var.   {offset_var:.4g}, negative: a dark offset of {zero:.4g} outweighs "
+            "the read noise",
+        ]
+    else:
+        lines += [
+            f"dark offset   none seen (zero level {zero:.4g}, just below 0)",
+            f"offset var.   {offset_var:.4g}: the read-noise variance "
+            f"(read noise {np.sqrt(offset_var):.4g} rms)",
+        ]
+    return lines
+
+
+def calibration_lines(cal: dict) -> list[str]:
+    """The :func:`calibration` of the pixel size as report lines."""
+    calibrated = cal["relative_error"] is not None
+    unit = cal["unit"] if calibrated else "(unit of a)"
+    known = f"{cal['known_a']:.5g} {unit}" if calibrated else f"{cal['known_a']:.5g}"
+    versus = "the file has no pixel size"
+    if calibrated:
+        off = 100 * cal["relative_error"]
+        versus = f"the file's {cal['file_pixel_size']:.6g} {unit} is {off:+.1f} % off"
+    lines = [
+        f"calibration   known a = {known} over {cal['measured_a_px']:.3f} px ({cal['from']})",
+        f"pixel size    {cal['pixel_size']:.6g} {unit} implied; {versus}",
+    ]
+    if "pixel_size_from_area" in cal:
+        lines.append(
+            f"              {cal['pixel_size_from_area']:.6g} {unit} from the cell area "
+            "(differs when the scan is sheared)"
+        )
+    return lines
