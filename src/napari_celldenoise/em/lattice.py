@@ -368,17 +368,15 @@ def measure_lattice(
             f"({len(peaks)} above {threshold:.1f} x background{noise}); vacuum, amorphous or "
             "too noisy"
         )
-    if noise:
-        try:
-            _pick_basis(peaks, snr)
-        except LatticeNotFound as exc:
-            raise LatticeNotFound(f"{exc}{noise}") from None
     # the basis from peaks within 30 dB of the strongest: on a clean (or filtered) image the
     # window's sidelobes and the smooth background leave weak peaks far above the noise
     # (in power: the radial background of a clean image falls steeply, which inflates the
     # signal-to-background ratio of the highest frequencies)
     strong = np.flatnonzero(power >= power.max() * STRONG_RANGE)
-    i, j = (strong[k] for k in _pick_basis(peaks[strong], snr[strong]))
+    try:
+        i, j = (strong[k] for k in _pick_basis(peaks[strong], snr[strong]))
+    except LatticeNotFound as exc:  # one family of planes: say what else was seen
+        raise LatticeNotFound(f"{exc}{noise}") from None
     g = np.stack([peaks[i], peaks[j]])
     hk = peaks @ np.linalg.inv(g)
     near = np.all(np.abs(hk - np.round(hk)) < 0.12, axis=1)
@@ -752,7 +750,7 @@ def noise_lines(noise: dict) -> list[str]:
             f"noise         no Poisson gain found ({how}): gain {gain:.4g}, "
             f"offset variance {offset_var:.4g}"
         ]
-    zero = noise.get("zero_level", -offset_var / gain)
+    zero = noise["zero_level"]
     lines = [f"noise gain    {gain:.4g} per count ({how})"]
     if offset_var < 0:
         lines += [
