@@ -55,6 +55,15 @@ SIM = dict(
 )
 
 
+def pooled(ms: list[dict], key: str) -> float:
+    """``key`` over the seeds' results ``ms``: the vacancies pooled (each seed weighted by its
+    vacancies), the others the mean; NaN when there is nothing."""
+    if key == "vacancies_filled":
+        n = sum(m["vacancies"] for m in ms)
+        return sum(m[key] * m["vacancies"] for m in ms if m["vacancies"]) / n if n else np.nan
+    return float(np.nanmean([m[key] for m in ms]))
+
+
 def metric_cells(ms: list[dict]) -> list[str]:
     """The table cells of :data:`METRICS` over the seeds' results ``ms``: means (± the standard
     deviation for PSNR and RMSE), vacancies pooled over the seeds."""
@@ -62,8 +71,7 @@ def metric_cells(ms: list[dict]) -> list[str]:
     for key, _, fmt in METRICS:
         if key == "vacancies_filled":
             n = sum(m["vacancies"] for m in ms)
-            filled = sum(m[key] * m["vacancies"] for m in ms if m["vacancies"])
-            cells.append(f"{filled / n:.0%} of {n}" if n else "-")
+            cells.append(f"{pooled(ms, key):.0%} of {n}" if n else "-")
             continue
         vals = np.array([m[key] for m in ms], float)
         mean = np.nanmean(vals) if np.isfinite(vals).any() else np.nan

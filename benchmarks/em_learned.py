@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from em import DATA, METRICS, SIM, methods, metric_cells, open_crop  # noqa: E402  (benchmarks/em.py)
+from em import DATA, METRICS, SIM, methods, metric_cells, open_crop, pooled  # noqa: E402  (benchmarks/em.py)
 
 DOSES = (5, 20, 100)  # counts per column (``--doses``)
 
@@ -148,13 +148,6 @@ def simulated(quick: bool) -> str:
                 f"| {dose} | {label} | " + " | ".join(cells) + f" | {train_s} | {secs:.2f} |"
             )
     return "\n".join(lines), results
-
-
-def pooled(ms: list[dict], key: str) -> float:
-    if key == "vacancies_filled":
-        n = sum(m["vacancies"] for m in ms)
-        return sum(m[key] * m["vacancies"] for m in ms) / n if n else float("nan")
-    return float(np.nanmean([m[key] for m in ms]))
 
 
 def goals(results: dict[tuple[str, int], list[dict]]) -> str:
